@@ -14,6 +14,7 @@
  *
  *   text.c     strict UTF-8 decoding, case and accent folding (Vietnamese and Latin), tokens
  *   bm25.c     in-memory BM25F index over product fields, prefix matching of the last word
+ *   fusion.c   reciprocal rank fusion of ranked lists, with the per-signal "why" and paging
  *
  * Conventions
  * -----------
@@ -185,5 +186,50 @@ size_t lookalike_bm25_count(lookalike_bm25_t *ix);
  * LOOKALIKE_EUTF8 or LOOKALIKE_ENOMEM. */
 int lookalike_bm25_search(lookalike_bm25_t *ix, const char *query, size_t k, lookalike_filter_fn filter,
                           void *filter_ud, lookalike_hit_t *out, size_t *nout, char *err, size_t errlen);
+
+/* ---- reciprocal rank fusion (fusion.c) ----
+ *
+ * fused(d) = sum over signals s holding d of weight_s / (k_rrf + rank_s(d)), rank 1-based in
+ * the order the list is given (best first; the scores are only carried along for "why", so
+ * lists may use any score scale, distances included). An id twice in one list keeps its first
+ * rank. Ties are broken by the best single rank, then by the smaller id, so paging through the
+ * same inputs never repeats or skips a result. */
+
+/* The default k of reciprocal rank fusion. */
+#define LOOKALIKE_RRF_K 60.0
+/* Most signals one fusion takes. */
+#define LOOKALIKE_MAX_SIGNALS 8
+/* Most hits one fusion takes over all its signals. */
+#define LOOKALIKE_FUSION_INPUT_MAX 1000000
+
+/* One ranked list to fuse. The caller owns `hits`. */
+typedef struct {
+    const char *name;            /* e.g. "image", "text": used in error messages only */
+    const lookalike_hit_t *hits; /* best first */
+    size_t n;
+    float weight; /* 0..1e6; 0 keeps the list's ranks in "why" but adds nothing to the score */
+} lookalike_signal_t;
+
+/* One fused result with its breakdown; index s of rank/signal_score is signals[s]. */
+typedef struct {
+    uint64_t id;
+    double score;                              /* fused score */
+    uint32_t rank[LOOKALIKE_MAX_SIGNALS];      /* 1-based rank in each signal; 0: absent */
+    float signal_score[LOOKALIKE_MAX_SIGNALS]; /* the score the signal gave; 0 when absent */
+} lookalike_fused_t;
+
+/* Fusion options; NULL means k_rrf 60, k 10, offset 0. */
+typedef struct {
+    double k_rrf;  /* > 0, at most 1e6; 0 means LOOKALIKE_RRF_K */
+    size_t k;      /* page size, at most LOOKALIKE_K_MAX */
+    size_t offset; /* results to skip before the page */
+} lookalike_fuse_opts_t;
+
+/* Fuses nsignals (<= LOOKALIKE_MAX_SIGNALS) lists and writes the page [offset, offset + k) of
+ * the fused ranking to out (room for k results) and its length to *nout; *total (may be NULL)
+ * gets the number of distinct ids over all lists. Fails with LOOKALIKE_EINVAL (bad option or
+ * weight, naming it), LOOKALIKE_ETOOLARGE or LOOKALIKE_ENOMEM. */
+int lookalike_fuse(const lookalike_signal_t *signals, size_t nsignals, const lookalike_fuse_opts_t *opts,
+                   lookalike_fused_t *out, size_t *nout, size_t *total, char *err, size_t errlen);
 
 #endif
