@@ -1,0 +1,8 @@
+# embed: ONNX image CNN engine and the libvips image pipeline.
+MODULES += embed
+embed_DEPS :=
+# Image pipeline (src/embed/image*.c).
+embed_PKGS += vips
+DEB_PKGS += libvips-dev
+FUZZERS += image_decode
+fuzz_image_decode_MODULES := embed
