@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vindex/vindex.h"
+
 #define VINDEX_SNAP_MAGIC "VIDXSNAP"
 #define VINDEX_SNAP_VERSION 1u
 #define VINDEX_SNAP_HEADER_SIZE 64u
@@ -41,14 +43,6 @@ enum {
     VINDEX_SEC_MAX_TYPE = 16,
 };
 
-/* Internal error codes; the public layer passes them through unchanged. */
-enum {
-    VINDEX_STORE_EIO = -5,
-    VINDEX_STORE_ECORRUPT = -6,
-    VINDEX_STORE_ENOMEM = -7,
-    VINDEX_STORE_EINVAL = -8,
-};
-
 /* What the snapshot header says; filled by the parser, given to the writer. */
 typedef struct {
     uint32_t kind;    /* vindex kind value */
@@ -66,7 +60,7 @@ typedef struct {
 } vindex_snap_t;
 
 /* Checks and decodes a snapshot image. verify_sections=0 skips the per-section checksums
- * (the header and table checksum is always checked). Returns 0 or VINDEX_STORE_ECORRUPT. */
+ * (the header and table checksum is always checked). Returns 0 or VINDEX_ECORRUPT. */
 int vindex_snap_parse(const uint8_t *buf, size_t len, int verify_sections, vindex_snap_t *out, char *err,
                       size_t errlen);
 

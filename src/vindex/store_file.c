@@ -60,7 +60,7 @@ int vindex_path_join(char *out, size_t outlen, const char *dir, const char *name
     int n = snprintf(out, outlen, "%s/%s", dir, name);
     if (n < 0 || (size_t)n >= outlen) {
         set_err(err, errlen, "path too long: %s/%s", dir, name);
-        return VINDEX_STORE_EINVAL;
+        return VINDEX_EINVAL;
     }
     return 0;
 }
@@ -70,14 +70,14 @@ int vindex_fsync_dir(const char *dir, char *err, size_t errlen)
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
         set_err(err, errlen, "open directory %s: %s", dir, strerror(errno));
-        return VINDEX_STORE_EIO;
+        return VINDEX_EIO;
     }
     int rc = fsync(fd);
     int saved = errno;
     close(fd);
     if (rc != 0) {
         set_err(err, errlen, "fsync directory %s: %s", dir, strerror(saved));
-        return VINDEX_STORE_EIO;
+        return VINDEX_EIO;
     }
     return 0;
 }
@@ -88,38 +88,38 @@ int vindex_snap_parse(const uint8_t *buf, size_t len, int verify_sections, vinde
     memset(out, 0, sizeof(*out));
     if (len < VINDEX_SNAP_HEADER_SIZE) {
         set_err(err, errlen, "snapshot truncated: %zu bytes, header needs %u", len, VINDEX_SNAP_HEADER_SIZE);
-        return VINDEX_STORE_ECORRUPT;
+        return VINDEX_ECORRUPT;
     }
     if (memcmp(buf, VINDEX_SNAP_MAGIC, 8) != 0) {
         set_err(err, errlen, "not a vindex snapshot (bad magic)");
-        return VINDEX_STORE_ECORRUPT;
+        return VINDEX_ECORRUPT;
     }
     uint32_t version = rd32(buf + 8);
     if (version != VINDEX_SNAP_VERSION) {
         set_err(err, errlen, "snapshot format version %u, this build reads %u", version, VINDEX_SNAP_VERSION);
-        return VINDEX_STORE_ECORRUPT;
+        return VINDEX_ECORRUPT;
     }
     uint64_t file_size = rd64(buf + 40);
     uint32_t nsec = rd32(buf + 48);
     if (nsec > VINDEX_SNAP_MAX_SECTIONS) {
         set_err(err, errlen, "snapshot header claims %u sections (max %u)", nsec, VINDEX_SNAP_MAX_SECTIONS);
-        return VINDEX_STORE_ECORRUPT;
+        return VINDEX_ECORRUPT;
     }
     size_t table_end = VINDEX_SNAP_HEADER_SIZE + (size_t)nsec * VINDEX_SNAP_ENTRY_SIZE;
     if (len < table_end) {
         set_err(err, errlen, "snapshot truncated inside its section table");
-        return VINDEX_STORE_ECORRUPT;
+        return VINDEX_ECORRUPT;
     }
     uint32_t crc = vindex_crc32c(0, buf, 60);
     crc = vindex_crc32c(crc, buf + VINDEX_SNAP_HEADER_SIZE, table_end - VINDEX_SNAP_HEADER_SIZE);
     if (crc != rd32(buf + 60)) {
         set_err(err, errlen, "snapshot header checksum mismatch");
-        return VINDEX_STORE_ECORRUPT;
+        return VINDEX_ECORRUPT;
     }
     if (file_size != len) {
         set_err(err, errlen, "snapshot is %zu bytes but its header says %llu (truncated or extended)", len,
                 (unsigned long long)file_size);
-        return VINDEX_STORE_ECORRUPT;
+        return VINDEX_ECORRUPT;
     }
     out->info.kind = rd32(buf + 12);
     out->info.metric = rd32(buf + 16);
@@ -135,20 +135,20 @@ int vindex_snap_parse(const uint8_t *buf, size_t len, int verify_sections, vinde
         uint32_t sec_crc = rd32(e + 24);
         if (type == 0 || type >= VINDEX_SEC_MAX_TYPE) {
             set_err(err, errlen, "snapshot section %u has unknown type %u", i, type);
-            return VINDEX_STORE_ECORRUPT;
+            return VINDEX_ECORRUPT;
         }
         if (out->sec[type]) {
             set_err(err, errlen, "snapshot section type %u appears twice", type);
-            return VINDEX_STORE_ECORRUPT;
+            return VINDEX_ECORRUPT;
         }
         if (off % VINDEX_SNAP_ALIGN != 0 || off < prev_end || off > len || size > len - off) {
             set_err(err, errlen, "snapshot section %u (type %u) lies outside the file or overlaps another", i,
                     type);
-            return VINDEX_STORE_ECORRUPT;
+            return VINDEX_ECORRUPT;
         }
         if (verify_sections && vindex_crc32c(0, buf + off, size) != sec_crc) {
             set_err(err, errlen, "snapshot section %u (type %u) checksum mismatch", i, type);
-            return VINDEX_STORE_ECORRUPT;
+            return VINDEX_ECORRUPT;
         }
         out->sec[type] = buf + off;
         out->sec_size[type] = size;
@@ -268,7 +268,7 @@ fail:
 int vindex_snap_writer_section_begin(vindex_snap_writer_t *w, uint32_t type)
 {
     if (w->in_section || w->nsec == VINDEX_SNAP_MAX_SECTIONS || type == 0 || type >= VINDEX_SEC_MAX_TYPE)
-        return VINDEX_STORE_EINVAL;
+        return VINDEX_EINVAL;
     writer_pad(w, (w->pos + VINDEX_SNAP_ALIGN - 1) / VINDEX_SNAP_ALIGN * VINDEX_SNAP_ALIGN);
     wr32(w->table + w->nsec * VINDEX_SNAP_ENTRY_SIZE, type);
     w->sec_start = w->pos;
@@ -280,23 +280,23 @@ int vindex_snap_writer_section_begin(vindex_snap_writer_t *w, uint32_t type)
 int vindex_snap_writer_write(vindex_snap_writer_t *w, const void *buf, size_t len)
 {
     if (!w->in_section)
-        return VINDEX_STORE_EINVAL;
+        return VINDEX_EINVAL;
     w->sec_crc = vindex_crc32c(w->sec_crc, buf, len);
     writer_put(w, buf, len);
-    return w->error ? VINDEX_STORE_EIO : 0;
+    return w->error ? VINDEX_EIO : 0;
 }
 
 int vindex_snap_writer_section_end(vindex_snap_writer_t *w)
 {
     if (!w->in_section)
-        return VINDEX_STORE_EINVAL;
+        return VINDEX_EINVAL;
     uint8_t *e = w->table + w->nsec * VINDEX_SNAP_ENTRY_SIZE;
     wr64(e + 8, w->sec_start);
     wr64(e + 16, w->pos - w->sec_start);
     wr32(e + 24, w->sec_crc);
     w->nsec++;
     w->in_section = 0;
-    return w->error ? VINDEX_STORE_EIO : 0;
+    return w->error ? VINDEX_EIO : 0;
 }
 
 void vindex_snap_writer_abort(vindex_snap_writer_t *w)
@@ -314,10 +314,10 @@ void vindex_snap_writer_abort(vindex_snap_writer_t *w)
 int vindex_snap_writer_commit(vindex_snap_writer_t *w, const vindex_snap_info_t *info, char *err,
                               size_t errlen)
 {
-    int rc = VINDEX_STORE_EIO;
+    int rc = VINDEX_EIO;
     if (w->in_section) {
         set_err(err, errlen, "snapshot writer: section still open at commit");
-        rc = VINDEX_STORE_EINVAL;
+        rc = VINDEX_EINVAL;
         goto fail;
     }
     writer_flush(w);
@@ -380,25 +380,25 @@ int vindex_snap_file_open(const char *dir, vindex_snap_file_t *f, char *err, siz
         if (errno == ENOENT)
             return 1;
         set_err(err, errlen, "open %s: %s", path, strerror(errno));
-        return VINDEX_STORE_EIO;
+        return VINDEX_EIO;
     }
     struct stat st;
     if (fstat(fd, &st) != 0) {
         set_err(err, errlen, "stat %s: %s", path, strerror(errno));
         close(fd);
-        return VINDEX_STORE_EIO;
+        return VINDEX_EIO;
     }
     if (st.st_size == 0) {
         close(fd);
         set_err(err, errlen, "%s: empty snapshot file", path);
-        return VINDEX_STORE_ECORRUPT;
+        return VINDEX_ECORRUPT;
     }
     void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
     int saved = errno;
     close(fd);
     if (map == MAP_FAILED) {
         set_err(err, errlen, "mmap %s: %s", path, strerror(saved));
-        return VINDEX_STORE_EIO;
+        return VINDEX_EIO;
     }
     f->map = map;
     f->len = (size_t)st.st_size;

@@ -2,8 +2,8 @@
  *
  * Appends go to an in-memory buffer under w->mu. A committer whose record is not yet durable
  * either becomes the leader (takes the whole buffer, writes and fsyncs it without the lock,
- * then publishes durable_lsn) or waits for the current leader; so N concurrent commits cost
- * about one fsync. */
+ * then publishes how far the file is written and synced) or waits for the current leader; so N concurrent
+ * commits cost about one fsync. */
 #include "vindex/wal.h"
 
 #include "vindex/crc32c.h"
@@ -31,15 +31,16 @@ struct vindex_wal {
     int lock_fd; /* dir/LOCK, flocked for the log's lifetime: one process per directory */
     uint32_t dim;
     int sync_mode;
-    uint32_t batch_window_us;
+    uint64_t sync_interval_ns;
     char dir[4096];
     pthread_mutex_t mu;
-    pthread_cond_t cv_durable; /* durable_lsn advanced or leader finished */
-    pthread_cond_t cv_append;  /* the batch leader's window: more records arrived */
+    pthread_cond_t cv_durable; /* a leader finished */
     uint8_t *buf;              /* records appended, not yet handed to a leader */
     size_t buf_len, buf_cap;
     uint64_t last_lsn;    /* last appended */
-    uint64_t durable_lsn; /* every record <= this is durable */
+    uint64_t written_lsn; /* every record <= this is written to the file */
+    uint64_t synced_lsn;  /* every record <= this is fsynced */
+    uint64_t last_sync_ns;
     uint64_t file_size;
     bool leader_active;
     int io_error; /* errno of a failed write or fsync; sticky */
@@ -106,26 +107,26 @@ int vindex_wal_scan(const uint8_t *buf, size_t len, uint32_t dim, uint64_t after
     *valid_len = 0;
     if (len < VINDEX_WAL_HEADER_SIZE) {
         set_err(err, errlen, "WAL truncated inside its header (%zu bytes)", len);
-        return VINDEX_STORE_ECORRUPT;
+        return VINDEX_ECORRUPT;
     }
     if (memcmp(buf, VINDEX_WAL_MAGIC, 8) != 0 || rd32(buf + 28) != vindex_crc32c(0, buf, 28)) {
         set_err(err, errlen, "WAL header is damaged (bad magic or checksum)");
-        return VINDEX_STORE_ECORRUPT;
+        return VINDEX_ECORRUPT;
     }
     if (rd32(buf + 8) != VINDEX_WAL_VERSION) {
         set_err(err, errlen, "WAL format version %u, this build reads %u", rd32(buf + 8), VINDEX_WAL_VERSION);
-        return VINDEX_STORE_ECORRUPT;
+        return VINDEX_ECORRUPT;
     }
     if (rd32(buf + 12) != dim) {
         set_err(err, errlen, "WAL is for dimension %u, the index has %u", rd32(buf + 12), dim);
-        return VINDEX_STORE_ECORRUPT;
+        return VINDEX_ECORRUPT;
     }
     uint64_t base = rd64(buf + 16);
     if (base > after_lsn) {
         set_err(err, errlen,
                 "WAL starts after lsn %llu but the snapshot ends at lsn %llu: records are missing",
                 (unsigned long long)base, (unsigned long long)after_lsn);
-        return VINDEX_STORE_ECORRUPT;
+        return VINDEX_ECORRUPT;
     }
     uint64_t expect = base + 1;
     size_t off = VINDEX_WAL_HEADER_SIZE;
@@ -143,7 +144,7 @@ int vindex_wal_scan(const uint8_t *buf, size_t len, uint32_t dim, uint64_t after
                             "WAL record at offset %zu (lsn %llu) is damaged but a valid record follows at "
                             "offset %zu: the log is corrupt, refusing to drop acknowledged writes",
                             off, (unsigned long long)expect, probe);
-                    return VINDEX_STORE_ECORRUPT;
+                    return VINDEX_ECORRUPT;
                 }
             }
             break;
@@ -157,7 +158,7 @@ int vindex_wal_scan(const uint8_t *buf, size_t len, uint32_t dim, uint64_t after
             set_err(err, errlen, "WAL record at offset %zu: %s (type %d, lsn %llu, expected lsn %llu)", off,
                     len_ok ? "out of sequence" : "bad type or length", type, (unsigned long long)lsn,
                     (unsigned long long)expect);
-            return VINDEX_STORE_ECORRUPT;
+            return VINDEX_ECORRUPT;
         }
         if (lsn > after_lsn && apply) {
             const float *vec = NULL;
@@ -171,7 +172,7 @@ int vindex_wal_scan(const uint8_t *buf, size_t len, uint32_t dim, uint64_t after
                     tmp = malloc(4ull * dim);
                     if (!tmp) {
                         set_err(err, errlen, "out of memory");
-                        return VINDEX_STORE_ENOMEM;
+                        return VINDEX_ENOMEM;
                     }
                     memcpy(tmp, p + VINDEX_WAL_PAYLOAD_FIXED, 4ull * dim);
                     vec = tmp;
@@ -239,7 +240,7 @@ fail:
 }
 
 vindex_wal_t *vindex_wal_open(const char *dir, uint32_t dim, uint64_t snap_lsn, int sync_mode,
-                              uint32_t batch_window_us, vindex_wal_apply_fn apply, void *ctx, char *err,
+                              uint32_t sync_interval_us, vindex_wal_apply_fn apply, void *ctx, char *err,
                               size_t errlen)
 {
     vindex_wal_t *w = calloc(1, sizeof(*w));
@@ -250,10 +251,9 @@ vindex_wal_t *vindex_wal_open(const char *dir, uint32_t dim, uint64_t snap_lsn, 
     w->fd = w->lock_fd = -1;
     w->dim = dim;
     w->sync_mode = sync_mode;
-    w->batch_window_us = batch_window_us;
+    w->sync_interval_ns = (uint64_t)sync_interval_us * 1000u;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv_durable, NULL);
-    pthread_cond_init(&w->cv_append, NULL);
     if (strlen(dir) >= sizeof(w->dir)) {
         set_err(err, errlen, "path too long: %s", dir);
         goto fail;
@@ -284,7 +284,7 @@ vindex_wal_t *vindex_wal_open(const char *dir, uint32_t dim, uint64_t snap_lsn, 
         if (w->fd < 0)
             goto fail;
         w->file_size = VINDEX_WAL_HEADER_SIZE;
-        w->last_lsn = w->durable_lsn = snap_lsn;
+        w->last_lsn = w->written_lsn = w->synced_lsn = snap_lsn;
     } else {
         struct stat st;
         if (fstat(w->fd, &st) != 0) {
@@ -300,7 +300,7 @@ vindex_wal_t *vindex_wal_open(const char *dir, uint32_t dim, uint64_t snap_lsn, 
         char serr[256];
         int rc;
         if (st.st_size == 0) {
-            rc = VINDEX_STORE_ECORRUPT;
+            rc = VINDEX_ECORRUPT;
             snprintf(serr, sizeof(serr), "empty file (no header)");
         } else {
             void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, w->fd, 0);
@@ -330,7 +330,7 @@ vindex_wal_t *vindex_wal_open(const char *dir, uint32_t dim, uint64_t snap_lsn, 
         w->file_size = valid;
         /* A log that ends before the snapshot (possible right after a checkpoint) continues
          * from the snapshot's lsn; the next reset rewrites its base. */
-        w->last_lsn = w->durable_lsn = last > snap_lsn ? last : snap_lsn;
+        w->last_lsn = w->written_lsn = w->synced_lsn = last > snap_lsn ? last : snap_lsn;
         if (last < snap_lsn) {
             close(w->fd);
             w->fd = wal_create(dir, dim, snap_lsn, err, errlen);
@@ -354,12 +354,12 @@ int vindex_wal_append(vindex_wal_t *w, int type, uint64_t id, const float *vec, 
     pthread_mutex_lock(&w->mu);
     if (w->io_error) {
         set_err(err, errlen, "WAL unusable after an earlier I/O error: %s", strerror(w->io_error));
-        rc = VINDEX_STORE_EIO;
+        rc = VINDEX_EIO;
         goto out;
     }
     if (w->buf_len + rec > VINDEX_WAL_MAX_PENDING) {
         set_err(err, errlen, "WAL pending buffer too large (commit more often)");
-        rc = VINDEX_STORE_EINVAL;
+        rc = VINDEX_EINVAL;
         goto out;
     }
     if (w->buf_len + rec > w->buf_cap) {
@@ -369,7 +369,7 @@ int vindex_wal_append(vindex_wal_t *w, int type, uint64_t id, const float *vec, 
         uint8_t *nb = realloc(w->buf, cap);
         if (!nb) {
             set_err(err, errlen, "out of memory");
-            rc = VINDEX_STORE_ENOMEM;
+            rc = VINDEX_ENOMEM;
             goto out;
         }
         w->buf = nb;
@@ -391,38 +391,35 @@ int vindex_wal_append(vindex_wal_t *w, int type, uint64_t id, const float *vec, 
     w->buf_len += rec;
     w->last_lsn = l;
     *lsn = l;
-    pthread_cond_signal(&w->cv_append);
 out:
     pthread_mutex_unlock(&w->mu);
     return rc;
 }
 
-static void deadline_after_us(struct timespec *ts, uint32_t us)
+static uint64_t now_ns(void)
 {
-    clock_gettime(CLOCK_REALTIME, ts);
-    ts->tv_nsec += (long)(us % 1000000u) * 1000;
-    ts->tv_sec += us / 1000000u + ts->tv_nsec / 1000000000L;
-    ts->tv_nsec %= 1000000000L;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-int vindex_wal_commit(vindex_wal_t *w, uint64_t lsn, char *err, size_t errlen)
+/* Leader/follower: the first committer that finds its record not yet done takes every buffered
+ * record, writes (and maybe fsyncs) them without the lock; the others wait for it. */
+static int wal_commit(vindex_wal_t *w, uint64_t lsn, bool want_sync, char *err, size_t errlen)
 {
+    if (w->sync_mode == VINDEX_WAL_SYNC_ALWAYS)
+        want_sync = true;
     pthread_mutex_lock(&w->mu);
-    while (w->durable_lsn < lsn && !w->io_error) {
+    while (!w->io_error && (want_sync ? w->synced_lsn : w->written_lsn) < lsn) {
         if (w->leader_active) {
             pthread_cond_wait(&w->cv_durable, &w->mu);
             continue;
         }
         w->leader_active = true;
-        if (w->sync_mode == VINDEX_WAL_SYNC_BATCH && w->batch_window_us > 0) {
-            struct timespec ts;
-            deadline_after_us(&ts, w->batch_window_us);
-            while (w->buf_len < (1u << 20) && pthread_cond_timedwait(&w->cv_append, &w->mu, &ts) == 0) {
-            }
-        }
         uint8_t *data = w->buf;
         size_t n = w->buf_len, cap = w->buf_cap;
-        uint64_t upto = w->last_lsn;
+        uint64_t upto = w->last_lsn, start = now_ns();
+        bool do_sync = want_sync || start - w->last_sync_ns >= w->sync_interval_ns;
         w->buf = NULL;
         w->buf_len = w->buf_cap = 0;
         pthread_mutex_unlock(&w->mu);
@@ -430,7 +427,7 @@ int vindex_wal_commit(vindex_wal_t *w, uint64_t lsn, char *err, size_t errlen)
         int e = 0;
         if (write_all(w->fd, data, n) != 0)
             e = errno ? errno : EIO;
-        else if (w->sync_mode != VINDEX_WAL_SYNC_NONE && fdatasync(w->fd) != 0)
+        else if (do_sync && fdatasync(w->fd) != 0)
             e = errno ? errno : EIO;
 
         pthread_mutex_lock(&w->mu);
@@ -444,19 +441,33 @@ int vindex_wal_commit(vindex_wal_t *w, uint64_t lsn, char *err, size_t errlen)
         if (e) {
             w->io_error = e;
         } else {
-            w->durable_lsn = upto;
+            w->written_lsn = upto;
             w->file_size += n;
+            if (do_sync) {
+                w->synced_lsn = upto;
+                w->last_sync_ns = start;
+            }
         }
         w->leader_active = false;
         pthread_cond_broadcast(&w->cv_durable);
     }
     int rc = 0;
-    if (w->durable_lsn < lsn) {
+    if (w->io_error) {
         set_err(err, errlen, "WAL write failed: %s", strerror(w->io_error));
-        rc = VINDEX_STORE_EIO;
+        rc = VINDEX_EIO;
     }
     pthread_mutex_unlock(&w->mu);
     return rc;
+}
+
+int vindex_wal_commit(vindex_wal_t *w, uint64_t lsn, char *err, size_t errlen)
+{
+    return wal_commit(w, lsn, false, err, errlen);
+}
+
+int vindex_wal_sync(vindex_wal_t *w, char *err, size_t errlen)
+{
+    return wal_commit(w, vindex_wal_last_lsn(w), true, err, errlen);
 }
 
 uint64_t vindex_wal_last_lsn(vindex_wal_t *w)
@@ -481,18 +492,18 @@ int vindex_wal_reset(vindex_wal_t *w, uint64_t base_lsn, char *err, size_t errle
     int rc = 0;
     if (w->leader_active || w->buf_len > 0 || base_lsn != w->last_lsn) {
         set_err(err, errlen, "WAL reset with uncommitted records");
-        rc = VINDEX_STORE_EINVAL;
+        rc = VINDEX_EINVAL;
         goto out;
     }
     int fd = wal_create(w->dir, w->dim, base_lsn, err, errlen);
     if (fd < 0) {
-        rc = VINDEX_STORE_EIO;
+        rc = VINDEX_EIO;
         goto out;
     }
     close(w->fd);
     w->fd = fd;
     w->file_size = VINDEX_WAL_HEADER_SIZE;
-    w->durable_lsn = base_lsn;
+    w->written_lsn = w->synced_lsn = base_lsn;
     w->io_error = 0;
 out:
     pthread_mutex_unlock(&w->mu);
@@ -508,7 +519,6 @@ void vindex_wal_free(vindex_wal_t *w)
     if (w->lock_fd >= 0)
         close(w->lock_fd);
     free(w->buf);
-    pthread_cond_destroy(&w->cv_append);
     pthread_cond_destroy(&w->cv_durable);
     pthread_mutex_destroy(&w->mu);
     free(w);

@@ -22,11 +22,12 @@ enum {
     VINDEX_WAL_DELETE = 2, /* id only */
 };
 
-/* Durability of an acknowledged (committed) record. Values match vindex.h's sync modes. */
+/* When a committed record is fsynced (it is always written to the OS before commit returns, so
+ * it survives a kill of the process either way). */
 enum {
-    VINDEX_WAL_SYNC_ALWAYS = 0, /* fdatasync before commit returns; concurrent commits may share one */
-    VINDEX_WAL_SYNC_BATCH = 1,  /* as ALWAYS, but the leader waits up to a window to gather more */
-    VINDEX_WAL_SYNC_NONE = 2,   /* write() before commit returns, no fsync: survives a process kill only */
+    VINDEX_WAL_SYNC_ALWAYS = 0, /* fdatasync before commit returns; concurrent commits share one */
+    VINDEX_WAL_SYNC_BATCH = 1,  /* fdatasync by the first commit at least sync_interval_us after the
+                                   last one, and by vindex_wal_sync */
 };
 
 typedef struct vindex_wal vindex_wal_t;
@@ -38,7 +39,7 @@ typedef int (*vindex_wal_apply_fn)(void *ctx, int type, uint64_t lsn, uint64_t i
 /* Scans a whole log image: checks the header (dim must match), then applies, in order, every
  * record whose lsn is greater than after_lsn. *valid_len receives the length of the valid prefix:
  * less than len when a torn tail (an incomplete or damaged last write, with no valid record after
- * it) was ignored. A damaged record followed by a valid one is corruption: VINDEX_STORE_ECORRUPT
+ * it) was ignored. A damaged record followed by a valid one is corruption: VINDEX_ECORRUPT
  * with the offset in the message. *last_lsn receives the lsn of the last valid record (the
  * header's base lsn when there is none). */
 int vindex_wal_scan(const uint8_t *buf, size_t len, uint32_t dim, uint64_t after_lsn,
@@ -50,7 +51,7 @@ int vindex_wal_scan(const uint8_t *buf, size_t len, uint32_t dim, uint64_t after
  * lock on it so a second process cannot open the same directory. A log that starts after
  * snap_lsn + 1 (records missing) is corruption. */
 vindex_wal_t *vindex_wal_open(const char *dir, uint32_t dim, uint64_t snap_lsn, int sync_mode,
-                              uint32_t batch_window_us, vindex_wal_apply_fn apply, void *ctx, char *err,
+                              uint32_t sync_interval_us, vindex_wal_apply_fn apply, void *ctx, char *err,
                               size_t errlen);
 
 /* Buffers one record and returns its lsn in *lsn. Call under the index writer lock, in the
@@ -58,9 +59,11 @@ vindex_wal_t *vindex_wal_open(const char *dir, uint32_t dim, uint64_t snap_lsn, 
 int vindex_wal_append(vindex_wal_t *w, int type, uint64_t id, const float *vec, uint64_t *lsn, char *err,
                       size_t errlen);
 
-/* Returns once every record up to lsn is durable per the sync mode. Call without the writer lock.
- * After an I/O error every later append and commit fails (the log's state is unknown). */
+/* Returns once every record up to lsn is written, and fsynced in SYNC_ALWAYS mode. Call without
+ * the writer lock. After an I/O error every later append and commit fails. */
 int vindex_wal_commit(vindex_wal_t *w, uint64_t lsn, char *err, size_t errlen);
+/* Writes and fsyncs every record appended so far, whatever the mode. */
+int vindex_wal_sync(vindex_wal_t *w, char *err, size_t errlen);
 
 /* Lsn of the last appended record. */
 uint64_t vindex_wal_last_lsn(vindex_wal_t *w);

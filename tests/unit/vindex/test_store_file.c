@@ -142,7 +142,7 @@ Test(store, every_flipped_byte_is_rejected_or_harmless)
         buf[i] ^= 0x5a;
         if (in_section || in_header) {
             covered++;
-            cr_assert_eq(rc, VINDEX_STORE_ECORRUPT, "flip at %zu accepted", i);
+            cr_assert_eq(rc, VINDEX_ECORRUPT, "flip at %zu accepted", i);
             cr_assert_neq(err[0], 0);
             rejected++;
         }
@@ -162,7 +162,7 @@ Test(store, truncation_at_every_boundary_is_rejected)
     cr_assert_eq(vindex_snap_parse(buf, len, 1, &s, err, sizeof(err)), 0);
     size_t cuts[] = {0, 1, 8, 63, 64, 95, 96, 160, VINDEX_SNAP_DATA_START, len - 1};
     for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++)
-        cr_assert_eq(vindex_snap_parse(buf, cuts[i], 1, &s, err, sizeof(err)), VINDEX_STORE_ECORRUPT,
+        cr_assert_eq(vindex_snap_parse(buf, cuts[i], 1, &s, err, sizeof(err)), VINDEX_ECORRUPT,
                      "cut at %zu accepted", cuts[i]);
     for (int t = 1; t < VINDEX_SEC_MAX_TYPE; t++) {
         vindex_snap_t full;
@@ -171,15 +171,15 @@ Test(store, truncation_at_every_boundary_is_rejected)
             continue;
         size_t start = (size_t)(full.sec[t] - buf), end = start + full.sec_size[t];
         if (start < len)
-            cr_assert_eq(vindex_snap_parse(buf, start, 1, &s, err, sizeof(err)), VINDEX_STORE_ECORRUPT);
+            cr_assert_eq(vindex_snap_parse(buf, start, 1, &s, err, sizeof(err)), VINDEX_ECORRUPT);
         if (end < len)
-            cr_assert_eq(vindex_snap_parse(buf, end, 1, &s, err, sizeof(err)), VINDEX_STORE_ECORRUPT);
+            cr_assert_eq(vindex_snap_parse(buf, end, 1, &s, err, sizeof(err)), VINDEX_ECORRUPT);
     }
     /* An appended byte is caught too (file size is in the header). */
     uint8_t *longer = malloc(len + 1);
     memcpy(longer, buf, len);
     longer[len] = 0;
-    cr_assert_eq(vindex_snap_parse(longer, len + 1, 1, &s, err, sizeof(err)), VINDEX_STORE_ECORRUPT);
+    cr_assert_eq(vindex_snap_parse(longer, len + 1, 1, &s, err, sizeof(err)), VINDEX_ECORRUPT);
     free(longer);
     free(buf);
 }
@@ -195,7 +195,7 @@ Test(store, corrupt_file_on_disk_reports_path)
     close(fd);
     vindex_snap_file_t f;
     char err[256] = "";
-    cr_assert_eq(vindex_snap_file_open(tmpdir, &f, err, sizeof(err)), VINDEX_STORE_ECORRUPT);
+    cr_assert_eq(vindex_snap_file_open(tmpdir, &f, err, sizeof(err)), VINDEX_ECORRUPT);
     cr_assert_not_null(strstr(err, "checksum"), "%s", err);
     cr_assert_not_null(strstr(err, VINDEX_SNAP_FILE), "%s", err);
 }

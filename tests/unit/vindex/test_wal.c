@@ -121,7 +121,7 @@ Test(wal, replay_returns_every_committed_record_in_order)
 
 Test(wal, torn_tail_at_every_byte_is_ignored_and_cut)
 {
-    vindex_wal_t *w = open_wal(0, VINDEX_WAL_SYNC_NONE, NULL);
+    vindex_wal_t *w = open_wal(0, VINDEX_WAL_SYNC_BATCH, NULL);
     write_records(w, 1, 4);
     off_t four = wal_file_size();
     write_records(w, 5, 1);
@@ -138,13 +138,13 @@ Test(wal, torn_tail_at_every_byte_is_ignored_and_cut)
         fd = open(p, O_WRONLY | O_TRUNC);
         cr_assert_eq(write(fd, full, (size_t)cut), cut);
         close(fd);
-        w = open_wal(0, VINDEX_WAL_SYNC_NONE, &rp);
+        w = open_wal(0, VINDEX_WAL_SYNC_BATCH, &rp);
         cr_assert_eq(rp.n, 4, "cut at %lld", (long long)cut);
         cr_assert_eq(wal_file_size(), four, "torn tail not cut at %lld", (long long)cut);
         /* New records go after the last good one and survive the next replay. */
         write_records(w, 99, 1);
         vindex_wal_free(w);
-        w = open_wal(0, VINDEX_WAL_SYNC_NONE, &rp);
+        w = open_wal(0, VINDEX_WAL_SYNC_BATCH, &rp);
         cr_assert_eq(rp.n, 5);
         cr_assert_eq(rp.id[4], 99);
         cr_assert_eq(rp.lsn[4], 5);
@@ -154,7 +154,7 @@ Test(wal, torn_tail_at_every_byte_is_ignored_and_cut)
 
 Test(wal, damaged_or_zero_filled_last_record_is_a_torn_tail)
 {
-    vindex_wal_t *w = open_wal(0, VINDEX_WAL_SYNC_NONE, NULL);
+    vindex_wal_t *w = open_wal(0, VINDEX_WAL_SYNC_BATCH, NULL);
     write_records(w, 1, 3);
     vindex_wal_free(w);
     off_t size = wal_file_size();
@@ -163,7 +163,7 @@ Test(wal, damaged_or_zero_filled_last_record_is_a_torn_tail)
     int fd = open(p, O_WRONLY);
     cr_assert_eq(pwrite(fd, "\xff", 1, size - 2), 1);
     close(fd);
-    w = open_wal(0, VINDEX_WAL_SYNC_NONE, &rp);
+    w = open_wal(0, VINDEX_WAL_SYNC_BATCH, &rp);
     cr_assert_eq(rp.n, 2);
     vindex_wal_free(w);
 
@@ -172,7 +172,7 @@ Test(wal, damaged_or_zero_filled_last_record_is_a_torn_tail)
     uint8_t zeros[300] = {0};
     cr_assert_eq(write(fd, zeros, sizeof(zeros)), (ssize_t)sizeof(zeros));
     close(fd);
-    w = open_wal(0, VINDEX_WAL_SYNC_NONE, &rp);
+    w = open_wal(0, VINDEX_WAL_SYNC_BATCH, &rp);
     cr_assert_eq(rp.n, 2);
     cr_assert_eq(wal_file_size(), size);
     vindex_wal_free(w);
@@ -180,7 +180,7 @@ Test(wal, damaged_or_zero_filled_last_record_is_a_torn_tail)
 
 Test(wal, damaged_middle_record_is_an_error)
 {
-    vindex_wal_t *w = open_wal(0, VINDEX_WAL_SYNC_NONE, NULL);
+    vindex_wal_t *w = open_wal(0, VINDEX_WAL_SYNC_BATCH, NULL);
     write_records(w, 1, 2);
     off_t second_end = wal_file_size();
     write_records(w, 3, 3);
@@ -199,7 +199,7 @@ Test(wal, damaged_middle_record_is_an_error)
         close(fd);
         char err[512] = "";
         vindex_wal_t *bad =
-            vindex_wal_open(tmpdir, DIM, 0, VINDEX_WAL_SYNC_NONE, 0, collect, &rp, err, sizeof(err));
+            vindex_wal_open(tmpdir, DIM, 0, VINDEX_WAL_SYNC_BATCH, 0, collect, &rp, err, sizeof(err));
         cr_assert_null(bad, "damage at %lld accepted", (long long)targets[i]);
         cr_assert_not_null(strstr(err, "corrupt"), "%s", err);
         cr_assert_not_null(strstr(err, "offset"), "%s", err);
@@ -209,34 +209,34 @@ Test(wal, damaged_middle_record_is_an_error)
         cr_assert_eq(pwrite(fd, &b, 1, targets[i]), 1);
         close(fd);
     }
-    w = open_wal(0, VINDEX_WAL_SYNC_NONE, &rp);
+    w = open_wal(0, VINDEX_WAL_SYNC_BATCH, &rp);
     cr_assert_eq(rp.n, 5);
     vindex_wal_free(w);
 }
 
 Test(wal, header_damage_and_dimension_mismatch_are_errors)
 {
-    vindex_wal_t *w = open_wal(0, VINDEX_WAL_SYNC_NONE, NULL);
+    vindex_wal_t *w = open_wal(0, VINDEX_WAL_SYNC_BATCH, NULL);
     write_records(w, 1, 2);
     vindex_wal_free(w);
     char err[512] = "";
     cr_assert_null(
-        vindex_wal_open(tmpdir, DIM + 1, 0, VINDEX_WAL_SYNC_NONE, 0, NULL, NULL, err, sizeof(err)));
+        vindex_wal_open(tmpdir, DIM + 1, 0, VINDEX_WAL_SYNC_BATCH, 0, NULL, NULL, err, sizeof(err)));
     cr_assert_not_null(strstr(err, "dimension"), "%s", err);
     char p[512];
     wal_path(p, sizeof(p));
     int fd = open(p, O_WRONLY);
     cr_assert_eq(pwrite(fd, "\x07", 1, 17), 1);
     close(fd);
-    cr_assert_null(vindex_wal_open(tmpdir, DIM, 0, VINDEX_WAL_SYNC_NONE, 0, NULL, NULL, err, sizeof(err)));
+    cr_assert_null(vindex_wal_open(tmpdir, DIM, 0, VINDEX_WAL_SYNC_BATCH, 0, NULL, NULL, err, sizeof(err)));
     cr_assert_not_null(strstr(err, "header"), "%s", err);
 }
 
 Test(wal, second_open_of_a_directory_is_refused)
 {
-    vindex_wal_t *w = open_wal(0, VINDEX_WAL_SYNC_NONE, NULL);
+    vindex_wal_t *w = open_wal(0, VINDEX_WAL_SYNC_BATCH, NULL);
     char err[512] = "";
-    cr_assert_null(vindex_wal_open(tmpdir, DIM, 0, VINDEX_WAL_SYNC_NONE, 0, NULL, NULL, err, sizeof(err)));
+    cr_assert_null(vindex_wal_open(tmpdir, DIM, 0, VINDEX_WAL_SYNC_BATCH, 0, NULL, NULL, err, sizeof(err)));
     cr_assert_not_null(strstr(err, "in use"), "%s", err);
     vindex_wal_free(w);
 }
@@ -256,7 +256,7 @@ Test(wal, reset_after_checkpoint)
     cr_assert_eq(rp.id[0], 50);
     vindex_wal_free(w);
     /* A snapshot older than the log's base means lost records. */
-    cr_assert_null(vindex_wal_open(tmpdir, DIM, 3, VINDEX_WAL_SYNC_NONE, 0, NULL, NULL, err, sizeof(err)));
+    cr_assert_null(vindex_wal_open(tmpdir, DIM, 3, VINDEX_WAL_SYNC_BATCH, 0, NULL, NULL, err, sizeof(err)));
     cr_assert_not_null(strstr(err, "missing"), "%s", err);
 }
 
@@ -345,7 +345,18 @@ Test(wal, group_commit_always_mode_keeps_every_record)
     group_commit_case(VINDEX_WAL_SYNC_ALWAYS, 0);
 }
 
-Test(wal, group_commit_none_mode_keeps_every_record)
+Test(wal, sync_flushes_batch_mode_records)
 {
-    group_commit_case(VINDEX_WAL_SYNC_NONE, 0);
+    char err[512] = "";
+    /* An interval no test outlasts: only vindex_wal_sync fsyncs. */
+    vindex_wal_t *w = vindex_wal_open(tmpdir, DIM, 0, VINDEX_WAL_SYNC_BATCH, 3600u * 1000000u, NULL, NULL,
+                                      err, sizeof(err));
+    cr_assert_not_null(w, "%s", err);
+    write_records(w, 1, 10);
+    cr_assert_eq(vindex_wal_sync(w, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(vindex_wal_sync(w, err, sizeof(err)), 0, "%s", err);
+    vindex_wal_free(w);
+    w = open_wal(0, VINDEX_WAL_SYNC_BATCH, &rp);
+    cr_assert_eq(rp.n, 10);
+    vindex_wal_free(w);
 }
