@@ -15,6 +15,7 @@
  *   text.c     strict UTF-8 decoding, case and accent folding (Vietnamese and Latin), tokens
  *   bm25.c     in-memory BM25F index over product fields, prefix matching of the last word
  *   fusion.c   reciprocal rank fusion of ranked lists, with the per-signal "why" and paging
+ *   colour.c   dominant colours of a photo, named from a 13-colour palette (English, Vietnamese)
  *
  * Conventions
  * -----------
@@ -231,5 +232,83 @@ typedef struct {
  * weight, naming it), LOOKALIKE_ETOOLARGE or LOOKALIKE_ENOMEM. */
 int lookalike_fuse(const lookalike_signal_t *signals, size_t nsignals, const lookalike_fuse_opts_t *opts,
                    lookalike_fused_t *out, size_t *nout, size_t *total, char *err, size_t errlen);
+
+/* ---- dominant colours (colour.c) ----
+ *
+ * Pixels are sampled on a regular grid (at most 16384), converted from sRGB (D65) to CIELAB.
+ * The background estimate is the per-channel median of the sampled border ring; when at least
+ * `border_uniformity` of the border lies within `background_delta` (CIE76) of it, pixels that
+ * close to it are dropped as background (unless that leaves under 2% of the image, e.g. a
+ * white shirt filling a white frame, then every pixel counts). k-means (k-means++ seeding from
+ * a fixed seed, so the same photo always gives the same answer) clusters the rest in Lab; each
+ * centre takes the name of the nearest palette shade by CIEDE2000; shares (fractions of the
+ * foreground pixels) are summed per name and sorted largest first, ties in palette order. */
+
+/* Palette indices, in palette order; lookalike_colour_name gives their names. */
+enum {
+    LOOKALIKE_COLOUR_BLACK,
+    LOOKALIKE_COLOUR_WHITE,
+    LOOKALIKE_COLOUR_GREY,
+    LOOKALIKE_COLOUR_RED,
+    LOOKALIKE_COLOUR_ORANGE,
+    LOOKALIKE_COLOUR_YELLOW,
+    LOOKALIKE_COLOUR_GREEN,
+    LOOKALIKE_COLOUR_BLUE,
+    LOOKALIKE_COLOUR_NAVY,
+    LOOKALIKE_COLOUR_PURPLE,
+    LOOKALIKE_COLOUR_PINK,
+    LOOKALIKE_COLOUR_BROWN,
+    LOOKALIKE_COLOUR_BEIGE,
+    LOOKALIKE_COLOUR_COUNT
+};
+
+#define LOOKALIKE_COLOUR_K_MIN 2
+#define LOOKALIKE_COLOUR_K_MAX 8
+/* Largest image accepted, in pixels. */
+#define LOOKALIKE_COLOUR_PIXELS_MAX (100u * 1000u * 1000u)
+
+/* Extraction options; NULL means lookalike_colour_opts_default. */
+typedef struct {
+    int k;                   /* clusters, LOOKALIKE_COLOUR_K_MIN..K_MAX (default 4) */
+    uint64_t seed;           /* k-means++ seed (default 1) */
+    float background_delta;  /* CIE76 distance under which a pixel is background (default 10) */
+    float border_uniformity; /* border share near its median to call it a background (0.75) */
+    float min_share;         /* names with a smaller share are left out (default 0.03) */
+} lookalike_colour_opts_t;
+
+/* One named dominant colour. The strings are static. */
+typedef struct {
+    int index;           /* palette index, LOOKALIKE_COLOUR_* */
+    const char *name;    /* English name: "red" */
+    const char *name_vi; /* Vietnamese display name: "đỏ" */
+    float share;         /* fraction of the foreground pixels, 0..1 */
+    float lab[3];        /* CIELAB centre of the largest cluster with this name */
+} lookalike_colour_t;
+
+/* Fills *o with the defaults. */
+void lookalike_colour_opts_default(lookalike_colour_opts_t *o);
+
+/* Dominant colours of a w x h image of 8-bit RGB pixels (row-major, 3 bytes a pixel, no row
+ * padding): at most `cap` of them, largest share first, into out, their count into *nout.
+ * Fails with LOOKALIKE_EINVAL (empty image, bad option), LOOKALIKE_ETOOLARGE (over
+ * LOOKALIKE_COLOUR_PIXELS_MAX) or LOOKALIKE_ENOMEM. Deterministic for equal inputs. */
+int lookalike_colours_extract(const uint8_t *rgb, uint32_t w, uint32_t h, const lookalike_colour_opts_t *opts,
+                              lookalike_colour_t *out, size_t cap, size_t *nout, char *err, size_t errlen);
+
+/* Converts an 8-bit sRGB colour to CIELAB (D65 white). */
+void lookalike_colour_srgb_to_lab(uint8_t r, uint8_t g, uint8_t b, float lab[3]);
+
+/* The CIEDE2000 colour difference between two CIELAB colours (kL = kC = kH = 1). */
+double lookalike_colour_ciede2000(const float lab1[3], const float lab2[3]);
+
+/* Palette index of the name nearest to a CIELAB colour. */
+int lookalike_colour_nearest(const float lab[3]);
+
+/* English (vietnamese == 0) or Vietnamese name of a palette index; NULL when out of range. */
+const char *lookalike_colour_name(int index, int vietnamese);
+
+/* Palette index for a colour name in English ("grey" or "gray") or Vietnamese, matched after
+ * case and accent folding ("Đỏ", "do" -> red); -1 when it is not a palette name. */
+int lookalike_colour_lookup(const char *name);
 
 #endif
