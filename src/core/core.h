@@ -24,13 +24,11 @@ enum {
  * through Debian's wslay, and a hub that keeps every WebSocket connection of the process on
  * ONE epoll thread and broadcasts to named rooms.
  *
- * Handshake. core_ws_upgrade() is called from an HTTP handler (e.g. GET /ws/{room}). It checks
- * `Upgrade: websocket`, a `Connection` list holding `upgrade`, `Sec-WebSocket-Version: 13`
- * and a `Sec-WebSocket-Key` that is base64 of 16 bytes, and answers 101 with
- * `Sec-WebSocket-Accept` = base64(SHA-1(key + 258EAFA5-E914-47DA-95CA-C5AB0DC85B11)). A bad
- * handshake gets 400 (426 plus `Sec-WebSocket-Version: 13` for another version) with a JSON
- * error body; a hub that is full or shutting down gets 503. SHA-1 and base64 are our own
- * (ws_handshake.c), tested against the RFC 3174 / RFC 4648 / RFC 6455 vectors.
+ * Handshake. core_ws_handshake_check() validates `Upgrade: websocket`, a `Connection` list
+ * holding `upgrade`, `Sec-WebSocket-Version: 13` and a `Sec-WebSocket-Key` that is base64 of
+ * 16 bytes, and computes `Sec-WebSocket-Accept` = base64(SHA-1(key +
+ * 258EAFA5-E914-47DA-95CA-C5AB0DC85B11)). SHA-1 and base64 are our own (ws_handshake.c),
+ * tested against the RFC 3174 / RFC 4648 / RFC 6455 vectors.
  *
  * Framing. Frames from a client must be masked (else close 1002); reserved bits, unknown
  * opcodes, fragmented or oversize (>125) control frames close with 1002; text that is not
