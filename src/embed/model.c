@@ -2,6 +2,7 @@
 #include "embed/model_internal.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +73,7 @@ static int validate(embed_model *m, char *err, size_t errlen)
     }
     for (int i = 0; i < g->n_outputs; i++) {
         int rc = 0;
+        omp_set_num_threads(m->threads);
         plan *p = plan_compile(g, m->eng, &pi, 1, g->outputs[i], 1, err, errlen, &rc);
         if (!p)
             return rc;
@@ -225,6 +227,9 @@ static const plan *get_plan(embed_model *m, int batch, int output, char *err, si
         goto done;
     }
     plan_input pi = {m->input, 4, {batch, m->in_c, m->in_h, m->in_w}, NULL, ONNX_FLOAT};
+    /* oneDNN sizes its work split by the thread count at primitive creation; a mismatch with
+     * the run's count leaves threads waiting at barriers. */
+    omp_set_num_threads(m->threads);
     p = plan_compile(m->g, m->eng, &pi, 1, output, m->reference, err, errlen, rc);
     if (p) {
         p->batch = batch;

@@ -362,7 +362,9 @@ static int conv_step(builder *b, const eg_node *n, const conv_fuse *f)
         pr[d] = (dd[2 + d] - 1) * strides[d] + ek - sd[2 + d] - pl[d];
     }
     dnnl_memory_desc_t smd, wmd, bmd, dmd, wplain;
-    dnnl_memory_desc_init_by_tag(&smd, 4, sd, dnnl_f32, dnnl_format_tag_any);
+    /* With "any", oneDNN 2.6 picks NHWC and a brgemm kernel for few-channel inputs (the RGB
+     * stem), which is ~20x slower than its first-layer kernel reading plain NCHW. */
+    dnnl_memory_desc_init_by_tag(&smd, 4, sd, dnnl_f32, sd[1] <= 4 && G == 1 ? dnnl_abcd : dnnl_format_tag_any);
     dnnl_memory_desc_init_by_tag(&dmd, 4, dd, dnnl_f32, dnnl_format_tag_any);
     if (G == 1) {
         dnnl_dims_t wd1 = {wd[1], wd[2], wd[3], wd[4]};
