@@ -85,9 +85,17 @@ static int validate(embed_model *m, char *err, size_t errlen)
 embed_model *embed_model_load_buffer(const void *data, size_t len, const embed_model_options *opt, char *err,
                                      size_t errlen)
 {
+    int rc;
+    return embed_model_load_rc(data, len, opt, err, errlen, &rc);
+}
+
+embed_model *embed_model_load_rc(const void *data, size_t len, const embed_model_options *opt, char *err,
+                                 size_t errlen, int *rcp)
+{
+    int rc = EMBED_ENOMEM;
     embed_model *m = calloc(1, sizeof(*m));
     if (!m) {
-        errf(err, errlen, EMBED_ENOMEM, "out of memory");
+        *rcp = errf(err, errlen, EMBED_ENOMEM, "out of memory");
         return NULL;
     }
     pthread_mutex_init(&m->mu, NULL);
@@ -98,13 +106,13 @@ embed_model *embed_model_load_buffer(const void *data, size_t len, const embed_m
     m->reference = opt ? opt->reference : 0;
     const char *prof = getenv("EMBED_PROFILE");
     m->profiling = prof && prof[0] && strcmp(prof, "0") != 0;
-    onnx_model *om = onnx_model_parse(data, len, err, errlen);
+    onnx_model *om = onnx_model_parse(data, len, err, errlen, &rc);
     if (!om)
         goto fail;
-    if (!(m->g = eg_graph_new(om, err, errlen)))
+    if (!(m->g = eg_graph_new(om, err, errlen, &rc)))
         goto fail;
     if (dnnl_engine_create(&m->eng, dnnl_cpu, 0) != dnnl_success) {
-        errf(err, errlen, EMBED_EBACKEND, "oneDNN: cannot create a CPU engine");
+        rc = errf(err, errlen, EMBED_EBACKEND, "oneDNN: cannot create a CPU engine");
         goto fail;
     }
     const eg_graph *g = m->g;
@@ -119,11 +127,13 @@ embed_model *embed_model_load_buffer(const void *data, size_t len, const embed_m
         }
     }
     m->default_output = find_default_output(g);
-    if (validate(m, err, errlen))
+    if ((rc = validate(m, err, errlen)))
         goto fail;
+    *rcp = 0;
     return m;
 fail:
     embed_model_free(m);
+    *rcp = rc;
     return NULL;
 }
 

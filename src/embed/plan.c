@@ -971,10 +971,10 @@ plan *plan_compile(const eg_graph *g, dnnl_engine_t eng, const plan_input *input
         t->bytes = eg_count(t->rank, t->dims) * esize(t->dtype);
     }
     if (g->tensors[output].folded) {
-        rc = errf(err, errlen, EMBED_EINVAL,
+        rc = errf(err, errlen, g->tensors[output].folded == 1 ? EMBED_EINVAL : EMBED_EUNSUPPORTED,
                   g->tensors[output].folded == 1
                       ? "tensor '%s' was folded away at load (ask for the BatchNormalization output instead)"
-                      : "tensor '%s' is a Dropout mask, which is not computed",
+                      : "tensor '%s' is a Dropout mask; masks are not supported",
                   g->tensors[output].name);
         goto fail;
     }
@@ -1014,7 +1014,7 @@ plan *plan_compile(const eg_graph *g, dnnl_engine_t eng, const plan_input *input
     }
     const plan_tensor *ot = &p->tensors[output];
     if (ot->dtype != ONNX_FLOAT) {
-        rc = errf(err, errlen, EMBED_EUNSUPPORTED, "tensor '%s' is not float", g->tensors[output].name);
+        rc = errf(err, errlen, EMBED_EUNSUPPORTED, "tensor '%s' is not float (integer outputs are not supported)", g->tensors[output].name);
         goto fail;
     }
     if (!reference)
