@@ -435,7 +435,7 @@ eg_graph *eg_graph_new(onnx_model *onnx, char *err, size_t errlen, int *rcp)
     g->opset = onnx->opset;
     if (onnx->opset < 1 || onnx->opset > 18) {
         rc = errf(err, errlen, EMBED_EUNSUPPORTED, "onnx: opset %lld is not supported (1 to 18)",
-             (long long)onnx->opset);
+                  (long long)onnx->opset);
         goto fail;
     }
     size_t max_t = (size_t)onnx->n_inits + (size_t)onnx->n_inputs + 1;
@@ -485,8 +485,8 @@ eg_graph *eg_graph_new(onnx_model *onnx, char *err, size_t errlen, int *rcp)
             continue; /* an initializer listed as input (IR < 4 style): a constant */
         int et = v->elem_type;
         if (et != ONNX_FLOAT && et != ONNX_INT64 && et != ONNX_INT32) {
-            rc = errf(err, errlen, EMBED_EUNSUPPORTED, "onnx: input '%s': element type %d is not supported", v->name,
-                 et);
+            rc = errf(err, errlen, EMBED_EUNSUPPORTED, "onnx: input '%s': element type %d is not supported",
+                      v->name, et);
             goto fail;
         }
         eg_tensor *t = &g->tensors[g->n_tensors];
@@ -505,12 +505,13 @@ eg_graph *eg_graph_new(onnx_model *onnx, char *err, size_t errlen, int *rcp)
         nd->name = on->name[0] ? on->name : on->n_outputs > 0 ? on->outputs[0] : "";
         if (on->domain[0] && strcmp(on->domain, "ai.onnx") != 0) {
             rc = errf(err, errlen, EMBED_EUNSUPPORTED, "node '%s': op %s from domain '%s' is not supported",
-                 nd->name, on->op_type, on->domain);
+                      nd->name, on->op_type, on->domain);
             goto fail;
         }
         nd->op = op_of(on->op_type);
         if (nd->op == OP_NONE) {
-            rc = errf(err, errlen, EMBED_EUNSUPPORTED, "node '%s': op %s is not supported", nd->name, on->op_type);
+            rc = errf(err, errlen, EMBED_EUNSUPPORTED, "node '%s': op %s is not supported", nd->name,
+                      on->op_type);
             goto fail;
         }
         nd->n_in = on->n_inputs;
@@ -529,12 +530,13 @@ eg_graph *eg_graph_new(onnx_model *onnx, char *err, size_t errlen, int *rcp)
             int id = names_find(&tab, g->tensors, on->inputs[k]);
             if (id < 0) {
                 rc = errf(err, errlen, EMBED_EFORMAT, "%s node '%s': input '%s' is not defined before use",
-                     on->op_type, nd->name, on->inputs[k]);
+                          on->op_type, nd->name, on->inputs[k]);
                 goto fail;
             }
             if (g->tensors[id].folded == 2) {
-                rc = errf(err, errlen, EMBED_EUNSUPPORTED, "%s node '%s': reads Dropout mask '%s', not supported",
-                     on->op_type, nd->name, on->inputs[k]);
+                rc = errf(err, errlen, EMBED_EUNSUPPORTED,
+                          "%s node '%s': reads Dropout mask '%s', not supported", on->op_type, nd->name,
+                          on->inputs[k]);
                 goto fail;
             }
             nd->in[k] = id;
@@ -546,8 +548,8 @@ eg_graph *eg_graph_new(onnx_model *onnx, char *err, size_t errlen, int *rcp)
                 continue;
             }
             if (names_find(&tab, g->tensors, on->outputs[k]) >= 0) {
-                rc = errf(err, errlen, EMBED_EFORMAT, "%s node '%s': output '%s' is defined twice", on->op_type,
-                     nd->name, on->outputs[k]);
+                rc = errf(err, errlen, EMBED_EFORMAT, "%s node '%s': output '%s' is defined twice",
+                          on->op_type, nd->name, on->outputs[k]);
                 goto fail;
             }
             eg_tensor *t = &g->tensors[g->n_tensors];
@@ -596,7 +598,7 @@ eg_graph *eg_graph_new(onnx_model *onnx, char *err, size_t errlen, int *rcp)
         int id = names_find(&tab, g->tensors, onnx->outputs[i].name);
         if (id < 0) {
             rc = errf(err, errlen, EMBED_EFORMAT, "onnx: graph output '%s' is never produced",
-                 onnx->outputs[i].name);
+                      onnx->outputs[i].name);
             goto fail;
         }
         g->outputs[g->n_outputs++] = id;

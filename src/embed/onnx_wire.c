@@ -410,8 +410,8 @@ static int tensor(rd *r, onnx_tensor *t)
     t->src_dtype = (int)dtype;
     int es = elem_size((int)dtype);
     if (es == 0)
-        return fail(r, EMBED_EUNSUPPORTED, "onnx: tensor '%s' has data type %d, which is not supported", t->name,
-                    (int)dtype);
+        return fail(r, EMBED_EUNSUPPORTED, "onnx: tensor '%s' has data type %d, which is not supported",
+                    t->name, (int)dtype);
     t->dtype = dtype == ONNX_FLOAT ? ONNX_FLOAT : ONNX_INT64;
     size_t out_es = t->dtype == ONNX_FLOAT ? 4 : 8;
     t->data = onnx_arena_alloc(r->arena, count * out_es);

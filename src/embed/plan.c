@@ -364,7 +364,8 @@ static int conv_step(builder *b, const eg_node *n, const conv_fuse *f)
     dnnl_memory_desc_t smd, wmd, bmd, dmd, wplain;
     /* With "any", oneDNN 2.6 picks NHWC and a brgemm kernel for few-channel inputs (the RGB
      * stem), which is ~20x slower than its first-layer kernel reading plain NCHW. */
-    dnnl_memory_desc_init_by_tag(&smd, 4, sd, dnnl_f32, sd[1] <= 4 && G == 1 ? dnnl_abcd : dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_tag(&smd, 4, sd, dnnl_f32,
+                                 sd[1] <= 4 && G == 1 ? dnnl_abcd : dnnl_format_tag_any);
     dnnl_memory_desc_init_by_tag(&dmd, 4, dd, dnnl_f32, dnnl_format_tag_any);
     if (G == 1) {
         dnnl_dims_t wd1 = {wd[1], wd[2], wd[3], wd[4]};
@@ -1014,7 +1015,8 @@ plan *plan_compile(const eg_graph *g, dnnl_engine_t eng, const plan_input *input
     }
     const plan_tensor *ot = &p->tensors[output];
     if (ot->dtype != ONNX_FLOAT) {
-        rc = errf(err, errlen, EMBED_EUNSUPPORTED, "tensor '%s' is not float (integer outputs are not supported)", g->tensors[output].name);
+        rc = errf(err, errlen, EMBED_EUNSUPPORTED,
+                  "tensor '%s' is not float (integer outputs are not supported)", g->tensors[output].name);
         goto fail;
     }
     if (!reference)

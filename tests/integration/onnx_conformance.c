@@ -21,10 +21,32 @@
 #define MAX_IO 16
 
 static const char *const ops[] = {
-    "Conv",    "BatchNormalization", "Relu",     "Clip",    "Add",     "Sub",      "Mul",      "Div",
-    "MaxPool", "AveragePool",        "GlobalAveragePool",   "GlobalMaxPool",       "Flatten", "Reshape",
-    "Gemm",    "MatMul",             "Concat",   "Dropout", "Softmax", "Identity", "Constant", "Shape",
-    "Gather",  "Unsqueeze",          "Squeeze",  "Cast",
+    "Conv",
+    "BatchNormalization",
+    "Relu",
+    "Clip",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "MaxPool",
+    "AveragePool",
+    "GlobalAveragePool",
+    "GlobalMaxPool",
+    "Flatten",
+    "Reshape",
+    "Gemm",
+    "MatMul",
+    "Concat",
+    "Dropout",
+    "Softmax",
+    "Identity",
+    "Constant",
+    "Shape",
+    "Gather",
+    "Unsqueeze",
+    "Squeeze",
+    "Cast",
 };
 
 /* snprintf into a path buffer; a path that does not fit is reported as unreadable. */
@@ -67,7 +89,8 @@ static int covered(const unsigned char *buf, size_t len)
         return 0;
     int ok = om->n_nodes > 0;
     for (int i = 0; i < om->n_nodes && ok; i++)
-        ok = our_op(om->nodes[i].op_type) && (!om->nodes[i].domain[0] || !strcmp(om->nodes[i].domain, "ai.onnx"));
+        ok = our_op(om->nodes[i].op_type) &&
+             (!om->nodes[i].domain[0] || !strcmp(om->nodes[i].domain, "ai.onnx"));
     onnx_model_free(om);
     return ok;
 }
@@ -135,7 +158,8 @@ static int run_set(embed_model *m, const char *set, int reference, char *why, si
             result = rc == EMBED_EUNSUPPORTED ? R_UNSUPPORTED : R_FAIL;
             break;
         }
-        plan *p = plan_compile(g, embed_model_engine(m), pins, n_in, g->outputs[o], reference, err, sizeof(err), &rc);
+        plan *p = plan_compile(g, embed_model_engine(m), pins, n_in, g->outputs[o], reference, err,
+                               sizeof(err), &rc);
         if (!p) {
             snprintf(why, whylen, "%s", err);
             result = rc == EMBED_EUNSUPPORTED ? R_UNSUPPORTED : R_FAIL;

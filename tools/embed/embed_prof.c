@@ -32,8 +32,9 @@ static int cmp_double(const void *a, const void *b)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s MODEL.onnx [--batch B] [--threads T] [--seconds S] [--output NAME] "
-                        "[--input FILE.f32]\n",
+        fprintf(stderr,
+                "usage: %s MODEL.onnx [--batch B] [--threads T] [--seconds S] [--output NAME] "
+                "[--input FILE.f32]\n",
                 argv[0]);
         return 2;
     }
