@@ -1,5 +1,5 @@
 # core: the shared runtime (HTTP on libmicrohttpd, JSON on jansson, logs, metrics, config,
-# worker pool) and its example server, benchmarks and fuzz targets.
+# worker pool, WebSocket on wslay) and its example server, benchmarks and fuzz targets.
 MODULES += core
 core_PKGS := libmicrohttpd jansson
 DEB_PKGS += libmicrohttpd-dev libjansson-dev wrk nginx curl
@@ -10,3 +10,9 @@ prog_core-example_MODULES := core
 
 # Until the flagship takes `make run` over, it starts the runtime's example server.
 RUN_CMD = $(BUILD)/core-example --port $(PORT)
+
+# ---- WebSocket ----
+core_LDLIBS += -lwslay
+DEB_PKGS += libwslay-dev
+FUZZERS += ws_frame
+fuzz_ws_frame_MODULES := core

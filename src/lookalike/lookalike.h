@@ -1,0 +1,494 @@
+/* lookalike: similar-product search (image, text, attributes) for e-commerce catalogues.
+ *
+ * The service
+ * -----------
+ * `lookalike serve` answers a JSON API and a web page. A product (id, title, description,
+ * category, brand, colours, sizes, price, attributes, one photo) is written to the catalogue
+ * store; its photo is embedded into a vector (src/embed) that goes into a vector index
+ * (src/vindex); its text goes into a BM25 index; its dominant colours are extracted from the
+ * photo and kept as an attribute. A search runs each asked-for signal (image vector, "more like
+ * this product", text, filters) and fuses the ranked lists by reciprocal rank fusion, keeping
+ * for every result the rank and score it had in each signal ("why").
+ *
+ * This header holds the self-contained library parts of the service:
+ *
+ *   text.c     strict UTF-8 decoding, case and accent folding (Vietnamese and Latin), tokens
+ *   bm25.c     in-memory BM25F index over product fields, prefix matching of the last word
+ *   fusion.c   reciprocal rank fusion of ranked lists, with the per-signal "why" and paging
+ *   colour.c   dominant colours of a photo, named from a 13-colour palette (English, Vietnamese)
+ *   csv.c      RFC 4180 CSV reader for ingest metadata, streaming, capped, line-numbered errors
+ *   product.c  the product record: strict JSON parsing and validation (jansson), serialisation
+ *
+ * Conventions
+ * -----------
+ * Functions return 0 (or a count, where said) on success and a negative LOOKALIKE_E* code on
+ * failure, writing a human-readable message into the caller's `err` buffer (`errlen` bytes,
+ * may be NULL/0). Every input that comes from outside has a cap, and exceeding it fails with
+ * LOOKALIKE_ETOOLARGE and a message saying "too large". No function keeps a pointer to its
+ * arguments after it returns unless it says so.
+ *
+ * Text analysis
+ * -------------
+ * Input must be valid UTF-8 (no overlongs, surrogates or code points past U+10FFFF); anything
+ * else fails with LOOKALIKE_EUTF8 and the byte offset. Folding lowercases and strips accents:
+ * every precomposed Latin letter in U+00C0..U+024F and U+1E00..U+1EFF becomes its base letter
+ * (đ/Đ -> d, ư -> u, ơ -> o, ß -> ss, æ -> ae), combining marks (U+0300..U+036F and friends)
+ * and zero-width characters vanish, Greek and Cyrillic capitals become small letters. So
+ * "Áo Thun", "áo thun" and "ao thun" (also in decomposed form) all fold to "ao thun". A word
+ * is a maximal run of letters and digits; everything else (ASCII punctuation, spaces, symbols,
+ * emoji) separates words. Words longer than LOOKALIKE_TOKEN_MAX bytes keep their first
+ * LOOKALIKE_TOKEN_MAX bytes. Stop words (a short English and Vietnamese list) are kept unless
+ * asked otherwise.
+ *
+ * BM25 index
+ * ----------
+ * Documents are identified by a 64-bit id and have LOOKALIKE_FIELD_COUNT text fields. Scoring is
+ * BM25F: per term, tf' = sum over fields of weight_f * tf_f / (1 - b + b * len_f / avglen_f),
+ * score = idf * tf' * (k1 + 1) / (k1 + tf'), idf = ln(1 + (N - df + 0.5) / (df + 0.5)); a
+ * document's score is the sum over the distinct query words. The last query word also matches
+ * as a prefix: it expands to at most `max_expansion` dictionary terms that start with it (those
+ * in the most documents), a term other than the word itself counting 0.8 of its score, and a
+ * document takes its best expansion, not their sum. All expansions share one idf (that of the
+ * word itself if it is a term, else of the expansions' summed df), so a rare completion does not
+ * outrank the word that was typed. Results are ordered by score, then by id.
+ * Memory: one posting (4 + 2 * fields bytes) per distinct term per document, plus a forward term
+ * list per document; dictionary terms are never freed (a term whose last document went away
+ * costs its string only). A search allocates O(documents) scratch.
+ *
+ * Threading: one writer and many readers. Each index holds a pthread rwlock: put and remove take
+ * it for writing, search and count for reading, so any number of threads may call them at
+ * once. A filter callback runs under the read lock and must not call back into the index.
+ */
+#ifndef LOOKALIKE_LOOKALIKE_H
+#define LOOKALIKE_LOOKALIKE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Error codes: every failing function returns one of these (all negative). */
+enum {
+    LOOKALIKE_EINVAL = -1,    /* bad argument or malformed input */
+    LOOKALIKE_ENOMEM = -2,    /* out of memory */
+    LOOKALIKE_ETOOLARGE = -3, /* an input over its documented cap */
+    LOOKALIKE_EUTF8 = -4,     /* text is not valid UTF-8 */
+    LOOKALIKE_ENOTFOUND = -5, /* no such document, product, collection or image */
+    LOOKALIKE_EEXIST = -6,    /* already exists (insert of an existing id, duplicate name) */
+    LOOKALIKE_EIO = -7,       /* file system or database failure */
+};
+
+/* ---- text analysis (text.c) ---- */
+
+/* Longest word kept, in bytes of folded UTF-8; longer words are cut at a code point. */
+#define LOOKALIKE_TOKEN_MAX 64
+
+/* Options for tokenisation; a NULL pointer means all defaults (all zero). */
+typedef struct {
+    int stop_words;      /* nonzero: drop the built-in stop words (off by default) */
+    uint32_t max_tokens; /* stop after this many words; 0: no limit */
+} lookalike_text_opts_t;
+
+/* Receives one folded word (not NUL-terminated, `len` bytes, valid until it returns) and its
+ * 0-based index among the words emitted. Return 0 to go on, > 0 to stop quietly, < 0 to stop
+ * and have the tokeniser return that value. */
+typedef int (*lookalike_token_fn)(const char *tok, size_t len, uint32_t index, void *ud);
+
+/* Decodes the code point at s[*pos] (strict UTF-8), advancing *pos. Returns 0, or -1 when the
+ * bytes there are not valid UTF-8 or *pos == len. */
+int lookalike_utf8_decode(const char *s, size_t len, size_t *pos, uint32_t *cp);
+
+/* Encodes cp (<= U+10FFFF, not a surrogate) into out; returns the byte count 1..4. */
+size_t lookalike_utf8_encode(uint32_t cp, char out[4]);
+
+/* Folds `len` bytes of UTF-8 (case and accents, see above), keeping separators as they are.
+ * `out` must hold len + 1 bytes (folding never lengthens text); it gets a NUL-terminated
+ * string and *outlen (may be NULL) its length. LOOKALIKE_EUTF8 on invalid input,
+ * LOOKALIKE_EINVAL when outcap < len + 1. */
+int lookalike_text_fold(const char *in, size_t len, char *out, size_t outcap, size_t *outlen, char *err,
+                        size_t errlen);
+
+/* Splits `len` bytes of UTF-8 into folded words and calls fn for each, in order. Returns 0,
+ * LOOKALIKE_EUTF8 (nothing is emitted past the bad byte), or what fn returned when negative. */
+int lookalike_text_tokenize(const char *s, size_t len, const lookalike_text_opts_t *opts,
+                            lookalike_token_fn fn, void *ud, char *err, size_t errlen);
+
+/* 1 if the folded word (len bytes) is one of the built-in stop words, else 0. */
+int lookalike_text_is_stop_word(const char *tok, size_t len);
+
+/* ---- ranked hits (shared by bm25.c and fusion.c) ---- */
+
+/* One ranked result: a document id and its score (higher is better). */
+typedef struct {
+    uint64_t id;
+    float score;
+} lookalike_hit_t;
+
+/* Keeps the best k hits in a heap of capacity k holding *n of them (score, then smaller id). */
+void lookalike_hits_push(lookalike_hit_t *heap, size_t *n, size_t k, lookalike_hit_t h);
+
+/* Sorts hits best first: higher score, then smaller id. */
+void lookalike_hits_sort(lookalike_hit_t *hits, size_t n);
+
+/* Keep-or-drop predicate used by every search: return nonzero to keep document `id`. */
+typedef int (*lookalike_filter_fn)(uint64_t id, void *ud);
+
+/* ---- BM25 text index (bm25.c) ---- */
+
+/* Largest text accepted in one field of a document, in bytes. */
+#define LOOKALIKE_BM25_FIELD_MAX (64 * 1024)
+/* Largest query text, in bytes; only its first 32 words are used. */
+#define LOOKALIKE_QUERY_MAX 4096
+/* Largest number of results any search returns. */
+#define LOOKALIKE_K_MAX 10000
+
+/* The indexed fields of a product. Attribute values (and colour and size names) go into
+ * LOOKALIKE_FIELD_ATTRS, separated by spaces. */
+typedef enum {
+    LOOKALIKE_FIELD_TITLE,
+    LOOKALIKE_FIELD_DESCRIPTION,
+    LOOKALIKE_FIELD_BRAND,
+    LOOKALIKE_FIELD_CATEGORY,
+    LOOKALIKE_FIELD_ATTRS,
+    LOOKALIKE_FIELD_COUNT
+} lookalike_field_t;
+
+/* Scoring parameters, fixed when the index is created. */
+typedef struct {
+    float weights[LOOKALIKE_FIELD_COUNT]; /* per-field weight, 0..1000 (defaults 3,1,2,2,1) */
+    float k1;                             /* term-frequency saturation, 0..100 (default 1.2) */
+    float b;                              /* length normalisation, 0..1 (default 0.75) */
+    uint32_t max_expansion;               /* prefix expansions of the last word, 0..256 (32) */
+} lookalike_bm25_params_t;
+
+typedef struct lookalike_bm25 lookalike_bm25_t;
+
+/* Fills *p with the defaults above. */
+void lookalike_bm25_params_default(lookalike_bm25_params_t *p);
+
+/* A new empty index (params NULL: defaults); NULL on bad parameters or out of memory. Free with
+ * lookalike_bm25_free. */
+lookalike_bm25_t *lookalike_bm25_new(const lookalike_bm25_params_t *params, char *err, size_t errlen);
+
+/* Frees the index; no other thread may be using it. NULL is ignored. */
+void lookalike_bm25_free(lookalike_bm25_t *ix);
+
+/* Adds document `id`, or replaces it if present. fields[f] is NUL-terminated UTF-8 or NULL (an
+ * empty field). Fails with LOOKALIKE_ETOOLARGE (a field over LOOKALIKE_BM25_FIELD_MAX),
+ * LOOKALIKE_EUTF8 (naming the field) or LOOKALIKE_ENOMEM; on failure the index is unchanged. */
+int lookalike_bm25_put(lookalike_bm25_t *ix, uint64_t id, const char *const fields[LOOKALIKE_FIELD_COUNT],
+                       char *err, size_t errlen);
+
+/* Removes document `id`: 0, or LOOKALIKE_ENOTFOUND if it is not there. */
+int lookalike_bm25_remove(lookalike_bm25_t *ix, uint64_t id);
+
+/* Number of documents in the index. */
+size_t lookalike_bm25_count(lookalike_bm25_t *ix);
+
+/* The best (at most) k documents for `query` (NUL-terminated UTF-8) that pass `filter` (NULL:
+ * all), written best first to out[0..*nout). out must hold k hits; k <= LOOKALIKE_K_MAX. A
+ * query with no words gives no hits. Fails with LOOKALIKE_ETOOLARGE, LOOKALIKE_EINVAL,
+ * LOOKALIKE_EUTF8 or LOOKALIKE_ENOMEM. */
+int lookalike_bm25_search(lookalike_bm25_t *ix, const char *query, size_t k, lookalike_filter_fn filter,
+                          void *filter_ud, lookalike_hit_t *out, size_t *nout, char *err, size_t errlen);
+
+/* ---- reciprocal rank fusion (fusion.c) ----
+ *
+ * fused(d) = sum over signals s holding d of weight_s / (k_rrf + rank_s(d)), rank 1-based in
+ * the order the list is given (best first; the scores are only carried along for "why", so
+ * lists may use any score scale, distances included). An id twice in one list keeps its first
+ * rank. Ties are broken by the best single rank, then by the smaller id, so paging through the
+ * same inputs never repeats or skips a result. */
+
+/* The default k of reciprocal rank fusion. */
+#define LOOKALIKE_RRF_K 60.0
+/* Most signals one fusion takes. */
+#define LOOKALIKE_MAX_SIGNALS 8
+/* Most hits one fusion takes over all its signals. */
+#define LOOKALIKE_FUSION_INPUT_MAX 1000000
+
+/* One ranked list to fuse. The caller owns `hits`. */
+typedef struct {
+    const char *name;            /* e.g. "image", "text": used in error messages only */
+    const lookalike_hit_t *hits; /* best first */
+    size_t n;
+    float weight; /* 0..1e6; 0 keeps the list's ranks in "why" but adds nothing to the score */
+} lookalike_signal_t;
+
+/* One fused result with its breakdown; index s of rank/signal_score is signals[s]. */
+typedef struct {
+    uint64_t id;
+    double score;                              /* fused score */
+    uint32_t rank[LOOKALIKE_MAX_SIGNALS];      /* 1-based rank in each signal; 0: absent */
+    float signal_score[LOOKALIKE_MAX_SIGNALS]; /* the score the signal gave; 0 when absent */
+} lookalike_fused_t;
+
+/* Fusion options; NULL means k_rrf 60, k 10, offset 0. */
+typedef struct {
+    double k_rrf;  /* > 0, at most 1e6; 0 means LOOKALIKE_RRF_K */
+    size_t k;      /* page size, at most LOOKALIKE_K_MAX */
+    size_t offset; /* results to skip before the page */
+} lookalike_fuse_opts_t;
+
+/* Fuses nsignals (<= LOOKALIKE_MAX_SIGNALS) lists and writes the page [offset, offset + k) of
+ * the fused ranking to out (room for k results) and its length to *nout; *total (may be NULL)
+ * gets the number of distinct ids over all lists. Fails with LOOKALIKE_EINVAL (bad option or
+ * weight, naming it), LOOKALIKE_ETOOLARGE or LOOKALIKE_ENOMEM. */
+int lookalike_fuse(const lookalike_signal_t *signals, size_t nsignals, const lookalike_fuse_opts_t *opts,
+                   lookalike_fused_t *out, size_t *nout, size_t *total, char *err, size_t errlen);
+
+/* ---- dominant colours (colour.c) ----
+ *
+ * Pixels are sampled on a regular grid (at most 16384), converted from sRGB (D65) to CIELAB.
+ * The background estimate is the per-channel median of the sampled border ring; when at least
+ * `border_uniformity` of the border lies within `background_delta` (CIE76) of it, pixels that
+ * close to it are dropped as background (unless that leaves under 2% of the image, e.g. a
+ * white shirt filling a white frame, then every pixel counts). k-means (k-means++ seeding from
+ * a fixed seed, so the same photo always gives the same answer) clusters the rest in Lab; each
+ * centre takes the name of the nearest palette shade by CIEDE2000; shares (fractions of the
+ * foreground pixels) are summed per name and sorted largest first, ties in palette order. */
+
+/* Palette indices, in palette order; lookalike_colour_name gives their names. */
+enum {
+    LOOKALIKE_COLOUR_BLACK,
+    LOOKALIKE_COLOUR_WHITE,
+    LOOKALIKE_COLOUR_GREY,
+    LOOKALIKE_COLOUR_RED,
+    LOOKALIKE_COLOUR_ORANGE,
+    LOOKALIKE_COLOUR_YELLOW,
+    LOOKALIKE_COLOUR_GREEN,
+    LOOKALIKE_COLOUR_BLUE,
+    LOOKALIKE_COLOUR_NAVY,
+    LOOKALIKE_COLOUR_PURPLE,
+    LOOKALIKE_COLOUR_PINK,
+    LOOKALIKE_COLOUR_BROWN,
+    LOOKALIKE_COLOUR_BEIGE,
+    LOOKALIKE_COLOUR_COUNT
+};
+
+#define LOOKALIKE_COLOUR_K_MIN 2
+#define LOOKALIKE_COLOUR_K_MAX 8
+/* Largest image accepted, in pixels. */
+#define LOOKALIKE_COLOUR_PIXELS_MAX (100u * 1000u * 1000u)
+
+/* Extraction options; NULL means lookalike_colour_opts_default. */
+typedef struct {
+    int k;                   /* clusters, LOOKALIKE_COLOUR_K_MIN..K_MAX (default 4) */
+    uint64_t seed;           /* k-means++ seed (default 1) */
+    float background_delta;  /* CIE76 distance under which a pixel is background (default 10) */
+    float border_uniformity; /* border share near its median to call it a background (0.75) */
+    float min_share;         /* names with a smaller share are left out (default 0.03) */
+} lookalike_colour_opts_t;
+
+/* One named dominant colour. The strings are static. */
+typedef struct {
+    int index;           /* palette index, LOOKALIKE_COLOUR_* */
+    const char *name;    /* English name: "red" */
+    const char *name_vi; /* Vietnamese display name: "đỏ" */
+    float share;         /* fraction of the foreground pixels, 0..1 */
+    float lab[3];        /* CIELAB centre of the largest cluster with this name */
+} lookalike_colour_t;
+
+/* Fills *o with the defaults. */
+void lookalike_colour_opts_default(lookalike_colour_opts_t *o);
+
+/* Dominant colours of a w x h image of 8-bit RGB pixels (row-major, 3 bytes a pixel, no row
+ * padding): at most `cap` of them, largest share first, into out, their count into *nout.
+ * Fails with LOOKALIKE_EINVAL (empty image, bad option), LOOKALIKE_ETOOLARGE (over
+ * LOOKALIKE_COLOUR_PIXELS_MAX) or LOOKALIKE_ENOMEM. Deterministic for equal inputs. */
+int lookalike_colours_extract(const uint8_t *rgb, uint32_t w, uint32_t h, const lookalike_colour_opts_t *opts,
+                              lookalike_colour_t *out, size_t cap, size_t *nout, char *err, size_t errlen);
+
+/* Converts an 8-bit sRGB colour to CIELAB (D65 white). */
+void lookalike_colour_srgb_to_lab(uint8_t r, uint8_t g, uint8_t b, float lab[3]);
+
+/* The CIEDE2000 colour difference between two CIELAB colours (kL = kC = kH = 1). */
+double lookalike_colour_ciede2000(const float lab1[3], const float lab2[3]);
+
+/* Palette index of the name nearest to a CIELAB colour. */
+int lookalike_colour_nearest(const float lab[3]);
+
+/* English (vietnamese == 0) or Vietnamese name of a palette index; NULL when out of range. */
+const char *lookalike_colour_name(int index, int vietnamese);
+
+/* Palette index for a colour name in English ("grey" or "gray") or Vietnamese, matched after
+ * case and accent folding ("Đỏ", "do" -> red); -1 when it is not a palette name. */
+int lookalike_colour_lookup(const char *name);
+
+/* ---- CSV reader (csv.c) ----
+ *
+ * RFC 4180: fields separated by commas, records by CRLF, LF or a lone CR; a field in double
+ * quotes may hold commas, line breaks (kept byte for byte) and doubled quotes (read as one).
+ * Beyond the RFC: a leading UTF-8 byte order mark is dropped and empty lines are skipped (they
+ * are no record). Strict where the RFC is: a quote inside an unquoted field, or anything but a
+ * comma or line break after a closing quote, is an error. Every field must be valid UTF-8
+ * without NUL bytes. Each error message starts with "line N: " (N counts every line break,
+ * including those inside quoted fields) and names the field by its 1-based position. After the
+ * header is read, every row must have as many fields as the header has columns.
+ *
+ * Memory is bounded by the limits: the current row's fields (at most max_row bytes in all,
+ * max_field per field, max_fields fields) plus a 64 KiB read buffer for a FILE* source. Field
+ * pointers stay valid until the next lookalike_csv_next or lookalike_csv_free. One reader is
+ * used by one thread at a time. */
+
+typedef struct lookalike_csv lookalike_csv_t;
+
+/* Caps on what one row may hold; a row over any of them fails with LOOKALIKE_ETOOLARGE. */
+typedef struct {
+    size_t max_field;  /* bytes in one field (default 64 KiB) */
+    size_t max_row;    /* bytes in one row, all fields together (default 1 MiB) */
+    size_t max_fields; /* fields in one row (default 256) */
+} lookalike_csv_limits_t;
+
+/* Fills *l with the defaults. */
+void lookalike_csv_limits_default(lookalike_csv_limits_t *l);
+
+/* A reader over an open file (read from its current position; the caller keeps and closes f).
+ * lim NULL: defaults. NULL on out of memory or a zero limit. Free with lookalike_csv_free. */
+lookalike_csv_t *lookalike_csv_open_file(FILE *f, const lookalike_csv_limits_t *lim, char *err,
+                                         size_t errlen);
+
+/* A reader over len bytes at buf, which must outlive the reader. */
+lookalike_csv_t *lookalike_csv_open_buffer(const char *buf, size_t len, const lookalike_csv_limits_t *lim,
+                                           char *err, size_t errlen);
+
+/* Frees the reader (not the FILE or buffer). NULL is ignored. */
+void lookalike_csv_free(lookalike_csv_t *c);
+
+/* Reads the first row as the header: column names must be non-empty and distinct (compared
+ * ignoring ASCII case). Fails on empty input, a bad header, or if a header was already read. */
+int lookalike_csv_read_header(lookalike_csv_t *c, char *err, size_t errlen);
+
+/* Number of header columns (0 before lookalike_csv_read_header). */
+size_t lookalike_csv_ncols(const lookalike_csv_t *c);
+
+/* Name of header column i, or NULL when i is out of range. */
+const char *lookalike_csv_col_name(const lookalike_csv_t *c, size_t i);
+
+/* Index of the header column named `name` (ASCII case ignored), or -1. */
+int lookalike_csv_column(const lookalike_csv_t *c, const char *name);
+
+/* Reads the next record: 1 when there is one, 0 at the end of the input, or a negative error
+ * (LOOKALIKE_EINVAL malformed, LOOKALIKE_ETOOLARGE over a limit, LOOKALIKE_EUTF8, LOOKALIKE_EIO
+ * read failure, LOOKALIKE_ENOMEM). After an error the reader's position is unspecified: stop. */
+int lookalike_csv_next(lookalike_csv_t *c, char *err, size_t errlen);
+
+/* Number of fields in the current record. */
+size_t lookalike_csv_nfields(const lookalike_csv_t *c);
+
+/* Field i of the current record, NUL-terminated, its length in *len (may be NULL); NULL when i
+ * is out of range. */
+const char *lookalike_csv_field(const lookalike_csv_t *c, size_t i, size_t *len);
+
+/* Field of the current record under header column `name`, or NULL if there is no such column. */
+const char *lookalike_csv_get(const lookalike_csv_t *c, const char *name);
+
+/* Line on which the current record (or the header) starts, 1-based. */
+uint64_t lookalike_csv_line(const lookalike_csv_t *c);
+
+/* ---- product record (product.c) ----
+ *
+ * A product as JSON (every field optional; null counts as absent):
+ *
+ *   field             type                       rule
+ *   id                string                     1..128 bytes of A-Z a-z 0-9 . _ -
+ *   title             string                     <= 512 bytes
+ *   description       string                     <= 16 KiB
+ *   category, brand   string                     <= 128 bytes
+ *   colours, sizes    array of strings           <= 32 items of <= 128 bytes
+ *   price             number                     0 .. 1e15
+ *   currency          string                     3 ASCII letters, stored upper case ("VND")
+ *   attributes        object                     <= 64 keys of 1..64 bytes; values are strings
+ *                                                (<= 1024 bytes), finite numbers or booleans
+ *
+ * and, only in LOOKALIKE_PRODUCT_STORED mode (what the catalogue keeps and the API returns;
+ * on input they are rejected as "set by the server"):
+ *
+ *   created_at, updated_at  integer >= 0         milliseconds since the Unix epoch
+ *   seq                     integer >= 0         catalogue write sequence number
+ *   image_sha256            string               64 lowercase hex digits
+ *   dominant_colours        array of strings     palette names, largest share first
+ *
+ * Any other top-level field is an error naming it; a wrong type is an error naming the field
+ * and the type expected; duplicate keys and invalid UTF-8 are rejected (jansson). The whole
+ * document is at most LOOKALIKE_PRODUCT_JSON_MAX bytes. */
+
+#define LOOKALIKE_ID_MAX 128
+#define LOOKALIKE_TITLE_MAX 512
+#define LOOKALIKE_DESCRIPTION_MAX (16 * 1024)
+#define LOOKALIKE_NAME_MAX 128
+#define LOOKALIKE_LIST_MAX 32
+#define LOOKALIKE_ATTRS_MAX 64
+#define LOOKALIKE_ATTR_KEY_MAX 64
+#define LOOKALIKE_ATTR_VALUE_MAX 1024
+#define LOOKALIKE_PRICE_MAX 1e15
+#define LOOKALIKE_PRODUCT_JSON_MAX (256 * 1024)
+/* lookalike_product_attrs_text stops adding values at this many bytes. */
+#define LOOKALIKE_ATTRS_TEXT_MAX LOOKALIKE_BM25_FIELD_MAX
+
+/* Parse modes: what the API accepts from a caller, or what the catalogue stores. */
+enum { LOOKALIKE_PRODUCT_INPUT = 0, LOOKALIKE_PRODUCT_STORED = 1 };
+
+/* The type of one attribute value. */
+typedef enum { LOOKALIKE_ATTR_STRING, LOOKALIKE_ATTR_NUMBER, LOOKALIKE_ATTR_BOOL } lookalike_attr_type_t;
+
+/* One free-form attribute: key and a string, number or boolean value. */
+typedef struct {
+    char *key;
+    lookalike_attr_type_t type;
+    char *str;   /* LOOKALIKE_ATTR_STRING, else NULL */
+    double num;  /* LOOKALIKE_ATTR_NUMBER */
+    int boolean; /* LOOKALIKE_ATTR_BOOL: 0 or 1 */
+} lookalike_attr_t;
+
+/* A product. Caller-owned struct (lookalike_product_init / _release); every pointer in it is
+ * malloc'd and freed by lookalike_product_release. A NULL string or list means absent. */
+typedef struct {
+    char *id;
+    char *title;
+    char *description;
+    char *category;
+    char *brand;
+    char **colours;
+    size_t ncolours;
+    char **sizes;
+    size_t nsizes;
+    double price;
+    int has_price;    /* 0: no price */
+    char currency[4]; /* "" when absent */
+    lookalike_attr_t *attrs;
+    size_t nattrs;
+    /* Set by the server (LOOKALIKE_PRODUCT_STORED). */
+    int64_t created_at; /* ms since the epoch */
+    int64_t updated_at;
+    uint64_t seq;
+    char image_sha256[65]; /* "" when there is no image */
+    char **dominant_colours;
+    size_t ndominant_colours;
+} lookalike_product_t;
+
+/* Zeroes *p (an empty product). */
+void lookalike_product_init(lookalike_product_t *p);
+
+/* Frees what *p holds and zeroes it; *p itself is the caller's. */
+void lookalike_product_release(lookalike_product_t *p);
+
+/* 1 if id is 1..LOOKALIKE_ID_MAX bytes of A-Z a-z 0-9 . _ -, else 0. */
+int lookalike_product_id_valid(const char *id);
+
+/* Parses and validates `len` bytes of JSON into *p (initialised here; release it after a
+ * success, nothing to release after a failure). mode is LOOKALIKE_PRODUCT_INPUT or _STORED.
+ * Fails with LOOKALIKE_EINVAL or LOOKALIKE_ETOOLARGE and a message naming the field, or with
+ * "invalid JSON at line L, column C: ...". */
+int lookalike_product_parse(const char *json, size_t len, int mode, lookalike_product_t *p, char *err,
+                            size_t errlen);
+
+/* Compact JSON for *p, fields in the order of the table above (server fields only in STORED
+ * mode). malloc'd NUL-terminated string, caller frees; NULL when out of memory. */
+char *lookalike_product_to_json(const lookalike_product_t *p, int mode);
+
+/* The text the BM25 attributes field indexes: colours, dominant colours (English and
+ * Vietnamese names), sizes, and the string and number attribute values, separated by spaces,
+ * cut at LOOKALIKE_ATTRS_TEXT_MAX bytes. malloc'd, caller frees; NULL when out of memory. */
+char *lookalike_product_attrs_text(const lookalike_product_t *p);
+
+#endif

@@ -1,0 +1,203 @@
+/*
+ * vindex: an in-process vector index for similar-item search (exact `flat`, graph `hnsw`,
+ * inverted-file `ivf_flat`), with filters applied inside the search, tombstone deletes,
+ * upsert, batch calls that use every core, and a data directory for persistence.
+ *
+ * Model. An index holds float32 vectors of one dimension (2..4096) under 64-bit external ids
+ * (any value but VINDEX_ID_NONE). Each accepted vector gets an internal *slot* (0, 1, 2, ...,
+ * never reused); the id map sends an external id to its live slot. Results are (id, score)
+ * pairs sorted best first, where score is:
+ *   VINDEX_L2      squared Euclidean distance   (smaller is better)
+ *   VINDEX_IP      inner product                (larger is better)
+ *   VINDEX_COSINE  cosine similarity            (larger is better)
+ * Cosine vectors (and queries) are L2-normalised once on the way in, then searched as inner
+ * product, so a cosine index stores unit vectors.
+ *
+ * Structures (private headers: index.h, distance.h, topk.h, region.h, idmap.h).
+ * - Storage that grows without moving: every per-slot array lives in a virtual-address
+ *   reservation (region.h) sized for `capacity` slots; pages are committed by first touch, so
+ *   readers may hold pointers into it while the writer appends. mem_bytes counts touched pages.
+ * - flat (flat.c): one contiguous array of vectors, each row padded to 64 bytes; search is a
+ *   scan with the SIMD kernel and a bounded max-heap.
+ * - hnsw (hnsw.c): hierarchical navigable small-world graph. Level 0 is one block per slot
+ *   holding the vector and its neighbour list ([vector dim*4 bytes][count u32][2M ids u32],
+ *   padded to 64 bytes), so one prefetch brings a node's data and links; levels >= 1 are small
+ *   per-node arrays. Search keeps visited marks as 16-bit epoch tags (no per-query clear),
+ *   prefetches the next neighbour's block, and uses flat binary heaps.
+ * - ivf_flat (ivf.c, by the persistence/IVF author): k-means coarse quantiser of `nlist`
+ *   centroids, per-list arrays of vectors and slots, `nprobe` lists scanned per query.
+ * - sq8 (sq8.c): optional per-dimension int8 codes for ivf_flat; the best `rerank` candidates
+ *   are re-scored with the float vectors.
+ * - distance kernels (distance.c, distance_avx2.c, distance_avx512.c): L2 and inner product
+ *   on float32 and on int8, chosen once at first use from the CPU's features (AVX-512,
+ *   AVX2+FMA, or portable C).
+ *
+ * Filters. A filter is a bitmap over external ids or a callback; rejected items still guide
+ * the graph walk but are never returned. The search estimates the filter's selectivity
+ * (bitmap popcount, or sampling the callback) and, when few ids pass, scans exactly the ids
+ * that pass instead of walking the graph; at middling selectivity it widens ef. Either way
+ * it returns min(k, number of passing live items) results.
+ *
+ * Deletes and upsert. vindex_delete marks the slot dead (a tombstone): dead slots still route
+ * graph searches but are never returned and leave vindex_count. vindex_upsert writes the new
+ * vector into a fresh slot, repoints the id, and tombstones the old slot; readers see the old
+ * or the new vector, never a mix.
+ *
+ * Threading. Any number of threads may call the search functions and vindex_count at the same
+ * time as one writer (add, add_batch, upsert, delete, train, save); writers are serialised by
+ * an internal mutex, so calling them from several threads is safe but they run one at a time.
+ * Readers never take a lock: slots are published with release stores after their data is
+ * written; the id map is probed lock-free (resized copies are kept until vindex_free); hnsw
+ * neighbour lists are read with atomic loads while the writer updates them under per-node
+ * spinlocks, so a reader sees each list either before or after an update. vindex_add_batch
+ * and vindex_search_batch split the work over `threads` threads (default: every online CPU).
+ * A filter callback may be called from several threads at once.
+ *
+ * Ownership. vindex_new/vindex_open return an index the caller frees with vindex_free (which
+ * must not race with any other call). Every pointer argument is borrowed for the call only;
+ * results are written into caller-owned arrays.
+ *
+ * Errors. Functions return 0 (or a count) on success and a negative VINDEX_E* code on
+ * failure, and write a human-readable message into `err` (errlen bytes, may be 0).
+ *
+ * Persistence (store.c, wal.c, file.c: by the persistence/IVF author; the file format table
+ * is kept in store.c's header comment until it is final, then moved here).
+ */
+#ifndef VINDEX_VINDEX_H
+#define VINDEX_VINDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+    VINDEX_OK = 0,
+    VINDEX_EINVAL = -1,    /* bad argument or parameter */
+    VINDEX_ENOMEM = -2,    /* allocation failed */
+    VINDEX_ENOTFOUND = -3, /* no live item with that id */
+    VINDEX_EEXIST = -4,    /* vindex_add of an id that is live */
+    VINDEX_ETOOLARGE = -5, /* capacity or another cap reached */
+    VINDEX_EIO = -6,       /* read, write or fsync failed */
+    VINDEX_ECORRUPT = -7,  /* a file fails its checksum or its format check */
+    VINDEX_ESTATE = -8,    /* call not valid now (e.g. ivf_flat add before training) */
+};
+
+/* The one id value that cannot be stored (marks empty hash buckets). */
+#define VINDEX_ID_NONE UINT64_MAX
+#define VINDEX_DIM_MIN 2
+#define VINDEX_DIM_MAX 4096
+
+typedef enum {
+    VINDEX_FLAT = 0,     /* exact scan: ground truth and fallback */
+    VINDEX_HNSW = 1,     /* graph: M, ef_construction, ef_search */
+    VINDEX_IVF_FLAT = 2, /* inverted file: nlist (k-means), nprobe */
+} vindex_kind_t;
+
+typedef enum {
+    VINDEX_L2 = 0,
+    VINDEX_IP = 1,
+    VINDEX_COSINE = 2,
+} vindex_metric_t;
+
+typedef struct {
+    vindex_kind_t kind;
+    vindex_metric_t metric;
+    uint32_t dim;             /* VINDEX_DIM_MIN..VINDEX_DIM_MAX */
+    uint64_t capacity;        /* most slots ever (deleted ones count); address space only */
+    uint32_t threads;         /* for add_batch/search_batch; 0 = every online CPU */
+    uint64_t seed;            /* hnsw levels, k-means init: same seed + same inserts = same index */
+    uint32_t M;               /* hnsw: links per node on levels >= 1 (2*M on level 0); 4..64 */
+    uint32_t ef_construction; /* hnsw: candidate list size while inserting */
+    uint32_t ef_search;       /* hnsw: default candidate list size of a query (>= k is used) */
+    uint32_t nlist;           /* ivf_flat: number of k-means lists */
+    uint32_t nprobe;          /* ivf_flat: default lists scanned per query */
+    int sq8;                  /* ivf_flat: store int8 codes (1) instead of float vectors (0) */
+    uint32_t rerank;          /* sq8: candidates re-scored exactly per query (0 = 4*k) */
+} vindex_params_t;
+
+/* Fills p with defaults for kind/metric/dim: capacity 16M, M 16, ef_construction 200,
+ * ef_search 64, nlist 1024, nprobe 16, seed 1, threads 0, sq8 off. */
+void vindex_params_default(vindex_params_t *p, vindex_kind_t kind, vindex_metric_t metric, uint32_t dim);
+
+typedef struct vindex vindex_t;
+
+/* An in-memory index (nothing on disk until vindex_save). NULL on error. */
+vindex_t *vindex_new(const vindex_params_t *p, char *err, size_t errlen);
+/* Frees the index and everything it allocated; NULL is fine. */
+void vindex_free(vindex_t *ix);
+
+/* The parameters the index runs with (defaults filled in); valid until vindex_free. */
+const vindex_params_t *vindex_params(const vindex_t *ix);
+/* Live items (added, not deleted). Lock-free. */
+uint64_t vindex_count(const vindex_t *ix);
+/* Bytes of memory the index holds (touched pages of its arrays plus heap structures). */
+size_t vindex_mem_bytes(const vindex_t *ix);
+/* 1 if a live item has this id. */
+int vindex_contains(const vindex_t *ix, uint64_t id);
+
+/* Adds one vector (dim floats). VINDEX_EEXIST if id is live (use vindex_upsert to replace). */
+int vindex_add(vindex_t *ix, uint64_t id, const float *vec, char *err, size_t errlen);
+/* Adds n vectors (row-major, n*dim floats) using `threads` threads. Ids must not be live and
+ * must be distinct within the batch (checked before anything is inserted). For an untrained
+ * ivf_flat the batch first trains the quantiser. */
+int vindex_add_batch(vindex_t *ix, const uint64_t *ids, const float *vecs, size_t n, char *err,
+                     size_t errlen);
+/* Inserts, or replaces the vector of a live id. */
+int vindex_upsert(vindex_t *ix, uint64_t id, const float *vec, char *err, size_t errlen);
+/* Tombstones the live item with this id; VINDEX_ENOTFOUND if there is none. */
+int vindex_delete(vindex_t *ix, uint64_t id, char *err, size_t errlen);
+/* ivf_flat: trains the coarse quantiser on n sample vectors (implemented in ivf.c). */
+int vindex_train(vindex_t *ix, const float *vecs, size_t n, char *err, size_t errlen);
+
+/* A filter over external ids: an item may be returned only if it passes. Set exactly one of
+ * bitmap (bit i of word i/64 set = id i passes; ids >= bitmap_bits fail) or fn (non-zero =
+ * passes; must be thread-safe and must not call into the index). */
+typedef int (*vindex_filter_fn)(uint64_t id, void *ctx);
+typedef struct {
+    const uint64_t *bitmap;
+    uint64_t bitmap_bits;
+    vindex_filter_fn fn;
+    void *ctx;
+    double selectivity_hint; /* fraction of items expected to pass, if known; 0 = estimate */
+} vindex_filter_t;
+
+typedef struct {
+    uint32_t k;                    /* results wanted, >= 1 */
+    uint32_t ef;                   /* hnsw: candidate list size; 0 = params.ef_search */
+    uint32_t nprobe;               /* ivf_flat: lists scanned; 0 = params.nprobe */
+    const vindex_filter_t *filter; /* NULL = every live item may be returned */
+} vindex_search_params_t;
+
+typedef struct {
+    uint64_t id;
+    float score;
+} vindex_hit_t;
+
+/* Fills hits[0..k) best first; returns how many were found (< k only when fewer live items
+ * pass the filter), or a negative error. Lock-free; safe alongside the writer. */
+int vindex_search(vindex_t *ix, const float *query, const vindex_search_params_t *sp, vindex_hit_t *hits,
+                  char *err, size_t errlen);
+/* nq queries (nq*dim floats) over `threads` threads: query i's hits go to hits[i*k..), their
+ * number to nhits[i]. Returns 0 or a negative error. */
+int vindex_search_batch(vindex_t *ix, const float *queries, size_t nq, const vindex_search_params_t *sp,
+                        vindex_hit_t *hits, uint32_t *nhits, char *err, size_t errlen);
+
+/* Persistence (implemented in store.c / wal.c by the persistence/IVF author).
+ * A data directory holds one snapshot and one write-ahead log. */
+typedef enum {
+    VINDEX_DURABILITY_NONE = 0,  /* no log: changes after the last save are lost on a crash */
+    VINDEX_DURABILITY_BATCH = 1, /* log appended per change, fsynced by group commit; a change is
+                                    durable once vindex_sync returns after it */
+    VINDEX_DURABILITY_SYNC = 2,  /* every writing call returns after its log record is fsynced */
+} vindex_durability_t;
+
+/* Opens the index stored in dir, or creates dir with params p when it holds none (p may be
+ * NULL to require an existing index). Replays the log. Later changes are logged per mode. */
+vindex_t *vindex_open(const char *dir, const vindex_params_t *p, vindex_durability_t mode, char *err,
+                      size_t errlen);
+/* Writes a snapshot of ix into dir (crash-safe replace) and, when dir is the index's own data
+ * directory, truncates its log. */
+int vindex_save(vindex_t *ix, const char *dir, char *err, size_t errlen);
+/* Makes every change made so far durable (fsync of the log). */
+int vindex_sync(vindex_t *ix, char *err, size_t errlen);
+
+#endif

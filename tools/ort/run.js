@@ -1,0 +1,89 @@
+#!/usr/bin/env node
+// Runs an ONNX model on ONNX Runtime (CPU), the reference for the embed engine.
+//
+//   node tools/ort/run.js --model M.onnx --input FILE --shape N,C,H,W
+//        [--outputs a,b] [--out-dir DIR] [--threads T] [--time ITERS] [--warmup W]
+//
+// FILE holds the input tensor as raw little-endian float32 (NCHW). Without --time, each
+// requested output (default: every graph output) is written to DIR/<name>.f32 as raw float32
+// and its shape printed as one JSON line per output. With --time, the model is run W times to
+// warm up, then ITERS times, and one JSON line gives the per-run wall times in milliseconds.
+// --threads sets intra_op_num_threads (inter-op is 1, sequential execution, as in our engine).
+'use strict';
+
+const fs = require('fs');
+const path = require('path');
+const ort = require('onnxruntime-node');
+
+function usage(msg) {
+    process.stderr.write(`run.js: ${msg}\n`);
+    process.exit(2);
+}
+
+function parseArgs(argv) {
+    const a = { outputs: null, outDir: '.', threads: 1, time: 0, warmup: 3 };
+    for (let i = 0; i < argv.length; i++) {
+        const k = argv[i], v = argv[i + 1];
+        if (v === undefined) usage(`missing value for ${k}`);
+        i++;
+        switch (k) {
+        case '--model': a.model = v; break;
+        case '--input': a.input = v; break;
+        case '--shape': a.shape = v.split(',').map((s) => parseInt(s, 10)); break;
+        case '--outputs': a.outputs = v.split(',').filter((s) => s.length > 0); break;
+        case '--out-dir': a.outDir = v; break;
+        case '--threads': a.threads = parseInt(v, 10); break;
+        case '--time': a.time = parseInt(v, 10); break;
+        case '--warmup': a.warmup = parseInt(v, 10); break;
+        default: usage(`unknown option ${k}`);
+        }
+    }
+    if (!a.model || !a.input || !a.shape) usage('--model, --input and --shape are required');
+    if (a.shape.some((d) => !(d > 0))) usage('bad --shape');
+    if (!(a.threads >= 1)) usage('bad --threads');
+    return a;
+}
+
+async function main() {
+    const a = parseArgs(process.argv.slice(2));
+    const session = await ort.InferenceSession.create(a.model, {
+        intraOpNumThreads: a.threads,
+        interOpNumThreads: 1,
+        executionMode: 'sequential',
+        graphOptimizationLevel: 'all',
+    });
+    const want = a.shape.reduce((x, y) => x * y, 1);
+    const raw = fs.readFileSync(a.input);
+    if (raw.length !== want * 4) usage(`${a.input}: ${raw.length} bytes, shape needs ${want * 4}`);
+    const data = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length));
+    const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', data, a.shape) };
+    const outputs = a.outputs || session.outputNames;
+    for (const o of outputs)
+        if (!session.outputNames.includes(o)) usage(`model has no output ${o} (has ${session.outputNames})`);
+
+    if (a.time > 0) {
+        for (let i = 0; i < a.warmup; i++) await session.run(feeds, outputs);
+        const ms = [];
+        for (let i = 0; i < a.time; i++) {
+            const t0 = process.hrtime.bigint();
+            await session.run(feeds, outputs);
+            ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
+        }
+        process.stdout.write(JSON.stringify({ model: path.basename(a.model), batch: a.shape[0],
+            threads: a.threads, ms }) + '\n');
+        return;
+    }
+    const res = await session.run(feeds, outputs);
+    fs.mkdirSync(a.outDir, { recursive: true });
+    for (const o of outputs) {
+        const t = res[o];
+        fs.writeFileSync(path.join(a.outDir, `${o}.f32`), Buffer.from(t.data.buffer, t.data.byteOffset,
+            t.data.byteLength));
+        process.stdout.write(JSON.stringify({ output: o, dims: t.dims }) + '\n');
+    }
+}
+
+main().catch((e) => {
+    process.stderr.write(`run.js: ${e.message || e}\n`);
+    process.exit(1);
+});
