@@ -16,6 +16,7 @@
  *   bm25.c     in-memory BM25F index over product fields, prefix matching of the last word
  *   fusion.c   reciprocal rank fusion of ranked lists, with the per-signal "why" and paging
  *   colour.c   dominant colours of a photo, named from a 13-colour palette (English, Vietnamese)
+ *   csv.c      RFC 4180 CSV reader for ingest metadata, streaming, capped, line-numbered errors
  *
  * Conventions
  * -----------
@@ -62,6 +63,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Error codes: every failing function returns one of these (all negative). */
 enum {
@@ -310,5 +312,76 @@ const char *lookalike_colour_name(int index, int vietnamese);
 /* Palette index for a colour name in English ("grey" or "gray") or Vietnamese, matched after
  * case and accent folding ("Đỏ", "do" -> red); -1 when it is not a palette name. */
 int lookalike_colour_lookup(const char *name);
+
+/* ---- CSV reader (csv.c) ----
+ *
+ * RFC 4180: fields separated by commas, records by CRLF, LF or a lone CR; a field in double
+ * quotes may hold commas, line breaks (kept byte for byte) and doubled quotes (read as one).
+ * Beyond the RFC: a leading UTF-8 byte order mark is dropped and empty lines are skipped (they
+ * are no record). Strict where the RFC is: a quote inside an unquoted field, or anything but a
+ * comma or line break after a closing quote, is an error. Every field must be valid UTF-8
+ * without NUL bytes. Each error message starts with "line N: " (N counts every line break,
+ * including those inside quoted fields) and names the field by its 1-based position. After the
+ * header is read, every row must have as many fields as the header has columns.
+ *
+ * Memory is bounded by the limits: the current row's fields (at most max_row bytes in all,
+ * max_field per field, max_fields fields) plus a 64 KiB read buffer for a FILE* source. Field
+ * pointers stay valid until the next lookalike_csv_next or lookalike_csv_free. One reader is
+ * used by one thread at a time. */
+
+typedef struct lookalike_csv lookalike_csv_t;
+
+/* Caps on what one row may hold; a row over any of them fails with LOOKALIKE_ETOOLARGE. */
+typedef struct {
+    size_t max_field;  /* bytes in one field (default 64 KiB) */
+    size_t max_row;    /* bytes in one row, all fields together (default 1 MiB) */
+    size_t max_fields; /* fields in one row (default 256) */
+} lookalike_csv_limits_t;
+
+/* Fills *l with the defaults. */
+void lookalike_csv_limits_default(lookalike_csv_limits_t *l);
+
+/* A reader over an open file (read from its current position; the caller keeps and closes f).
+ * lim NULL: defaults. NULL on out of memory or a zero limit. Free with lookalike_csv_free. */
+lookalike_csv_t *lookalike_csv_open_file(FILE *f, const lookalike_csv_limits_t *lim, char *err,
+                                         size_t errlen);
+
+/* A reader over len bytes at buf, which must outlive the reader. */
+lookalike_csv_t *lookalike_csv_open_buffer(const char *buf, size_t len, const lookalike_csv_limits_t *lim,
+                                           char *err, size_t errlen);
+
+/* Frees the reader (not the FILE or buffer). NULL is ignored. */
+void lookalike_csv_free(lookalike_csv_t *c);
+
+/* Reads the first row as the header: column names must be non-empty and distinct (compared
+ * ignoring ASCII case). Fails on empty input, a bad header, or if a header was already read. */
+int lookalike_csv_read_header(lookalike_csv_t *c, char *err, size_t errlen);
+
+/* Number of header columns (0 before lookalike_csv_read_header). */
+size_t lookalike_csv_ncols(const lookalike_csv_t *c);
+
+/* Name of header column i, or NULL when i is out of range. */
+const char *lookalike_csv_col_name(const lookalike_csv_t *c, size_t i);
+
+/* Index of the header column named `name` (ASCII case ignored), or -1. */
+int lookalike_csv_column(const lookalike_csv_t *c, const char *name);
+
+/* Reads the next record: 1 when there is one, 0 at the end of the input, or a negative error
+ * (LOOKALIKE_EINVAL malformed, LOOKALIKE_ETOOLARGE over a limit, LOOKALIKE_EUTF8, LOOKALIKE_EIO
+ * read failure, LOOKALIKE_ENOMEM). After an error the reader's position is unspecified: stop. */
+int lookalike_csv_next(lookalike_csv_t *c, char *err, size_t errlen);
+
+/* Number of fields in the current record. */
+size_t lookalike_csv_nfields(const lookalike_csv_t *c);
+
+/* Field i of the current record, NUL-terminated, its length in *len (may be NULL); NULL when i
+ * is out of range. */
+const char *lookalike_csv_field(const lookalike_csv_t *c, size_t i, size_t *len);
+
+/* Field of the current record under header column `name`, or NULL if there is no such column. */
+const char *lookalike_csv_get(const lookalike_csv_t *c, const char *name);
+
+/* Line on which the current record (or the header) starts, 1-based. */
+uint64_t lookalike_csv_line(const lookalike_csv_t *c);
 
 #endif
