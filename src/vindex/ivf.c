@@ -275,6 +275,47 @@ static void scan_list_float(vindex_t *ix, const ivf_t *v, const ivf_list_t *l, c
     }
 }
 
+/* (d, slot) ordered: ties in quantised distances are common, and breaking them by slot makes
+ * the candidate set independent of list order (which parallel inserts do not fix). */
+static int pair_worse(float da, uint32_t sa, float db, uint32_t sb)
+{
+    return da > db || (da == db && sa > sb);
+}
+
+static void cand_offer(vindex_heap_t *h, size_t cap, float d, uint32_t slot)
+{
+    vindex_pair_t *v = h->v;
+    size_t i;
+    if (h->n < cap) {
+        i = h->n++;
+        while (i > 0) {
+            size_t p = (i - 1) / 2;
+            if (!pair_worse(d, slot, v[p].d, v[p].slot))
+                break;
+            v[i] = v[p];
+            i = p;
+        }
+    } else {
+        if (!pair_worse(v[0].d, v[0].slot, d, slot))
+            return;
+        size_t n = h->n;
+        i = 0;
+        for (;;) {
+            size_t c = 2 * i + 1;
+            if (c >= n)
+                break;
+            if (c + 1 < n && pair_worse(v[c + 1].d, v[c + 1].slot, v[c].d, v[c].slot))
+                c++;
+            if (!pair_worse(v[c].d, v[c].slot, d, slot))
+                break;
+            v[i] = v[c];
+            i = c;
+        }
+    }
+    v[i].d = d;
+    v[i].slot = slot;
+}
+
 static void scan_list_sq8(vindex_t *ix, const ivf_t *v, const ivf_list_t *l, const vindex_query_t *q,
                           vindex_heap_t *cand, size_t ncand)
 {
@@ -288,10 +329,10 @@ static void scan_list_sq8(vindex_t *ix, const ivf_t *v, const ivf_list_t *l, con
             const uint8_t *c = rows + (size_t)i * v->entry_bytes;
             float d = ix->neg_dot ? -k->dot_u8(q->q, c, v->sq.scale, v->sq.bias, ix->p.dim)
                                   : k->l2sq_u8(q->q, c, v->sq.scale, v->sq.bias, ix->p.dim);
-            if (cand->n == ncand && d >= cand->v[0].d)
+            if (cand->n == ncand && d > cand->v[0].d)
                 continue;
             if (slots[i] < q->n_slots && vindex_accept(ix, slots[i], q->filter))
-                vindex_maxheap_offer(cand, ncand, d, slots[i]);
+                cand_offer(cand, ncand, d, slots[i]);
         }
         done += cnt;
     }
