@@ -17,6 +17,7 @@
  *   fusion.c   reciprocal rank fusion of ranked lists, with the per-signal "why" and paging
  *   colour.c   dominant colours of a photo, named from a 13-colour palette (English, Vietnamese)
  *   csv.c      RFC 4180 CSV reader for ingest metadata, streaming, capped, line-numbered errors
+ *   product.c  the product record: strict JSON parsing and validation (jansson), serialisation
  *
  * Conventions
  * -----------
@@ -383,5 +384,111 @@ const char *lookalike_csv_get(const lookalike_csv_t *c, const char *name);
 
 /* Line on which the current record (or the header) starts, 1-based. */
 uint64_t lookalike_csv_line(const lookalike_csv_t *c);
+
+/* ---- product record (product.c) ----
+ *
+ * A product as JSON (every field optional; null counts as absent):
+ *
+ *   field             type                       rule
+ *   id                string                     1..128 bytes of A-Z a-z 0-9 . _ -
+ *   title             string                     <= 512 bytes
+ *   description       string                     <= 16 KiB
+ *   category, brand   string                     <= 128 bytes
+ *   colours, sizes    array of strings           <= 32 items of <= 128 bytes
+ *   price             number                     0 .. 1e15
+ *   currency          string                     3 ASCII letters, stored upper case ("VND")
+ *   attributes        object                     <= 64 keys of 1..64 bytes; values are strings
+ *                                                (<= 1024 bytes), finite numbers or booleans
+ *
+ * and, only in LOOKALIKE_PRODUCT_STORED mode (what the catalogue keeps and the API returns;
+ * on input they are rejected as "set by the server"):
+ *
+ *   created_at, updated_at  integer >= 0         milliseconds since the Unix epoch
+ *   seq                     integer >= 0         catalogue write sequence number
+ *   image_sha256            string               64 lowercase hex digits
+ *   dominant_colours        array of strings     palette names, largest share first
+ *
+ * Any other top-level field is an error naming it; a wrong type is an error naming the field
+ * and the type expected; duplicate keys and invalid UTF-8 are rejected (jansson). The whole
+ * document is at most LOOKALIKE_PRODUCT_JSON_MAX bytes. */
+
+#define LOOKALIKE_ID_MAX 128
+#define LOOKALIKE_TITLE_MAX 512
+#define LOOKALIKE_DESCRIPTION_MAX (16 * 1024)
+#define LOOKALIKE_NAME_MAX 128
+#define LOOKALIKE_LIST_MAX 32
+#define LOOKALIKE_ATTRS_MAX 64
+#define LOOKALIKE_ATTR_KEY_MAX 64
+#define LOOKALIKE_ATTR_VALUE_MAX 1024
+#define LOOKALIKE_PRICE_MAX 1e15
+#define LOOKALIKE_PRODUCT_JSON_MAX (256 * 1024)
+/* lookalike_product_attrs_text stops adding values at this many bytes. */
+#define LOOKALIKE_ATTRS_TEXT_MAX LOOKALIKE_BM25_FIELD_MAX
+
+/* Parse modes: what the API accepts from a caller, or what the catalogue stores. */
+enum { LOOKALIKE_PRODUCT_INPUT = 0, LOOKALIKE_PRODUCT_STORED = 1 };
+
+/* The type of one attribute value. */
+typedef enum { LOOKALIKE_ATTR_STRING, LOOKALIKE_ATTR_NUMBER, LOOKALIKE_ATTR_BOOL } lookalike_attr_type_t;
+
+/* One free-form attribute: key and a string, number or boolean value. */
+typedef struct {
+    char *key;
+    lookalike_attr_type_t type;
+    char *str;   /* LOOKALIKE_ATTR_STRING, else NULL */
+    double num;  /* LOOKALIKE_ATTR_NUMBER */
+    int boolean; /* LOOKALIKE_ATTR_BOOL: 0 or 1 */
+} lookalike_attr_t;
+
+/* A product. Caller-owned struct (lookalike_product_init / _release); every pointer in it is
+ * malloc'd and freed by lookalike_product_release. A NULL string or list means absent. */
+typedef struct {
+    char *id;
+    char *title;
+    char *description;
+    char *category;
+    char *brand;
+    char **colours;
+    size_t ncolours;
+    char **sizes;
+    size_t nsizes;
+    double price;
+    int has_price;    /* 0: no price */
+    char currency[4]; /* "" when absent */
+    lookalike_attr_t *attrs;
+    size_t nattrs;
+    /* Set by the server (LOOKALIKE_PRODUCT_STORED). */
+    int64_t created_at; /* ms since the epoch */
+    int64_t updated_at;
+    uint64_t seq;
+    char image_sha256[65]; /* "" when there is no image */
+    char **dominant_colours;
+    size_t ndominant_colours;
+} lookalike_product_t;
+
+/* Zeroes *p (an empty product). */
+void lookalike_product_init(lookalike_product_t *p);
+
+/* Frees what *p holds and zeroes it; *p itself is the caller's. */
+void lookalike_product_release(lookalike_product_t *p);
+
+/* 1 if id is 1..LOOKALIKE_ID_MAX bytes of A-Z a-z 0-9 . _ -, else 0. */
+int lookalike_product_id_valid(const char *id);
+
+/* Parses and validates `len` bytes of JSON into *p (initialised here; release it after a
+ * success, nothing to release after a failure). mode is LOOKALIKE_PRODUCT_INPUT or _STORED.
+ * Fails with LOOKALIKE_EINVAL or LOOKALIKE_ETOOLARGE and a message naming the field, or with
+ * "invalid JSON at line L, column C: ...". */
+int lookalike_product_parse(const char *json, size_t len, int mode, lookalike_product_t *p, char *err,
+                            size_t errlen);
+
+/* Compact JSON for *p, fields in the order of the table above (server fields only in STORED
+ * mode). malloc'd NUL-terminated string, caller frees; NULL when out of memory. */
+char *lookalike_product_to_json(const lookalike_product_t *p, int mode);
+
+/* The text the BM25 attributes field indexes: colours, dominant colours (English and
+ * Vietnamese names), sizes, and the string and number attribute values, separated by spaces,
+ * cut at LOOKALIKE_ATTRS_TEXT_MAX bytes. malloc'd, caller frees; NULL when out of memory. */
+char *lookalike_product_attrs_text(const lookalike_product_t *p);
 
 #endif
