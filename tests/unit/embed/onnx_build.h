@@ -15,6 +15,8 @@ typedef struct {
 
 static void ob_put(ob_buf *b, const void *d, size_t n)
 {
+    if (n == 0)
+        return;
     if (b->n + n > b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 256;
         while (cap < b->n + n)

@@ -189,7 +189,7 @@ static void conv_check(const conv_case *cc, int act, const char *what)
     free(want);
 }
 
-Test(ops, conv_shapes_groups_padding_strides, .timeout = 60)
+Test(ops, conv_shapes_groups_padding_strides)
 {
     static const conv_case cases[] = {
         /* n  c  h   w  oc g kh kw sh sw dh dw  pads          auto_pad      bias */
@@ -287,7 +287,7 @@ static void pool_check(const pool_case *pc, const char *what)
     free(want);
 }
 
-Test(ops, pooling, .timeout = 60)
+Test(ops, pooling)
 {
     static const pool_case cases[] = {
         {"MaxPool", 2, 3, 9, 9, 3, 3, 2, 2, 1, 1, {1, 1, 1, 1}, 0, 0},   /* ResNet stem pool, odd size */
