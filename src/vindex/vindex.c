@@ -11,6 +11,8 @@
 
 /* Below this many expected passing items a filtered search scans them exactly. */
 #define EXACT_FILTER_ITEMS 4096
+/* Results a query gathers beyond k (see vindex_search_scratch). */
+#define RESULT_SPARE 2
 
 void vindex_params_default(vindex_params_t *p, vindex_kind_t kind, vindex_metric_t metric, uint32_t dim)
 {
@@ -32,6 +34,8 @@ static const vindex_kind_ops_t *kind_ops(vindex_kind_t kind)
     switch (kind) {
     case VINDEX_FLAT:
         return &vindex_flat_ops;
+    case VINDEX_HNSW:
+        return &vindex_hnsw_ops;
     default:
         return NULL;
     }
@@ -78,6 +82,7 @@ vindex_t *vindex_new(const vindex_params_t *p, char *err, size_t errlen)
     ix->p = *p;
     ix->kern = vindex_kernels();
     ix->neg_dot = p->metric != VINDEX_L2;
+    ix->dist = ix->neg_dot ? ix->kern->ndot : ix->kern->l2sq;
     ix->row_floats = (p->dim + 15) / 16 * 16;
     ix->ops = kind_ops(p->kind);
     pthread_mutex_init(&ix->write_lock, NULL);
@@ -270,14 +275,14 @@ vindex_scratch_t *vindex_scratch_acquire(vindex_t *ix)
     }
     vindex_scratch_t *s = calloc(1, sizeof(*s));
     if (s)
-        s->busy = 2;
+        s->heap = 1;
     return s;
 }
 
 void vindex_scratch_release(vindex_t *ix, vindex_scratch_t *s)
 {
     (void)ix;
-    if (s->busy == 2) {
+    if (s->heap) {
         scratch_free_buffers(s);
         free(s);
         return;
@@ -326,11 +331,13 @@ int vindex_search_scratch(vindex_t *ix, vindex_scratch_t *s, const float *query,
     /* A zero query under cosine has no direction: it stays zero and scores 0 everywhere. */
     if (vindex_prepare_vector(ix, query, s->qbuf, 1, err, sizeof(err)))
         return VINDEX_EINVAL;
-    if (vindex_scratch_reserve((void **)&s->res, &s->res_cap, sp->k, sizeof(vindex_pair_t)))
+    /* A few spare results stand in for any the final id check drops during an upsert. */
+    uint32_t k = sp->k + RESULT_SPARE;
+    if (vindex_scratch_reserve((void **)&s->res, &s->res_cap, k, sizeof(vindex_pair_t)))
         return VINDEX_ENOMEM;
     vindex_query_t q = {
         .q = s->qbuf,
-        .k = sp->k,
+        .k = k,
         .ef = sp->ef ? sp->ef : ix->p.ef_search,
         .nprobe = sp->nprobe ? sp->nprobe : ix->p.nprobe,
         .filter = sp->filter,
@@ -354,23 +361,35 @@ int vindex_search_scratch(vindex_t *ix, vindex_scratch_t *s, const float *query,
     }
     if (rc)
         return rc;
-    size_t n = res.n;
-    for (size_t i = n; i > 0; i--) {
-        hits[i - 1].id = res.v[0].slot;
-        hits[i - 1].score = ix->neg_dot ? -res.v[0].d : res.v[0].d;
-        vindex_maxheap_pop(&res);
-    }
-    /* A slot is returned only while its id still names it: during an upsert the old and the
-     * new slot of one id can both be reachable for a moment. */
+    if (vindex_scratch_reserve((void **)&s->top, &s->top_cap, res.n, sizeof(vindex_pair_t)))
+        return VINDEX_ENOMEM;
+    size_t n = vindex_maxheap_drain_sorted(&res, s->top);
+    /* A slot whose id now names another slot was replaced by an upsert while the query ran.
+     * The id is scored again at its current vector and returned once (the old and the new slot
+     * can both be reachable for a moment). An id deleted meanwhile is returned as of the start. */
     size_t out = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t slot = (uint32_t)hits[i].id;
+    for (size_t i = 0; i < n && out < sp->k; i++) {
+        uint32_t slot = s->top[i].slot;
         uint64_t id = ix->ext_ids[slot];
-        if (vindex_idmap_get(&ix->ids, id) != slot)
-            continue;
-        hits[out].id = id;
-        hits[out].score = hits[i].score;
-        out++;
+        uint32_t now = vindex_idmap_get(&ix->ids, id);
+        float d = s->top[i].d;
+        if (now != slot && now != VINDEX_SLOT_NONE) {
+            int seen = 0;
+            for (size_t j = 0; j < out && !seen; j++)
+                seen = hits[j].id == id;
+            if (seen)
+                continue;
+            d = vindex_distance(ix, q.q, ix->ops->vector(ix, now));
+        }
+        /* Insertion keeps hits sorted when a rescored id moves. */
+        size_t j = out++;
+        float score = ix->neg_dot ? -d : d;
+        while (j > 0 && (ix->neg_dot ? hits[j - 1].score < score : hits[j - 1].score > score)) {
+            hits[j] = hits[j - 1];
+            j--;
+        }
+        hits[j].id = id;
+        hits[j].score = score;
     }
     return (int)out;
 }
