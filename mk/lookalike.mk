@@ -3,3 +3,7 @@ MODULES += lookalike
 lookalike_DEPS :=
 lookalike_PKGS += jansson sqlite3
 DEB_PKGS += libjansson-dev libsqlite3-dev
+FUZZERS += csv
+fuzz_csv_MODULES := lookalike
+FUZZERS += product_json
+fuzz_product_json_MODULES := lookalike

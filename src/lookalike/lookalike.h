@@ -16,6 +16,8 @@
  *   bm25.c     in-memory BM25F index over product fields, prefix matching of the last word
  *   fusion.c   reciprocal rank fusion of ranked lists, with the per-signal "why" and paging
  *   colour.c   dominant colours of a photo, named from a 13-colour palette (English, Vietnamese)
+ *   csv.c      RFC 4180 CSV reader for ingest metadata, streaming, capped, line-numbered errors
+ *   product.c  the product record: strict JSON parsing and validation (jansson), serialisation
  *
  * Conventions
  * -----------
@@ -62,6 +64,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Error codes: every failing function returns one of these (all negative). */
 enum {
@@ -310,5 +313,182 @@ const char *lookalike_colour_name(int index, int vietnamese);
 /* Palette index for a colour name in English ("grey" or "gray") or Vietnamese, matched after
  * case and accent folding ("Đỏ", "do" -> red); -1 when it is not a palette name. */
 int lookalike_colour_lookup(const char *name);
+
+/* ---- CSV reader (csv.c) ----
+ *
+ * RFC 4180: fields separated by commas, records by CRLF, LF or a lone CR; a field in double
+ * quotes may hold commas, line breaks (kept byte for byte) and doubled quotes (read as one).
+ * Beyond the RFC: a leading UTF-8 byte order mark is dropped and empty lines are skipped (they
+ * are no record). Strict where the RFC is: a quote inside an unquoted field, or anything but a
+ * comma or line break after a closing quote, is an error. Every field must be valid UTF-8
+ * without NUL bytes. Each error message starts with "line N: " (N counts every line break,
+ * including those inside quoted fields) and names the field by its 1-based position. After the
+ * header is read, every row must have as many fields as the header has columns.
+ *
+ * Memory is bounded by the limits: the current row's fields (at most max_row bytes in all,
+ * max_field per field, max_fields fields) plus a 64 KiB read buffer for a FILE* source. Field
+ * pointers stay valid until the next lookalike_csv_next or lookalike_csv_free. One reader is
+ * used by one thread at a time. */
+
+typedef struct lookalike_csv lookalike_csv_t;
+
+/* Caps on what one row may hold; a row over any of them fails with LOOKALIKE_ETOOLARGE. */
+typedef struct {
+    size_t max_field;  /* bytes in one field (default 64 KiB) */
+    size_t max_row;    /* bytes in one row, all fields together (default 1 MiB) */
+    size_t max_fields; /* fields in one row (default 256) */
+} lookalike_csv_limits_t;
+
+/* Fills *l with the defaults. */
+void lookalike_csv_limits_default(lookalike_csv_limits_t *l);
+
+/* A reader over an open file (read from its current position; the caller keeps and closes f).
+ * lim NULL: defaults. NULL on out of memory or a zero limit. Free with lookalike_csv_free. */
+lookalike_csv_t *lookalike_csv_open_file(FILE *f, const lookalike_csv_limits_t *lim, char *err,
+                                         size_t errlen);
+
+/* A reader over len bytes at buf, which must outlive the reader. */
+lookalike_csv_t *lookalike_csv_open_buffer(const char *buf, size_t len, const lookalike_csv_limits_t *lim,
+                                           char *err, size_t errlen);
+
+/* Frees the reader (not the FILE or buffer). NULL is ignored. */
+void lookalike_csv_free(lookalike_csv_t *c);
+
+/* Reads the first row as the header: column names must be non-empty and distinct (compared
+ * ignoring ASCII case). Fails on empty input, a bad header, or if a header was already read. */
+int lookalike_csv_read_header(lookalike_csv_t *c, char *err, size_t errlen);
+
+/* Number of header columns (0 before lookalike_csv_read_header). */
+size_t lookalike_csv_ncols(const lookalike_csv_t *c);
+
+/* Name of header column i, or NULL when i is out of range. */
+const char *lookalike_csv_col_name(const lookalike_csv_t *c, size_t i);
+
+/* Index of the header column named `name` (ASCII case ignored), or -1. */
+int lookalike_csv_column(const lookalike_csv_t *c, const char *name);
+
+/* Reads the next record: 1 when there is one, 0 at the end of the input, or a negative error
+ * (LOOKALIKE_EINVAL malformed, LOOKALIKE_ETOOLARGE over a limit, LOOKALIKE_EUTF8, LOOKALIKE_EIO
+ * read failure, LOOKALIKE_ENOMEM). After an error the reader's position is unspecified: stop. */
+int lookalike_csv_next(lookalike_csv_t *c, char *err, size_t errlen);
+
+/* Number of fields in the current record. */
+size_t lookalike_csv_nfields(const lookalike_csv_t *c);
+
+/* Field i of the current record, NUL-terminated, its length in *len (may be NULL); NULL when i
+ * is out of range. */
+const char *lookalike_csv_field(const lookalike_csv_t *c, size_t i, size_t *len);
+
+/* Field of the current record under header column `name`, or NULL if there is no such column. */
+const char *lookalike_csv_get(const lookalike_csv_t *c, const char *name);
+
+/* Line on which the current record (or the header) starts, 1-based. */
+uint64_t lookalike_csv_line(const lookalike_csv_t *c);
+
+/* ---- product record (product.c) ----
+ *
+ * A product as JSON (every field optional; null counts as absent):
+ *
+ *   field             type                       rule
+ *   id                string                     1..128 bytes of A-Z a-z 0-9 . _ -
+ *   title             string                     <= 512 bytes
+ *   description       string                     <= 16 KiB
+ *   category, brand   string                     <= 128 bytes
+ *   colours, sizes    array of strings           <= 32 items of <= 128 bytes
+ *   price             number                     0 .. 1e15
+ *   currency          string                     3 ASCII letters, stored upper case ("VND")
+ *   attributes        object                     <= 64 keys of 1..64 bytes; values are strings
+ *                                                (<= 1024 bytes), finite numbers or booleans
+ *
+ * and, only in LOOKALIKE_PRODUCT_STORED mode (what the catalogue keeps and the API returns;
+ * on input they are rejected as "set by the server"):
+ *
+ *   created_at, updated_at  integer >= 0         milliseconds since the Unix epoch
+ *   seq                     integer >= 0         catalogue write sequence number
+ *   image_sha256            string               64 lowercase hex digits
+ *   dominant_colours        array of strings     palette names, largest share first
+ *
+ * Any other top-level field is an error naming it; a wrong type is an error naming the field
+ * and the type expected; duplicate keys and invalid UTF-8 are rejected (jansson). The whole
+ * document is at most LOOKALIKE_PRODUCT_JSON_MAX bytes. */
+
+#define LOOKALIKE_ID_MAX 128
+#define LOOKALIKE_TITLE_MAX 512
+#define LOOKALIKE_DESCRIPTION_MAX (16 * 1024)
+#define LOOKALIKE_NAME_MAX 128
+#define LOOKALIKE_LIST_MAX 32
+#define LOOKALIKE_ATTRS_MAX 64
+#define LOOKALIKE_ATTR_KEY_MAX 64
+#define LOOKALIKE_ATTR_VALUE_MAX 1024
+#define LOOKALIKE_PRICE_MAX 1e15
+#define LOOKALIKE_PRODUCT_JSON_MAX (256 * 1024)
+/* lookalike_product_attrs_text stops adding values at this many bytes. */
+#define LOOKALIKE_ATTRS_TEXT_MAX LOOKALIKE_BM25_FIELD_MAX
+
+/* Parse modes: what the API accepts from a caller, or what the catalogue stores. */
+enum { LOOKALIKE_PRODUCT_INPUT = 0, LOOKALIKE_PRODUCT_STORED = 1 };
+
+/* The type of one attribute value. */
+typedef enum { LOOKALIKE_ATTR_STRING, LOOKALIKE_ATTR_NUMBER, LOOKALIKE_ATTR_BOOL } lookalike_attr_type_t;
+
+/* One free-form attribute: key and a string, number or boolean value. */
+typedef struct {
+    char *key;
+    lookalike_attr_type_t type;
+    char *str;   /* LOOKALIKE_ATTR_STRING, else NULL */
+    double num;  /* LOOKALIKE_ATTR_NUMBER */
+    int boolean; /* LOOKALIKE_ATTR_BOOL: 0 or 1 */
+} lookalike_attr_t;
+
+/* A product. Caller-owned struct (lookalike_product_init / _release); every pointer in it is
+ * malloc'd and freed by lookalike_product_release. A NULL string or list means absent. */
+typedef struct {
+    char *id;
+    char *title;
+    char *description;
+    char *category;
+    char *brand;
+    char **colours;
+    size_t ncolours;
+    char **sizes;
+    size_t nsizes;
+    double price;
+    int has_price;    /* 0: no price */
+    char currency[4]; /* "" when absent */
+    lookalike_attr_t *attrs;
+    size_t nattrs;
+    /* Set by the server (LOOKALIKE_PRODUCT_STORED). */
+    int64_t created_at; /* ms since the epoch */
+    int64_t updated_at;
+    uint64_t seq;
+    char image_sha256[65]; /* "" when there is no image */
+    char **dominant_colours;
+    size_t ndominant_colours;
+} lookalike_product_t;
+
+/* Zeroes *p (an empty product). */
+void lookalike_product_init(lookalike_product_t *p);
+
+/* Frees what *p holds and zeroes it; *p itself is the caller's. */
+void lookalike_product_release(lookalike_product_t *p);
+
+/* 1 if id is 1..LOOKALIKE_ID_MAX bytes of A-Z a-z 0-9 . _ -, else 0. */
+int lookalike_product_id_valid(const char *id);
+
+/* Parses and validates `len` bytes of JSON into *p (initialised here; release it after a
+ * success, nothing to release after a failure). mode is LOOKALIKE_PRODUCT_INPUT or _STORED.
+ * Fails with LOOKALIKE_EINVAL or LOOKALIKE_ETOOLARGE and a message naming the field, or with
+ * "invalid JSON at line L, column C: ...". */
+int lookalike_product_parse(const char *json, size_t len, int mode, lookalike_product_t *p, char *err,
+                            size_t errlen);
+
+/* Compact JSON for *p, fields in the order of the table above (server fields only in STORED
+ * mode). malloc'd NUL-terminated string, caller frees; NULL when out of memory. */
+char *lookalike_product_to_json(const lookalike_product_t *p, int mode);
+
+/* The text the BM25 attributes field indexes: colours, dominant colours (English and
+ * Vietnamese names), sizes, and the string and number attribute values, separated by spaces,
+ * cut at LOOKALIKE_ATTRS_TEXT_MAX bytes. malloc'd, caller frees; NULL when out of memory. */
+char *lookalike_product_attrs_text(const lookalike_product_t *p);
 
 #endif

@@ -49,13 +49,13 @@ static double hnsw_recall(vindex_metric_t m, uint32_t dim, size_t n, uint32_t ef
 
 Test(hnsw, l2_recall_sequential_inserts)
 {
-    double r = hnsw_recall(VINDEX_L2, 32, 5000, 64, 0);
+    double r = hnsw_recall(VINDEX_L2, 32, 5000, 100, 0);
     cr_assert_geq(r, 0.95, "recall %.3f", r);
 }
 
 Test(hnsw, l2_recall_parallel_batch)
 {
-    double r = hnsw_recall(VINDEX_L2, 32, 5000, 64, 1);
+    double r = hnsw_recall(VINDEX_L2, 32, 5000, 100, 1);
     cr_assert_geq(r, 0.95, "recall %.3f", r);
 }
 
