@@ -1,6 +1,16 @@
-# embed: ONNX image CNN engine and the libvips image pipeline.
+# embed: ONNX inference engine for image CNNs (oneDNN kernels) and the libvips image pipeline
+# in front of it. See src/embed/embed.h.
 MODULES += embed
 embed_DEPS :=
+embed_LDLIBS := -ldnnl -lgomp
+DEB_PKGS += libdnnl-dev libonnx-testdata python3-onnx python3-numpy
+
+# ONNX backend node tests (Debian libonnx-testdata), run by tests/integration/onnx_conformance.sh.
+IT_MODULES_onnx_conformance := embed
+
+FUZZERS += onnx_load
+fuzz_onnx_load_MODULES := embed
+
 # Image pipeline (src/embed/image*.c).
 embed_PKGS += vips
 DEB_PKGS += libvips-dev

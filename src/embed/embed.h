@@ -1,14 +1,119 @@
-/* embed: image to vector. Runs pretrained ONNX image CNNs (ResNet, MobileNet, SqueezeNet
- * families) on CPU kernels, with the image pipeline (libvips) in front of them.
+/* embed: image to vector. A small ONNX inference engine for image CNNs (this part), and the
+ * image pipeline in front of it (its own section below documents its design).
  *
- * This header is shared by two parts of the module; each part documents its own design in
- * its section below.
+ * What the engine does
+ *   embed_model_load() reads a standard .onnx file with a hand-written protobuf wire decoder
+ *   (onnx_wire.c), checks the opset, folds BatchNormalization into the preceding Conv and keeps
+ *   the graph immutable from then on. The first run for a given (batch size, output tensor)
+ *   compiles an execution plan (plan.c): shapes are inferred with the concrete batch size, every
+ *   node whose inputs are all constant is evaluated once (this folds the Shape/Gather/Unsqueeze/
+ *   Concat chains exporters emit before Flatten/Reshape), only the nodes the requested tensor
+ *   needs are kept, Conv+Relu/Clip and Conv+Add(+Relu) are fused, and every step gets a oneDNN
+ *   primitive (blocked layouts, weights reordered once) or a plain C kernel (ops_ref.c). Tensors
+ *   share buffers by liveness (memory plan), so a run allocates nothing once its plan and its
+ *   context's arena exist.
+ *
+ * Supported ops (default domain, opset 7..17): Conv, BatchNormalization, Relu, Clip, Add, Mul,
+ *   MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, Flatten, Reshape (shape constant after
+ *   folding), Gemm, MatMul, Concat, Dropout, Softmax, Identity, Constant, Shape, Gather,
+ *   Unsqueeze, Squeeze, Cast (the last six only where they fold to constants). Anything else, or
+ *   an attribute we do not implement, fails embed_model_load() naming the op and the node.
+ *   Run-time tensors are float32; integer tensors exist only as constants. Tensors with
+ *   external data are rejected.
+ *
+ * Outputs
+ *   Any named tensor of the graph can be asked for, not only graph outputs (embed_model_run's
+ *   output_name). The one exception: a Conv output consumed only by a BatchNormalization is
+ *   folded away at load; ask for the BatchNormalization output instead.
+ *   embed_model_default_output() names the image embedding: the graph output "embedding" when
+ *   there is one (the shared MobileNet), else the input of the final Gemm/MatMul (the pooled
+ *   feature of torchvision ResNets: 512-d for ResNet-18/34, 2048-d for ResNet-50). Vectors are
+ *   returned raw; embed_l2_normalize() normalises one for cosine search.
+ *
+ * Threading and ownership
+ *   An embed_model is immutable after load except for its plan cache and context pool, which
+ *   a mutex guards; any number of threads may call embed_model_run() on one model at the same
+ *   time. Weights are shared read-only by all threads. Each run uses an embed_ctx (a per-thread
+ *   workspace: arena, oneDNN stream); embed_model_run() borrows one from the model's pool, or
+ *   callers keep their own with embed_ctx_new(). Inside one run, oneDNN parallelises each
+ *   primitive over `threads` OpenMP threads (options.threads; 0 means every core), so batch 1 and
+ *   batch 8 both use both cores. The caller owns every buffer it passes; strings returned by
+ *   the model live as long as the model. embed_model_free() frees everything, contexts from
+ *   embed_ctx_new() excepted (free them first, with embed_ctx_free()).
+ *
+ * Limits (hostile files): model file <= EMBED_MAX_MODEL_BYTES, <= 100000 nodes and tensors,
+ *   rank <= 8, every length and offset in the protobuf checked against its enclosing message,
+ *   every tensor's data size checked against its shape, every run-time tensor
+ *   <= EMBED_MAX_TENSOR_BYTES. Violations are load errors, never crashes.
  */
 #ifndef EMBED_EMBED_H
 #define EMBED_EMBED_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* Error codes: every int-returning function returns 0 or one of these. */
+enum {
+    EMBED_OK = 0,
+    EMBED_EINVAL = -1,       /* bad argument (unknown tensor name, batch out of range) */
+    EMBED_EIO = -2,          /* the file could not be read */
+    EMBED_EFORMAT = -3,      /* malformed protobuf or ONNX structure */
+    EMBED_EUNSUPPORTED = -4, /* op, attribute, data type or opset we do not implement */
+    EMBED_ENOMEM = -5,
+    EMBED_ETOOLARGE = -6, /* a cap was exceeded (file, tensor, output buffer) */
+    EMBED_EBACKEND = -7,  /* oneDNN refused a primitive */
+};
+
+#define EMBED_MAX_MODEL_BYTES ((size_t)1 << 31)
+#define EMBED_MAX_TENSOR_BYTES ((size_t)1 << 31)
+#define EMBED_MAX_BATCH 256
+
+typedef struct embed_model_options {
+    int threads;   /* OpenMP threads per run; 0 = every core */
+    int reference; /* 1 = run only the plain C kernels (slow; for tests and cross-checks) */
+} embed_model_options;
+
+typedef struct embed_model embed_model;
+typedef struct embed_ctx embed_ctx;
+
+/* Load a model from a file or from memory (the buffer is copied; the caller keeps it).
+ * opt may be NULL (defaults: every core, fast kernels). NULL on error, with err filled. */
+embed_model *embed_model_load(const char *path, const embed_model_options *opt, char *err, size_t errlen);
+embed_model *embed_model_load_buffer(const void *data, size_t len, const embed_model_options *opt, char *err,
+                                     size_t errlen);
+void embed_model_free(embed_model *m);
+
+/* The image input: its name and per-sample shape (NCHW without N). 0, or EMBED_EUNSUPPORTED if
+ * the graph's first input is not a rank-4 float tensor with known C, H, W. */
+const char *embed_model_input_name(const embed_model *m);
+int embed_model_input_shape(const embed_model *m, int *c, int *h, int *w);
+
+/* Per-sample element count of tensor `name` (its shape without the batch dimension), or a
+ * negative error code (unknown name, folded away). Compiles the plan for batch 1 if needed. */
+long embed_model_output_dim(embed_model *m, const char *name, char *err, size_t errlen);
+
+/* Name of the image-embedding tensor (see Outputs above), or NULL when the graph has no
+ * "embedding" output and no final Gemm/MatMul. */
+const char *embed_model_default_output(const embed_model *m);
+
+/* Value of a metadata_props key (e.g. "preprocessing"), or NULL. */
+const char *embed_model_metadata(const embed_model *m, const char *key);
+
+/* Run `batch` samples (input: batch x C x H x W floats, NCHW) and copy tensor `output_name`
+ * (NULL = embed_model_default_output()) into out, batch x output_dim floats; out_cap is the
+ * capacity of out in floats (EMBED_ETOOLARGE if too small). Thread-safe. */
+int embed_model_run(embed_model *m, const float *input, int batch, const char *output_name, float *out,
+                    size_t out_cap, char *err, size_t errlen);
+
+/* A per-thread workspace for callers that keep one per worker thread. Not thread-safe itself:
+ * one thread at a time. Free before the model. */
+embed_ctx *embed_ctx_new(embed_model *m, char *err, size_t errlen);
+void embed_ctx_free(embed_ctx *c);
+int embed_ctx_run(embed_ctx *c, const float *input, int batch, const char *output_name, float *out,
+                  size_t out_cap, char *err, size_t errlen);
+
+/* Scale v (n floats) to unit L2 norm; a zero vector stays zero. */
+void embed_l2_normalize(float *v, size_t n);
 
 /* ---- Image pipeline ---- */
 /* Turns an encoded photo into the network's input tensor, the way torchvision and the

@@ -3,6 +3,9 @@
  * two threads is noise), vindex_add_batch and vindex_search_batch.
  */
 #include "vindex/index.h"
+#include "vindex/ivf.h"
+#include "vindex/store.h"
+#include "vindex/wal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -163,9 +166,13 @@ int vindex_add_batch(vindex_t *ix, const uint64_t *ids, const float *vecs, size_
     if (threads > MAX_THREADS)
         threads = MAX_THREADS;
     add_ctx_t c = {.ix = ix, .vecs = vecs};
+    uint64_t lsn = 0;
     pthread_mutex_lock(&ix->write_lock);
     int rc = check_batch(ix, ids, vecs, n, err, errlen);
     if (rc)
+        goto fail;
+    if (ix->p.kind == VINDEX_IVF_FLAT && !vindex_ivf_trained(ix) &&
+        (rc = vindex_ivf_train_locked(ix, vecs, n, err, errlen)))
         goto fail;
     size_t end = (size_t)ix->next_slot + n;
     if ((rc = vindex_idmap_reserve(&ix->ids, ix->ids.keys + n, err, errlen)) ||
@@ -206,10 +213,17 @@ int vindex_add_batch(vindex_t *ix, const uint64_t *ids, const float *vecs, size_
             if (rc)
                 goto fail;
             __atomic_fetch_add(&ix->n_live, 1, __ATOMIC_RELEASE);
+            rc = vindex_store_log(ix, VINDEX_WAL_INSERT, ids[first + i], vecs + (first + i) * ix->p.dim, &lsn,
+                                  err, errlen);
+            if (rc)
+                goto fail;
         }
     }
 fail:
     pthread_mutex_unlock(&ix->write_lock);
+    /* One commit (one fsync) for the whole batch, outside the lock. */
+    if (!rc && lsn)
+        rc = vindex_store_commit(ix, lsn, err, errlen);
     free(c.bufs);
     free(c.errs);
     return rc;

@@ -30,18 +30,40 @@
 
 /* Section types. Values are part of the file format: never renumber. */
 enum {
-    VINDEX_SEC_PARAMS = 1,        /* u32[16] kind parameters, see vindex.h */
+    VINDEX_SEC_PARAMS = 1,        /* u32[16] index parameters, see vindex.h */
     VINDEX_SEC_IDS = 2,           /* u64[n] external id of each slot */
-    VINDEX_SEC_VECTORS = 3,       /* f32[n * dim] vector of each slot */
+    VINDEX_SEC_VECTORS = 3,       /* f32[n * dim] vector of each slot (normalised for cosine) */
     VINDEX_SEC_DELETED = 4,       /* u64[ceil(n / 64)] tombstone bitmap, bit i = slot i */
     VINDEX_SEC_IVF_CENTROIDS = 5, /* f32[nlist * dim] */
     VINDEX_SEC_IVF_ASSIGN = 6,    /* u32[n] list of each slot */
-    VINDEX_SEC_SQ8_RANGE = 7,     /* f32[dim] offset, f32[dim] step */
-    VINDEX_SEC_SQ8_CODES = 8,     /* i8[n * dim] codes, then f32[n] squared norms */
-    VINDEX_SEC_HNSW_LEVELS = 9,   /* HNSW node levels, layout owned by hnsw_store.c */
-    VINDEX_SEC_HNSW_LINKS = 10,   /* HNSW adjacency, layout owned by hnsw_store.c */
+    VINDEX_SEC_SQ8_RANGE = 7,     /* f32[dim] bias, then f32[dim] scale */
+    VINDEX_SEC_HNSW_LEVELS = 8,   /* HNSW node levels, layout owned by hnsw_store.c */
+    VINDEX_SEC_HNSW_LINKS = 9,    /* HNSW adjacency, layout owned by hnsw_store.c */
     VINDEX_SEC_MAX_TYPE = 16,
 };
+
+/* PARAMS section: u32 words at these indexes. */
+enum {
+    VINDEX_PARAM_KIND = 0,
+    VINDEX_PARAM_METRIC,
+    VINDEX_PARAM_DIM,
+    VINDEX_PARAM_M,
+    VINDEX_PARAM_EF_CONSTRUCTION,
+    VINDEX_PARAM_EF_SEARCH,
+    VINDEX_PARAM_NLIST,
+    VINDEX_PARAM_NPROBE,
+    VINDEX_PARAM_SQ8,
+    VINDEX_PARAM_RERANK,
+    VINDEX_PARAM_TRAINED,
+    VINDEX_PARAM_SEED_LO,
+    VINDEX_PARAM_SEED_HI,
+    VINDEX_PARAM_CAPACITY_LO,
+    VINDEX_PARAM_CAPACITY_HI,
+    VINDEX_PARAM_WORDS = 16,
+};
+
+/* How long a BATCH-mode log may hold committed records before a commit fsyncs them. */
+#define VINDEX_STORE_SYNC_INTERVAL_US 100000u
 
 /* What the snapshot header says; filled by the parser, given to the writer. */
 typedef struct {
@@ -91,6 +113,23 @@ typedef struct {
  * mapped and valid, a negative code otherwise. */
 int vindex_snap_file_open(const char *dir, vindex_snap_file_t *f, char *err, size_t errlen);
 void vindex_snap_file_release(vindex_snap_file_t *f);
+
+/* Hooks the writers call (no-ops on an index without a data directory). Under ix->write_lock,
+ * after a change is applied: log it (*lsn = 0 when nothing was logged). After releasing the lock:
+ * commit, which returns once the change is as durable as the index's mode promises. */
+struct vindex;
+int vindex_store_log(struct vindex *ix, int type, uint64_t id, const float *vec, uint64_t *lsn, char *err,
+                     size_t errlen);
+int vindex_store_commit(struct vindex *ix, uint64_t lsn, char *err, size_t errlen);
+/* Under ix->write_lock: snapshot into the data directory and truncate the log. */
+int vindex_store_checkpoint_locked(struct vindex *ix, char *err, size_t errlen);
+/* From vindex_free, after the kind is released: final log sync, unmap the snapshot. */
+void vindex_store_close(struct vindex *ix);
+
+/* Builds an index from a parsed snapshot (the fuzz target and vindex_open share this).
+ * vecs_outlive: the snapshot buffer outlives the index, so sq8 may keep pointing at its vectors. */
+struct vindex *vindex_store_load_snapshot(const vindex_snap_t *s, const vindex_params_t *override,
+                                          int vecs_outlive, char *err, size_t errlen);
 
 /* fsync of a directory, so a rename or create inside it is durable. */
 int vindex_fsync_dir(const char *dir, char *err, size_t errlen);

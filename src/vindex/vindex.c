@@ -3,6 +3,9 @@
  * single-query search path with its filter strategy. Kinds plug in through vindex_kind_ops_t.
  */
 #include "vindex/index.h"
+#include "vindex/ivf.h"
+#include "vindex/store.h"
+#include "vindex/wal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -32,6 +35,8 @@ static const vindex_kind_ops_t *kind_ops(vindex_kind_t kind)
     switch (kind) {
     case VINDEX_FLAT:
         return &vindex_flat_ops;
+    case VINDEX_IVF_FLAT:
+        return &vindex_ivf_ops;
     default:
         return NULL;
     }
@@ -118,6 +123,7 @@ void vindex_free(vindex_t *ix)
         return;
     if (ix->impl)
         ix->ops->release(ix);
+    vindex_store_close(ix);
     for (int i = 0; i < VINDEX_SCRATCH_POOL; i++)
         scratch_free_buffers(&ix->scratch[i]);
     free(ix->wbuf);
@@ -229,8 +235,14 @@ static int write_one(vindex_t *ix, uint64_t id, const float *vec, int replace, c
         goto fail;
     }
     rc = insert_locked(ix, id, ix->wbuf, err, errlen);
+    uint64_t lsn = 0;
+    if (!rc)
+        rc = vindex_store_log(ix, VINDEX_WAL_INSERT, id, vec, &lsn, err, errlen);
 fail:
     pthread_mutex_unlock(&ix->write_lock);
+    /* Outside the lock, so concurrent writers share one log fsync. */
+    if (!rc && lsn)
+        rc = vindex_store_commit(ix, lsn, err, errlen);
     return rc;
 }
 
@@ -257,8 +269,13 @@ int vindex_delete(vindex_t *ix, uint64_t id, char *err, size_t errlen)
     __atomic_fetch_or(&ix->flags[slot], VINDEX_FLAG_DEAD, __ATOMIC_RELEASE);
     rc = vindex_idmap_set(&ix->ids, id, VINDEX_SLOT_NONE, err, errlen);
     __atomic_fetch_sub(&ix->n_live, 1, __ATOMIC_RELEASE);
+    uint64_t lsn = 0;
+    if (!rc)
+        rc = vindex_store_log(ix, VINDEX_WAL_DELETE, id, NULL, &lsn, err, errlen);
 fail:
     pthread_mutex_unlock(&ix->write_lock);
+    if (!rc && lsn)
+        rc = vindex_store_commit(ix, lsn, err, errlen);
     return rc;
 }
 

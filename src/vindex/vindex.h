@@ -24,10 +24,16 @@
  *   padded to 64 bytes), so one prefetch brings a node's data and links; levels >= 1 are small
  *   per-node arrays. Search keeps visited marks as 16-bit epoch tags (no per-query clear),
  *   prefetches the next neighbour's block, and uses flat binary heaps.
- * - ivf_flat (ivf.c, by the persistence/IVF author): k-means coarse quantiser of `nlist`
- *   centroids, per-list arrays of vectors and slots, `nprobe` lists scanned per query.
- * - sq8 (sq8.c): optional per-dimension int8 codes for ivf_flat; the best `rerank` candidates
- *   are re-scored with the float vectors.
+ * - ivf_flat (ivf.c): k-means coarse quantiser of `nlist` centroids (k-means++ start and 10
+ *   Lloyd rounds on up to 64*nlist sampled vectors, all drawn from params.seed; spherical for
+ *   cosine), trained by vindex_train or by the first vindex_add_batch. Each list is a chain of
+ *   blocks (64, 128, 256... entries) that never move, holding slot numbers and float rows or
+ *   sq8 codes; `nprobe` nearest lists are scanned per query. A filter is checked inside the
+ *   scan; when few items pass, nprobe widens to meet about 2k of them, and past half the lists
+ *   (or when the lists yield fewer than k) the search scans the passing items exactly.
+ * - sq8 (sq8.c): optional per-dimension 8-bit codes for ivf_flat (bias = training minimum,
+ *   scale = range/255), compared with the float query by the kernels' u8 paths; the best
+ *   `rerank` (default 4k) candidates are re-scored with the float vectors.
  * - distance kernels (distance.c, distance_avx2.c, distance_avx512.c): L2 and inner product
  *   on float32 and on int8, chosen once at first use from the CPU's features (AVX-512,
  *   AVX2+FMA, or portable C).
@@ -60,8 +66,83 @@
  * Errors. Functions return 0 (or a count) on success and a negative VINDEX_E* code on
  * failure, and write a human-readable message into `err` (errlen bytes, may be 0).
  *
- * Persistence (store.c, wal.c, file.c: by the persistence/IVF author; the file format table
- * is kept in store.c's header comment until it is final, then moved here).
+ * ---- Persistence: data directory and file format (store.c, store_file.c, wal.c) ----------
+ * A data directory holds:
+ *   index.snap   the snapshot: every slot's id, vector, tombstone bit, and the kind's trained
+ *                state, as of WAL record `wal_lsn`. Replaced only by writing index.snap.tmp,
+ *                fsync, rename over index.snap, fsync of the directory: a reader sees the old or
+ *                the new file, never a mix.
+ *   wal.log      the write-ahead log of changes after the snapshot (same atomic creation).
+ *   LOCK         flock()ed by the one process that has the directory open.
+ * vindex_open maps index.snap (read-only, MAP_SHARED), checks every checksum, rebuilds the index
+ * (flat rows and ivf lists are copied from the mapping; the id map is rebuilt), then replays the
+ * log records with lsn > wal_lsn. vindex_save into the index's own directory is a checkpoint:
+ * snapshot with wal_lsn = the last record, then the log is replaced by an empty one. A crash
+ * between the two leaves records the snapshot already holds, which replay skips by lsn. A new
+ * directory gets an empty snapshot at once, so it can be reopened without parameters.
+ *
+ * Snapshot (little-endian; sections start on 64-byte boundaries, the first at 4096):
+ *   off  size    field
+ *   0    8       magic "VIDXSNAP"
+ *   8    4       format version (1)
+ *   12   4       kind (vindex_kind_t)
+ *   16   4       metric (vindex_metric_t)
+ *   20   4       dim
+ *   24   8       n: slots stored (tombstoned ones included)
+ *   32   8       wal_lsn: last log record whose change the snapshot holds
+ *   40   8       file size in bytes (a truncated or extended file fails this)
+ *   48   4       s: section count (<= 32)
+ *   52   8       reserved, 0
+ *   60   4       CRC-32C of bytes 0..59 followed by the section table
+ *   64   32*s    section table, per entry: u32 type, u32 reserved, u64 offset, u64 size,
+ *                u32 CRC-32C of the section's bytes, u32 reserved
+ * Section types (each at most once; offsets increasing, no overlap, inside the file):
+ *   1 PARAMS         u32[16]: kind, metric, dim, M, ef_construction, ef_search, nlist, nprobe,
+ *                    sq8, rerank, ivf trained, seed lo/hi, capacity lo/hi, 0
+ *   2 IDS            u64[n] external id per slot
+ *   3 VECTORS        f32[n*dim] vector per slot, as stored (unit length for cosine)
+ *   4 DELETED        u64[ceil(n/64)] tombstones, bit i%64 of word i/64 = slot i
+ *   5 IVF_CENTROIDS  f32[nlist*dim]          (ivf_flat, once trained)
+ *   6 IVF_ASSIGN     u32[n] list of each slot (ivf_flat, once trained)
+ *   7 SQ8_RANGE      f32[dim] bias, f32[dim] scale (ivf_flat with sq8; codes are re-encoded
+ *                    from VECTORS at load, so they cannot disagree with them)
+ *   8, 9             reserved for the hnsw graph
+ * Anything that fails a check (magic, version, sizes, bounds, checksums, ids that repeat,
+ * non-finite values, list numbers >= nlist) makes vindex_open fail with VINDEX_ECORRUPT and a
+ * message naming the file; the parser takes a buffer and is fuzzed (fuzz/vindex_load).
+ *
+ * Log (wal.log): a 32-byte header (magic "VIDXWAL1", u32 version 1, u32 dim, u64 base_lsn,
+ * u32 reserved, u32 CRC-32C of bytes 0..27), then records:
+ *   off  size    field
+ *   0    4       L: payload length (24, or 24 + 4*dim for an insert)
+ *   4    4       CRC-32C of bytes 0..3 followed by the payload
+ *   8    1       type: 1 insert (upsert semantics: the id gets this vector), 2 delete
+ *   9    7       reserved, 0
+ *   16   8       lsn: base_lsn + 1, + 2, ... without gaps
+ *   24   8       external id
+ *   32   4*dim   vector as given by the caller (insert only)
+ * Replay stops at the first record that is incomplete or fails its checksum when no valid
+ * record follows it: that is a torn tail (a write cut short by the crash), cut off the file
+ * before new records are appended. A damaged record followed by a valid one is corruption:
+ * vindex_open fails with the record's offset rather than silently dropping acknowledged writes.
+ *
+ * Durability. A writing call (add, add_batch, upsert, delete) applies its change, appends its
+ * record under the writer lock, releases the lock, then commits: the record is write()n before
+ * the call returns in every mode but NONE, so it survives kill -9 of the process. In SYNC mode
+ * the call also waits for fdatasync; writers on several threads share one fdatasync (group
+ * commit: the first waiter writes and syncs everything buffered, the others wait for it), and
+ * add_batch costs one fsync for the whole batch. In BATCH mode a commit fsyncs only when the
+ * last fsync is 100 ms old, so after an OS crash or power loss up to that much can be lost;
+ * vindex_sync, vindex_save and vindex_free make it durable. In NONE mode nothing is logged.
+ * A call that fails in its commit has still changed the index in memory. ivf_flat training is
+ * not logged: on an index with a data directory it is followed by a checkpoint.
+ *
+ * Memory with sq8. The lists hold dim bytes per vector (codes) instead of 4*dim. Float
+ * vectors are still needed to re-rank candidates and for exact filtered scans: after
+ * vindex_open they are read from the mapped snapshot (page cache, loaded on demand, evictable),
+ * so 1M x 2048-d costs about 2 GiB of codes in memory; vectors added since the open, or to an
+ * index never reopened, are kept in memory as floats.
+ * ---------------------------------------------------------------------------------------------
  */
 #ifndef VINDEX_VINDEX_H
 #define VINDEX_VINDEX_H
@@ -181,13 +262,15 @@ int vindex_search(vindex_t *ix, const float *query, const vindex_search_params_t
 int vindex_search_batch(vindex_t *ix, const float *queries, size_t nq, const vindex_search_params_t *sp,
                         vindex_hit_t *hits, uint32_t *nhits, char *err, size_t errlen);
 
-/* Persistence (implemented in store.c / wal.c by the persistence/IVF author).
- * A data directory holds one snapshot and one write-ahead log. */
+/* Persistence: a data directory holds one snapshot and one write-ahead log (format and
+ * guarantees in the design comment above). */
 typedef enum {
     VINDEX_DURABILITY_NONE = 0,  /* no log: changes after the last save are lost on a crash */
-    VINDEX_DURABILITY_BATCH = 1, /* log appended per change, fsynced by group commit; a change is
-                                    durable once vindex_sync returns after it */
-    VINDEX_DURABILITY_SYNC = 2,  /* every writing call returns after its log record is fsynced */
+    VINDEX_DURABILITY_BATCH = 1, /* each change is written to the log before the call returns
+                                    (survives a process crash); fsynced at most 100 ms later by
+                                    a following commit, and by vindex_sync/save/free */
+    VINDEX_DURABILITY_SYNC = 2,  /* every writing call returns after its log record is fsynced;
+                                    concurrent writers share fsyncs (group commit) */
 } vindex_durability_t;
 
 /* Opens the index stored in dir, or creates dir with params p when it holds none (p may be
@@ -195,7 +278,8 @@ typedef enum {
 vindex_t *vindex_open(const char *dir, const vindex_params_t *p, vindex_durability_t mode, char *err,
                       size_t errlen);
 /* Writes a snapshot of ix into dir (crash-safe replace) and, when dir is the index's own data
- * directory, truncates its log. */
+ * directory, truncates its log (a checkpoint). Into another directory it writes a self-contained
+ * copy with an empty log. Blocks writers, not readers, while it runs. */
 int vindex_save(vindex_t *ix, const char *dir, char *err, size_t errlen);
 /* Makes every change made so far durable (fsync of the log). */
 int vindex_sync(vindex_t *ix, char *err, size_t errlen);

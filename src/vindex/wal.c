@@ -239,6 +239,15 @@ fail:
     return -1;
 }
 
+int vindex_wal_create_empty(const char *dir, uint32_t dim, uint64_t base_lsn, char *err, size_t errlen)
+{
+    int fd = wal_create(dir, dim, base_lsn, err, errlen);
+    if (fd < 0)
+        return VINDEX_EIO;
+    close(fd);
+    return 0;
+}
+
 vindex_wal_t *vindex_wal_open(const char *dir, uint32_t dim, uint64_t snap_lsn, int sync_mode,
                               uint32_t sync_interval_us, vindex_wal_apply_fn apply, void *ctx, char *err,
                               size_t errlen)

@@ -54,6 +54,10 @@ vindex_wal_t *vindex_wal_open(const char *dir, uint32_t dim, uint64_t snap_lsn, 
                               uint32_t sync_interval_us, vindex_wal_apply_fn apply, void *ctx, char *err,
                               size_t errlen);
 
+/* Atomically replaces dir/wal.log with an empty log whose base is base_lsn (for a snapshot
+ * saved into a directory that is not the index's own). The caller holds the directory lock. */
+int vindex_wal_create_empty(const char *dir, uint32_t dim, uint64_t base_lsn, char *err, size_t errlen);
+
 /* Buffers one record and returns its lsn in *lsn. Call under the index writer lock, in the
  * order the changes are applied. vec is ignored for a delete. */
 int vindex_wal_append(vindex_wal_t *w, int type, uint64_t id, const float *vec, uint64_t *lsn, char *err,
