@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The worker pool sheds load: with 1 worker and a queue of 1, a burst of slow requests gets
+# 503 with Retry-After for everything past the two it can hold, while the HTTP threads keep
+# answering other requests quickly.
+source "$(dirname "$0")/http_lib.inc"
+start_server --pool-threads 1 --pool-queue 1 --retry-after 7
+
+clients=()
+for i in 1 2 3 4 5 6; do
+    curl -s --max-time 20 -D "$TMP/h$i" -o "$TMP/b$i" "$BASE/api/sleep?ms=1500" &
+    clients+=($!)
+done
+sleep 0.5
+# While the pool is busy, an event-loop route still answers at once.
+hz=$(curl -s --max-time 1 "$BASE/healthz")
+expect_eq "healthz answers while the pool is saturated" "$hz" '{"status":"ok"}'
+wait "${clients[@]}"
+n200=$(cat "$TMP"/h? | grep -c '^HTTP/1.1 200')
+n503=$(cat "$TMP"/h? | grep -c '^HTTP/1.1 503')
+echo "200: $n200, 503: $n503"
+expect_eq "two requests served (one running, one queued)" "$n200" 2
+expect_eq "the rest refused with 503" "$n503" 4
+check "503 carries Retry-After" grep -qi '^Retry-After: 7' $(grep -l '^HTTP/1.1 503' "$TMP"/h?)
+check "503 body names the problem" grep -q '"code":"overloaded"' $(grep -l '"code"' "$TMP"/b?)
+m=$(curl -s "$BASE/metrics")
+check "rejections counted" grep -q '^worker_pool_rejected_total 4$' <<<"$m"
+finish
