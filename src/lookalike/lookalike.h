@@ -18,6 +18,10 @@
  *   colour.c   dominant colours of a photo, named from a 13-colour palette (English, Vietnamese)
  *   csv.c      RFC 4180 CSV reader for ingest metadata, streaming, capped, line-numbered errors
  *   product.c  the product record: strict JSON parsing and validation (jansson), serialisation
+ *   sha256.c   SHA-256, naming stored images by their content
+ *   catalog.c  the catalogue interface (collections, products, images, change log) and the
+ *              checks every backend shares; image_store.c keeps images as files by hash
+ *   catalog_sqlite.c  the embedded SQLite backend of that interface
  *
  * Conventions
  * -----------
@@ -464,6 +468,7 @@ typedef struct {
     char image_sha256[65]; /* "" when there is no image */
     char **dominant_colours;
     size_t ndominant_colours;
+    uint64_t doc_id; /* the catalogue's number for it (see below); not part of the JSON */
 } lookalike_product_t;
 
 /* Zeroes *p (an empty product). */
@@ -482,6 +487,11 @@ int lookalike_product_id_valid(const char *id);
 int lookalike_product_parse(const char *json, size_t len, int mode, lookalike_product_t *p, char *err,
                             size_t errlen);
 
+/* Checks a product built in code against the same rules as lookalike_product_parse in
+ * LOOKALIKE_PRODUCT_INPUT mode (plus valid UTF-8 in every string, no NUL inside). 0 or
+ * LOOKALIKE_EINVAL / LOOKALIKE_ETOOLARGE / LOOKALIKE_EUTF8 naming the field. */
+int lookalike_product_validate(const lookalike_product_t *p, char *err, size_t errlen);
+
 /* Compact JSON for *p, fields in the order of the table above (server fields only in STORED
  * mode). malloc'd NUL-terminated string, caller frees; NULL when out of memory. */
 char *lookalike_product_to_json(const lookalike_product_t *p, int mode);
@@ -490,5 +500,206 @@ char *lookalike_product_to_json(const lookalike_product_t *p, int mode);
  * Vietnamese names), sizes, and the string and number attribute values, separated by spaces,
  * cut at LOOKALIKE_ATTRS_TEXT_MAX bytes. malloc'd, caller frees; NULL when out of memory. */
 char *lookalike_product_attrs_text(const lookalike_product_t *p);
+
+/* ---- SHA-256 (sha256.c) ---- */
+
+/* Incremental SHA-256 state; caller-owned, no release needed. */
+typedef struct {
+    uint32_t h[8];
+    uint64_t len; /* bytes hashed so far */
+    uint8_t buf[64];
+    size_t nbuf;
+} lookalike_sha256_t;
+
+void lookalike_sha256_init(lookalike_sha256_t *s);
+void lookalike_sha256_update(lookalike_sha256_t *s, const void *data, size_t len);
+/* Writes the 32-byte digest; the state must be initialised again before reuse. */
+void lookalike_sha256_final(lookalike_sha256_t *s, uint8_t out[32]);
+/* The digest of len bytes as 64 lowercase hex digits and a NUL. */
+void lookalike_sha256_hex(const void *data, size_t len, char out[65]);
+
+/* ---- catalogue (catalog.c, image_store.c, catalog_sqlite.c) ----
+ *
+ * The catalogue is the durable truth; the in-memory indexes (BM25, vectors) are rebuilt from
+ * it. It holds collections, products and images, behind lookalike_catalog_ops_t so another
+ * backend (PostgreSQL, for the cluster) can implement the same contract:
+ *
+ * - Every write (insert, upsert, delete) takes the next catalogue-wide sequence number `seq`
+ *   (1, 2, 3, ... never reused). When a write returns 0 it is durable: it survives a crash or
+ *   kill -9 of the process, and every later read sees it.
+ * - A product is keyed by (collection, id). Insert fails with LOOKALIKE_EEXIST if the id is
+ *   there; upsert replaces the whole product but keeps created_at, doc_id and (when the new
+ *   version brings no image) the stored image. An insert without id gets a random 16-hex-digit
+ *   id. updated_at is the write time; created_at the first insert's (ms since the epoch).
+ * - doc_id is a 64-bit number, unique in the catalogue and never reused, that the in-memory
+ *   indexes use for the product; it stays the same across upserts and is the seq of the
+ *   product's first insert.
+ * - The change log holds, for each product ever written, its latest change: seq, doc_id and
+ *   whether it is now deleted. lookalike_catalog_changes(since = N) lists those with seq > N in
+ *   seq order, which is what an index that is up to date to N must apply to catch up.
+ * - Images are stored by content: the SHA-256 of the bytes names the file
+ *   `<dir>/images/ab/abcdef...` (first two hex digits as a directory); the same bytes stored
+ *   twice cost one file. A file is written to a temporary name, fsync'd, renamed into place,
+ *   and its directory fsync'd, so a crash never leaves a torn image under a hash name.
+ *   Images are never deleted (products may share them).
+ * - Product lists are ordered by id; the cursor is the last id of the previous page.
+ *
+ * SQLite backend: `<dir>/catalog.db`, WAL journal with synchronous=FULL (a commit is on disk
+ * when it returns), a 5 s busy timeout, prepared statements, and a schema version in
+ * PRAGMA user_version with migrations applied in order at open (a newer schema than this
+ * program knows is refused). Tables (version 1):
+ *
+ *   meta(key PRIMARY KEY, value)              'seq': the last sequence number handed out
+ *   collections(name PRIMARY KEY, model, metric, dim, index_params, created_at)
+ *   products(collection, id, doc_id UNIQUE, seq, created_at, updated_at, image_sha256, body)
+ *            PRIMARY KEY (collection, id); body is the product as STORED JSON
+ *   changes(seq PRIMARY KEY, collection, id, doc_id, deleted)  UNIQUE (collection, id)
+ *
+ * Threading: a catalogue handle may be used from any number of threads; the SQLite backend
+ * serialises calls on one connection with a mutex. Two processes may open the same directory
+ * (SQLite locking), though the service runs one. */
+
+#define LOOKALIKE_COLLECTION_NAME_MAX 64
+#define LOOKALIKE_MODEL_MAX 255
+#define LOOKALIKE_INDEX_PARAMS_MAX 4096
+#define LOOKALIKE_DIM_MAX 65536
+/* Largest image stored, in bytes. */
+#define LOOKALIKE_IMAGE_MAX (32 * 1024 * 1024)
+/* Largest page of a product list or change list. */
+#define LOOKALIKE_PAGE_MAX 1000
+
+/* A collection: its settings are fixed at creation. Caller-owned, no pointers inside. */
+typedef struct {
+    char name[LOOKALIKE_COLLECTION_NAME_MAX + 1];      /* 1..64 of A-Z a-z 0-9 _ - */
+    char model[LOOKALIKE_MODEL_MAX + 1];               /* embedding model name or path, non-empty */
+    char metric[8];                                    /* "cosine", "l2" or "ip" */
+    uint32_t dim;                                      /* vector dimension, 1..LOOKALIKE_DIM_MAX */
+    char index_params[LOOKALIKE_INDEX_PARAMS_MAX + 1]; /* a JSON object, "{}" if empty */
+    int64_t created_at;                                /* set by the catalogue */
+} lookalike_collection_t;
+
+/* Write modes of lookalike_catalog_put. */
+enum { LOOKALIKE_PUT_INSERT = 0, LOOKALIKE_PUT_UPSERT = 1 };
+
+/* The latest change of one product (see the change log above). */
+typedef struct {
+    uint64_t seq;
+    uint64_t doc_id;
+    char collection[LOOKALIKE_COLLECTION_NAME_MAX + 1];
+    char id[LOOKALIKE_ID_MAX + 1];
+    int deleted; /* 1: the product is gone; 0: get it for its current state */
+} lookalike_change_t;
+
+typedef struct lookalike_catalog lookalike_catalog_t;
+
+/* What a backend implements. Arguments reach it already checked by the lookalike_catalog_*
+ * wrappers below (names, ids, limits), and it writes err as they do. */
+typedef struct {
+    const char *backend; /* "sqlite" */
+    void (*close)(lookalike_catalog_t *c);
+    int (*collection_create)(lookalike_catalog_t *c, lookalike_collection_t *col, char *err, size_t errlen);
+    int (*collection_get)(lookalike_catalog_t *c, const char *name, lookalike_collection_t *out, char *err,
+                          size_t errlen);
+    int (*collection_list)(lookalike_catalog_t *c, lookalike_collection_t **out, size_t *n, char *err,
+                           size_t errlen);
+    int (*product_put)(lookalike_catalog_t *c, const char *collection, lookalike_product_t *p, int mode,
+                       char *err, size_t errlen);
+    int (*product_get)(lookalike_catalog_t *c, const char *collection, const char *id,
+                       lookalike_product_t *out, char *err, size_t errlen);
+    int (*product_get_by_doc)(lookalike_catalog_t *c, uint64_t doc_id,
+                              char collection[LOOKALIKE_COLLECTION_NAME_MAX + 1], lookalike_product_t *out,
+                              char *err, size_t errlen);
+    int (*product_delete)(lookalike_catalog_t *c, const char *collection, const char *id, uint64_t *seq,
+                          char *err, size_t errlen);
+    int (*product_list)(lookalike_catalog_t *c, const char *collection, const char *after, size_t limit,
+                        lookalike_product_t *out, size_t *n, int *more, uint64_t *total, char *err,
+                        size_t errlen);
+    int (*changes)(lookalike_catalog_t *c, uint64_t since, size_t limit, lookalike_change_t *out, size_t *n,
+                   char *err, size_t errlen);
+    int (*max_seq)(lookalike_catalog_t *c, uint64_t *seq, char *err, size_t errlen);
+    int (*image_put)(lookalike_catalog_t *c, const void *data, size_t len, char sha256[65], char *err,
+                     size_t errlen);
+    int (*image_get)(lookalike_catalog_t *c, const char *sha256, void **data, size_t *len, char *err,
+                     size_t errlen);
+} lookalike_catalog_ops_t;
+
+/* Every backend's handle starts with this. */
+struct lookalike_catalog {
+    const lookalike_catalog_ops_t *ops;
+};
+
+/* Opens (creating if needed) the SQLite catalogue in directory dir (created if missing, with
+ * images/ under it), migrating its schema. NULL with a message on failure. Close with
+ * lookalike_catalog_close. */
+lookalike_catalog_t *lookalike_catalog_open_sqlite(const char *dir, char *err, size_t errlen);
+
+/* Closes the catalogue; no call may be running. NULL is ignored. */
+void lookalike_catalog_close(lookalike_catalog_t *c);
+
+/* 1 if name is a valid collection name, else 0. */
+int lookalike_collection_name_valid(const char *name);
+
+/* Creates a collection from *col (name, model, metric, dim, index_params; created_at is set).
+ * LOOKALIKE_EEXIST if the name is taken, LOOKALIKE_EINVAL naming a bad setting. */
+int lookalike_catalog_create_collection(lookalike_catalog_t *c, lookalike_collection_t *col, char *err,
+                                        size_t errlen);
+
+/* The collection named `name` into *out; LOOKALIKE_ENOTFOUND if there is none. */
+int lookalike_catalog_get_collection(lookalike_catalog_t *c, const char *name, lookalike_collection_t *out,
+                                     char *err, size_t errlen);
+
+/* Every collection, by name, into a malloc'd array *out (caller frees) of *n. */
+int lookalike_catalog_list_collections(lookalike_catalog_t *c, lookalike_collection_t **out, size_t *n,
+                                       char *err, size_t errlen);
+
+/* Writes product *p into a collection (mode LOOKALIKE_PUT_INSERT or _UPSERT), with the image
+ * bytes if image is not NULL (at most LOOKALIKE_IMAGE_MAX; stored first, so a product never
+ * names a missing image). On success *p gets what the catalogue set: id (when generated),
+ * seq, doc_id, created_at, updated_at, image_sha256. The product's own fields are validated
+ * as lookalike_product_parse would. Errors: LOOKALIKE_ENOTFOUND (no such collection),
+ * LOOKALIKE_EEXIST (insert of an existing id), LOOKALIKE_EINVAL (upsert without id, bad
+ * field), LOOKALIKE_ETOOLARGE, LOOKALIKE_EIO. */
+int lookalike_catalog_put(lookalike_catalog_t *c, const char *collection, lookalike_product_t *p, int mode,
+                          const void *image, size_t image_len, char *err, size_t errlen);
+
+/* Product `id` of a collection into *out (initialised here; release it after a success).
+ * LOOKALIKE_ENOTFOUND if absent. */
+int lookalike_catalog_get(lookalike_catalog_t *c, const char *collection, const char *id,
+                          lookalike_product_t *out, char *err, size_t errlen);
+
+/* The product with this doc_id, and its collection's name; LOOKALIKE_ENOTFOUND if absent. */
+int lookalike_catalog_get_by_doc(lookalike_catalog_t *c, uint64_t doc_id,
+                                 char collection[LOOKALIKE_COLLECTION_NAME_MAX + 1], lookalike_product_t *out,
+                                 char *err, size_t errlen);
+
+/* Deletes product `id`; *seq (may be NULL) gets the delete's sequence number.
+ * LOOKALIKE_ENOTFOUND if absent. */
+int lookalike_catalog_delete(lookalike_catalog_t *c, const char *collection, const char *id, uint64_t *seq,
+                             char *err, size_t errlen);
+
+/* One page of a collection's products in id order: those after `cursor` (NULL or "" for the
+ * first page), at most `limit` (1..LOOKALIKE_PAGE_MAX), into out (room for limit products,
+ * each initialised here; release each). next_cursor gets the cursor of the next page, "" when
+ * this page is the last; *total (may be NULL) the collection's product count. */
+int lookalike_catalog_list(lookalike_catalog_t *c, const char *collection, const char *cursor, size_t limit,
+                           lookalike_product_t *out, size_t *n, char next_cursor[LOOKALIKE_ID_MAX + 1],
+                           uint64_t *total, char *err, size_t errlen);
+
+/* Latest changes with seq > since, in seq order, at most limit (1..LOOKALIKE_PAGE_MAX), into
+ * out; fewer than limit means there are no more. */
+int lookalike_catalog_changes(lookalike_catalog_t *c, uint64_t since, size_t limit, lookalike_change_t *out,
+                              size_t *n, char *err, size_t errlen);
+
+/* The last sequence number handed out (0 for a new catalogue). */
+int lookalike_catalog_max_seq(lookalike_catalog_t *c, uint64_t *seq, char *err, size_t errlen);
+
+/* Stores image bytes (1..LOOKALIKE_IMAGE_MAX) by content; sha256 gets their hex hash. */
+int lookalike_catalog_put_image(lookalike_catalog_t *c, const void *data, size_t len, char sha256[65],
+                                char *err, size_t errlen);
+
+/* The bytes of the image with this hex hash into a malloc'd *data (caller frees) of *len.
+ * LOOKALIKE_ENOTFOUND if there is none, LOOKALIKE_EINVAL if sha256 is not 64 lowercase hex. */
+int lookalike_catalog_get_image(lookalike_catalog_t *c, const char *sha256, void **data, size_t *len,
+                                char *err, size_t errlen);
 
 #endif

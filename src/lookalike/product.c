@@ -390,6 +390,106 @@ int lookalike_product_parse(const char *json, size_t len, int mode, lookalike_pr
     return rc;
 }
 
+static int check_str(const char *s, const char *name, size_t max, char *err, size_t errlen)
+{
+    if (!s)
+        return 0;
+    size_t n = strlen(s), pos = 0;
+    if (n > max) {
+        perr(err, errlen, "field \"%s\": too large (%zu bytes, at most %zu)", name, n, max);
+        return LOOKALIKE_ETOOLARGE;
+    }
+    uint32_t cp;
+    while (pos < n)
+        if (lookalike_utf8_decode(s, n, &pos, &cp) != 0) {
+            perr(err, errlen, "field \"%s\": invalid UTF-8", name);
+            return LOOKALIKE_EUTF8;
+        }
+    return 0;
+}
+
+static int check_list(char **v, size_t n, const char *name, char *err, size_t errlen)
+{
+    if (n > LOOKALIKE_LIST_MAX) {
+        perr(err, errlen, "field \"%s\": too large (%zu items, at most %d)", name, n, LOOKALIKE_LIST_MAX);
+        return LOOKALIKE_ETOOLARGE;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!v[i]) {
+            perr(err, errlen, "field \"%s[%zu]\": missing", name, i);
+            return LOOKALIKE_EINVAL;
+        }
+        int rc = check_str(v[i], name, LOOKALIKE_NAME_MAX, err, errlen);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int lookalike_product_validate(const lookalike_product_t *p, char *err, size_t errlen)
+{
+    int rc;
+    if (p->id && !lookalike_product_id_valid(p->id)) {
+        perr(err, errlen, "field \"id\": must be 1 to %d characters from A-Z a-z 0-9 . _ -",
+             LOOKALIKE_ID_MAX);
+        return strlen(p->id) > LOOKALIKE_ID_MAX ? LOOKALIKE_ETOOLARGE : LOOKALIKE_EINVAL;
+    }
+    if ((rc = check_str(p->title, "title", LOOKALIKE_TITLE_MAX, err, errlen)) ||
+        (rc = check_str(p->description, "description", LOOKALIKE_DESCRIPTION_MAX, err, errlen)) ||
+        (rc = check_str(p->category, "category", LOOKALIKE_NAME_MAX, err, errlen)) ||
+        (rc = check_str(p->brand, "brand", LOOKALIKE_NAME_MAX, err, errlen)) ||
+        (rc = check_list(p->colours, p->ncolours, "colours", err, errlen)) ||
+        (rc = check_list(p->sizes, p->nsizes, "sizes", err, errlen)) ||
+        (rc = check_list(p->dominant_colours, p->ndominant_colours, "dominant_colours", err, errlen)))
+        return rc;
+    if (p->has_price && !(p->price >= 0.0 && p->price <= LOOKALIKE_PRICE_MAX)) {
+        perr(err, errlen, "field \"price\": expected a number from 0 to 1e15");
+        return LOOKALIKE_EINVAL;
+    }
+    if (p->currency[0]) {
+        for (int i = 0; i < 3; i++)
+            if (!(p->currency[i] >= 'A' && p->currency[i] <= 'Z') || p->currency[3]) {
+                perr(err, errlen, "field \"currency\": expected 3 upper-case letters");
+                return LOOKALIKE_EINVAL;
+            }
+    }
+    if (p->nattrs > LOOKALIKE_ATTRS_MAX) {
+        perr(err, errlen, "field \"attributes\": too large (%zu keys, at most %d)", p->nattrs,
+             LOOKALIKE_ATTRS_MAX);
+        return LOOKALIKE_ETOOLARGE;
+    }
+    for (size_t i = 0; i < p->nattrs; i++) {
+        const lookalike_attr_t *a = &p->attrs[i];
+        if (!a->key || !a->key[0] || strlen(a->key) > LOOKALIKE_ATTR_KEY_MAX) {
+            perr(err, errlen, "field \"attributes\": keys must be 1 to %d bytes", LOOKALIKE_ATTR_KEY_MAX);
+            return LOOKALIKE_EINVAL;
+        }
+        if ((rc = check_str(a->key, "attributes", LOOKALIKE_ATTR_KEY_MAX, err, errlen)))
+            return rc;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(p->attrs[j].key, a->key) == 0) {
+                perr(err, errlen, "field \"attributes\": key \"%s\" repeated", a->key);
+                return LOOKALIKE_EINVAL;
+            }
+        if (a->type == LOOKALIKE_ATTR_STRING) {
+            if (!a->str) {
+                perr(err, errlen, "field \"attributes.%s\": missing string", a->key);
+                return LOOKALIKE_EINVAL;
+            }
+            if ((rc = check_str(a->str, "attributes", LOOKALIKE_ATTR_VALUE_MAX, err, errlen)))
+                return rc;
+        } else if (a->type == LOOKALIKE_ATTR_NUMBER && !isfinite(a->num)) {
+            perr(err, errlen, "field \"attributes.%s\": expected a finite number", a->key);
+            return LOOKALIKE_EINVAL;
+        } else if (a->type != LOOKALIKE_ATTR_STRING && a->type != LOOKALIKE_ATTR_NUMBER &&
+                   a->type != LOOKALIKE_ATTR_BOOL) {
+            perr(err, errlen, "field \"attributes.%s\": unknown value type", a->key);
+            return LOOKALIKE_EINVAL;
+        }
+    }
+    return 0;
+}
+
 static int set_new(json_t *obj, const char *key, json_t *v)
 {
     return v ? json_object_set_new(obj, key, v) : -1;

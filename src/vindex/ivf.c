@@ -23,8 +23,9 @@
 /* Training sample per list (FAISS warns below 39) and Lloyd iterations. */
 #define IVF_TRAIN_PER_LIST 64u
 #define IVF_KMEANS_ITERS 10
-/* Largest nlist accepted ("too large" past it). */
-#define IVF_NLIST_MAX (1u << 20)
+/* Largest nlist, and largest centroid table in floats ("too large" past them). */
+#define IVF_NLIST_MAX (1u << 16)
+#define IVF_CENTROID_FLOATS_MAX (1u << 26)
 
 typedef struct {
     pthread_mutex_t mu; /* batch threads appending to the same list */
@@ -91,6 +92,10 @@ static int ivf_init(vindex_t *ix, char *err, size_t errlen)
     if (p->nlist == 0 || p->nlist > IVF_NLIST_MAX) {
         snprintf(err, errlen, "ivf_flat: nlist must be 1..%u", IVF_NLIST_MAX);
         return VINDEX_EINVAL;
+    }
+    if ((uint64_t)p->nlist * ix->row_floats > IVF_CENTROID_FLOATS_MAX) {
+        snprintf(err, errlen, "ivf_flat: nlist * dim too large (%u * %u)", p->nlist, p->dim);
+        return VINDEX_ETOOLARGE;
     }
     ivf_t *v = calloc(1, sizeof(*v));
     if (!v) {
@@ -372,6 +377,9 @@ static int ivf_search(vindex_t *ix, const vindex_query_t *q, vindex_scratch_t *s
         size_t ncand = ix->p.rerank ? ix->p.rerank : 4u * q->k;
         if (ncand < q->k)
             ncand = q->k;
+        /* More candidates than slots cannot exist: that also bounds a huge rerank setting. */
+        if (ncand > q->n_slots)
+            ncand = q->n_slots;
         rc = vindex_scratch_reserve((void **)&s->cand, &s->cand_cap, ncand, sizeof(vindex_pair_t));
         if (rc)
             return rc;

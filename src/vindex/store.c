@@ -341,7 +341,7 @@ vindex_t *vindex_store_load_snapshot(const vindex_snap_t *s, const vindex_params
         return NULL;
     const uint8_t *cen = NULL, *assign = NULL, *range = NULL;
     if (p.kind == VINDEX_IVF_FLAT && trained) {
-        if (p.nlist == 0 || p.nlist > (1u << 20)) {
+        if (p.nlist == 0 || p.nlist > (1u << 16)) {
             snprintf(err, errlen, "snapshot has a bad nlist %u", p.nlist);
             return NULL;
         }
