@@ -3,6 +3,22 @@ MODULES += vindex
 vindex_DEPS :=
 vindex_LDLIBS := -lm
 DEB_PKGS += zlib1g-dev libhnswlib-dev
+
+# build/bench/ann: vindex against hnswlib (header-only, Debian libhnswlib-dev) in one run.
+# hnswlib picks its SIMD kernels at compile time, so its side is built for this CPU, as its
+# own builds are; vindex picks at run time and needs no such flag.
+BENCHES += ann
+bench_ann_SRCS := bench/ann/ann.c bench/ann/hnswlib_peer.cc
+bench_ann_MODULES := vindex
+bench_ann_LDLIBS := -lz
+bench_ann_CXXFLAGS := -march=native -Wno-unused-parameter -Wno-sign-compare -Wno-unused-variable
+bench_ann_RUN := $(BUILD)/bench/ann --fashion-mnist $(DATA_DIR)/fashion-mnist --nq 1000 \
+	--ef 10,16,24,32,48,64,96,128,200 --filter-selectivity 0.5,0.1,0.01,0.001
+
+# tests/integration/vindex_concurrency.c: readers and a writer, runnable under SAN=thread.
+IT_MODULES_vindex_concurrency := vindex
+
+# Persistence: crash test, loader fuzz target, load benchmark (by the persistence/IVF author).
 IT_MODULES_vindex_crash := vindex
 FUZZERS += vindex_load
 fuzz_vindex_load_MODULES := vindex

@@ -39,6 +39,11 @@ static float dot_scalar(const float *a, const float *b, size_t n)
     return (s[0] + s[1]) + (s[2] + s[3]);
 }
 
+static float ndot_scalar(const float *a, const float *b, size_t n)
+{
+    return -dot_scalar(a, b, n);
+}
+
 static int32_t l2sq_i8_scalar(const int8_t *a, const int8_t *b, size_t n)
 {
     int32_t s = 0;
@@ -79,6 +84,7 @@ static const vindex_kernels_t scalar_kernels = {
     .isa = "scalar",
     .l2sq = l2sq_scalar,
     .dot = dot_scalar,
+    .ndot = ndot_scalar,
     .l2sq_i8 = l2sq_i8_scalar,
     .dot_i8 = dot_i8_scalar,
     .l2sq_u8 = l2sq_u8_scalar,

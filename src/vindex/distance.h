@@ -26,6 +26,7 @@ typedef struct {
     const char *isa;               /* "avx512", "avx2", "scalar" */
     vindex_dist_f32_fn l2sq;       /* sum (a-b)^2 */
     vindex_dist_f32_fn dot;        /* sum a*b */
+    vindex_dist_f32_fn ndot;       /* -(sum a*b): inner product as a smaller-is-better distance */
     vindex_dist_i8_fn l2sq_i8;     /* sum (a-b)^2 in int32 (exact: 255^2 * 4096 < 2^31) */
     vindex_dist_i8_fn dot_i8;      /* sum a*b in int32 */
     vindex_dist_f32_u8_fn l2sq_u8; /* sum (q - decode(c))^2 */

@@ -75,6 +75,11 @@ TARGET static float dot_avx2(const float *a, const float *b, size_t n)
     return hsum256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
 }
 
+TARGET static float ndot_avx2(const float *a, const float *b, size_t n)
+{
+    return -dot_avx2(a, b, n);
+}
+
 TARGET static int32_t l2sq_i8_avx2(const int8_t *a, const int8_t *b, size_t n)
 {
     __m256i s = _mm256_setzero_si256();
@@ -153,6 +158,7 @@ static const vindex_kernels_t avx2_kernels = {
     .isa = "avx2",
     .l2sq = l2sq_avx2,
     .dot = dot_avx2,
+    .ndot = ndot_avx2,
     .l2sq_i8 = l2sq_i8_avx2,
     .dot_i8 = dot_i8_avx2,
     .l2sq_u8 = l2sq_u8_avx2,

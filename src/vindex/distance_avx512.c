@@ -52,6 +52,11 @@ TARGET static float dot_avx512(const float *a, const float *b, size_t n)
     return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
 }
 
+TARGET static float ndot_avx512(const float *a, const float *b, size_t n)
+{
+    return -dot_avx512(a, b, n);
+}
+
 TARGET static int32_t l2sq_i8_avx512(const int8_t *a, const int8_t *b, size_t n)
 {
     __m512i s = _mm512_setzero_si512();
@@ -123,6 +128,7 @@ static const vindex_kernels_t avx512_kernels = {
     .isa = "avx512",
     .l2sq = l2sq_avx512,
     .dot = dot_avx512,
+    .ndot = ndot_avx512,
     .l2sq_i8 = l2sq_i8_avx512,
     .dot_i8 = dot_i8_avx512,
     .l2sq_u8 = l2sq_u8_avx512,

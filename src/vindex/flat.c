@@ -66,7 +66,7 @@ static int flat_search(vindex_t *ix, const vindex_query_t *q, vindex_scratch_t *
     const uint8_t *row = f->rows.base;
     for (uint32_t i = 0; i < q->n_slots; i++, row += f->row_bytes) {
         float d = vindex_distance(ix, q->q, (const float *)row);
-        if (res->n == q->k && d >= res->v[0].d)
+        if (res->n == q->k && d > res->v[0].d)
             continue;
         if (vindex_accept(ix, i, NULL))
             vindex_maxheap_offer(res, q->k, d, i);

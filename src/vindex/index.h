@@ -28,6 +28,7 @@
 /* Per-search memory, reused across queries by whichever thread holds it. */
 typedef struct {
     int busy;            /* 1 while a search holds it (atomic) */
+    int heap;            /* allocated for one search because the pool was busy: freed after */
     uint16_t *visited;   /* per-slot tag; equal to epoch = visited by this query */
     size_t visited_cap;  /* slots the tag array covers */
     uint16_t epoch;      /* tag of the current query */
@@ -76,8 +77,9 @@ extern const vindex_kind_ops_t vindex_hnsw_ops;
 struct vindex {
     vindex_params_t p;
     const vindex_kernels_t *kern;
-    int neg_dot;         /* ip/cosine: distance is -dot */
-    uint32_t row_floats; /* dim rounded up to 16 floats (64 bytes) */
+    int neg_dot;             /* ip/cosine: distance is -dot */
+    vindex_dist_f32_fn dist; /* kern->l2sq or kern->ndot */
+    uint32_t row_floats;     /* dim rounded up to 16 floats (64 bytes) */
     const vindex_kind_ops_t *ops;
     void *impl;                     /* the kind's state */
     pthread_mutex_t write_lock;     /* serialises writers */
@@ -97,7 +99,7 @@ struct vindex {
 /* Smaller is better: squared L2, or -dot for ip/cosine. */
 static inline float vindex_distance(const vindex_t *ix, const float *a, const float *b)
 {
-    return ix->neg_dot ? -ix->kern->dot(a, b, ix->p.dim) : ix->kern->l2sq(a, b, ix->p.dim);
+    return ix->dist(a, b, ix->p.dim);
 }
 
 static inline int vindex_filter_pass(const vindex_filter_t *f, uint64_t id)

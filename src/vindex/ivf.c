@@ -271,7 +271,7 @@ static void scan_list_float(vindex_t *ix, const ivf_t *v, const ivf_list_t *l, c
                 __builtin_prefetch(rows + (size_t)(i + 2) * v->entry_bytes);
             float d =
                 vindex_distance(ix, q->q, (const float *)(const void *)(rows + (size_t)i * v->entry_bytes));
-            if (res->n == q->k && d >= res->v[0].d)
+            if (res->n == q->k && d > res->v[0].d)
                 continue;
             if (slots[i] < q->n_slots && vindex_accept(ix, slots[i], q->filter))
                 vindex_maxheap_offer(res, q->k, d, slots[i]);

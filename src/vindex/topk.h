@@ -3,6 +3,8 @@
  * (its top is the worst of them, the bound a new candidate must beat) and a min-heap of nodes
  * still to expand. Arrays are caller-owned (scratch memory), sized for the bound in use.
  * Distances are "smaller is better" everywhere inside the index (IP and cosine use -dot).
+ * Pairs are ordered by (distance, slot): equal distances (duplicate vectors are common) are
+ * broken by slot, so results do not depend on the order items were scanned in.
  */
 #ifndef VINDEX_TOPK_H
 #define VINDEX_TOPK_H
@@ -20,6 +22,12 @@ typedef struct {
     size_t n;
 } vindex_heap_t;
 
+/* (da, sa) ranks after (db, sb). */
+static inline int vindex_pair_after(float da, uint32_t sa, float db, uint32_t sb)
+{
+    return da > db || (da == db && sa > sb);
+}
+
 /* Max-heap (worst on top). */
 static inline void vindex_maxheap_push(vindex_heap_t *h, float d, uint32_t slot)
 {
@@ -27,7 +35,7 @@ static inline void vindex_maxheap_push(vindex_heap_t *h, float d, uint32_t slot)
     vindex_pair_t *v = h->v;
     while (i > 0) {
         size_t p = (i - 1) / 2;
-        if (v[p].d >= d)
+        if (!vindex_pair_after(d, slot, v[p].d, v[p].slot))
             break;
         v[i] = v[p];
         i = p;
@@ -45,9 +53,9 @@ static inline void vindex_maxheap_replace_top(vindex_heap_t *h, float d, uint32_
         size_t c = 2 * i + 1;
         if (c >= n)
             break;
-        if (c + 1 < n && v[c + 1].d > v[c].d)
+        if (c + 1 < n && vindex_pair_after(v[c + 1].d, v[c + 1].slot, v[c].d, v[c].slot))
             c++;
-        if (v[c].d <= d)
+        if (!vindex_pair_after(v[c].d, v[c].slot, d, slot))
             break;
         v[i] = v[c];
         i = c;
@@ -68,7 +76,7 @@ static inline void vindex_maxheap_offer(vindex_heap_t *h, size_t cap, float d, u
 {
     if (h->n < cap)
         vindex_maxheap_push(h, d, slot);
-    else if (d < h->v[0].d)
+    else if (vindex_pair_after(h->v[0].d, h->v[0].slot, d, slot))
         vindex_maxheap_replace_top(h, d, slot);
 }
 

@@ -14,6 +14,8 @@
 
 /* Below this many expected passing items a filtered search scans them exactly. */
 #define EXACT_FILTER_ITEMS 4096
+/* Results a query asks for beyond k when an upsert made it drop duplicates. */
+#define RESULT_SPARE 4
 
 void vindex_params_default(vindex_params_t *p, vindex_kind_t kind, vindex_metric_t metric, uint32_t dim)
 {
@@ -35,6 +37,8 @@ static const vindex_kind_ops_t *kind_ops(vindex_kind_t kind)
     switch (kind) {
     case VINDEX_FLAT:
         return &vindex_flat_ops;
+    case VINDEX_HNSW:
+        return &vindex_hnsw_ops;
     case VINDEX_IVF_FLAT:
         return &vindex_ivf_ops;
     default:
@@ -83,6 +87,7 @@ vindex_t *vindex_new(const vindex_params_t *p, char *err, size_t errlen)
     ix->p = *p;
     ix->kern = vindex_kernels();
     ix->neg_dot = p->metric != VINDEX_L2;
+    ix->dist = ix->neg_dot ? ix->kern->ndot : ix->kern->l2sq;
     ix->row_floats = (p->dim + 15) / 16 * 16;
     ix->ops = kind_ops(p->kind);
     pthread_mutex_init(&ix->write_lock, NULL);
@@ -287,14 +292,14 @@ vindex_scratch_t *vindex_scratch_acquire(vindex_t *ix)
     }
     vindex_scratch_t *s = calloc(1, sizeof(*s));
     if (s)
-        s->busy = 2;
+        s->heap = 1;
     return s;
 }
 
 void vindex_scratch_release(vindex_t *ix, vindex_scratch_t *s)
 {
     (void)ix;
-    if (s->busy == 2) {
+    if (s->heap) {
         scratch_free_buffers(s);
         free(s);
         return;
@@ -328,6 +333,65 @@ static uint32_t widen_ef(uint32_t ef, double sel)
     return w > VINDEX_EF_MAX ? VINDEX_EF_MAX : (uint32_t)w;
 }
 
+/* Runs the kind's search, or the exact scan when a filter lets few items through. */
+static int run_query(vindex_t *ix, vindex_scratch_t *s, vindex_query_t *q, vindex_heap_t *res)
+{
+    if (q->ef < q->k)
+        q->ef = q->k;
+    if (q->filter && ix->p.kind != VINDEX_FLAT) {
+        double sel = vindex_filter_selectivity(ix, q->filter, q->n_slots);
+        double expect = sel * (double)__atomic_load_n(&ix->n_live, __ATOMIC_RELAXED);
+        if (expect <= EXACT_FILTER_ITEMS)
+            return vindex_exact_filtered(ix, q, res);
+        q->ef = widen_ef(q->ef, sel);
+    }
+    return ix->ops->search(ix, q, s, res);
+}
+
+/*
+ * Turns the kind's slots into hits. A slot whose id now names another slot was replaced by an
+ * upsert while the query ran: the id is scored again at its current vector and returned once
+ * (the old and the new slot can both be reachable for a moment). An id deleted meanwhile is
+ * returned as of the query's start. Returns the hit count; *dropped counts duplicates skipped.
+ */
+static size_t collect_hits(vindex_t *ix, const float *query, const vindex_pair_t *sorted, size_t n,
+                           uint32_t k, vindex_hit_t *hits, size_t *dropped)
+{
+    size_t out = 0;
+    int rescored = 0;
+    *dropped = 0;
+    for (size_t i = 0; i < n && out < k; i++) {
+        uint32_t slot = sorted[i].slot;
+        uint64_t id = ix->ext_ids[slot];
+        uint32_t now = vindex_idmap_get(&ix->ids, id);
+        float d = sorted[i].d;
+        int moved = now != slot && now != VINDEX_SLOT_NONE;
+        if (moved || rescored) {
+            int seen = 0;
+            for (size_t j = 0; j < out && !seen; j++)
+                seen = hits[j].id == id;
+            if (seen) {
+                (*dropped)++;
+                continue;
+            }
+        }
+        if (moved) {
+            d = vindex_distance(ix, query, ix->ops->vector(ix, now));
+            rescored = 1;
+        }
+        /* Insertion keeps hits sorted when a rescored id moves. */
+        size_t j = out++;
+        float score = ix->neg_dot ? -d : d;
+        while (j > 0 && (ix->neg_dot ? hits[j - 1].score < score : hits[j - 1].score > score)) {
+            hits[j] = hits[j - 1];
+            j--;
+        }
+        hits[j].id = id;
+        hits[j].score = score;
+    }
+    return out;
+}
+
 int vindex_search_scratch(vindex_t *ix, vindex_scratch_t *s, const float *query,
                           const vindex_search_params_t *sp, vindex_hit_t *hits)
 {
@@ -343,51 +407,30 @@ int vindex_search_scratch(vindex_t *ix, vindex_scratch_t *s, const float *query,
     /* A zero query under cosine has no direction: it stays zero and scores 0 everywhere. */
     if (vindex_prepare_vector(ix, query, s->qbuf, 1, err, sizeof(err)))
         return VINDEX_EINVAL;
-    if (vindex_scratch_reserve((void **)&s->res, &s->res_cap, sp->k, sizeof(vindex_pair_t)))
-        return VINDEX_ENOMEM;
-    vindex_query_t q = {
-        .q = s->qbuf,
-        .k = sp->k,
-        .ef = sp->ef ? sp->ef : ix->p.ef_search,
-        .nprobe = sp->nprobe ? sp->nprobe : ix->p.nprobe,
-        .filter = sp->filter,
-        .n_slots = n_slots,
-    };
-    if (q.ef < q.k)
-        q.ef = q.k;
-    vindex_heap_t res = {.v = s->res, .n = 0};
-    int rc;
-    if (q.filter && ix->p.kind != VINDEX_FLAT) {
-        double sel = vindex_filter_selectivity(ix, q.filter, n_slots);
-        double expect = sel * (double)__atomic_load_n(&ix->n_live, __ATOMIC_RELAXED);
-        if (expect <= EXACT_FILTER_ITEMS) {
-            rc = vindex_exact_filtered(ix, &q, &res);
-        } else {
-            q.ef = widen_ef(q.ef, sel);
-            rc = ix->ops->search(ix, &q, s, &res);
-        }
-    } else {
-        rc = ix->ops->search(ix, &q, s, &res);
-    }
-    if (rc)
-        return rc;
-    size_t n = res.n;
-    for (size_t i = n; i > 0; i--) {
-        hits[i - 1].id = res.v[0].slot;
-        hits[i - 1].score = ix->neg_dot ? -res.v[0].d : res.v[0].d;
-        vindex_maxheap_pop(&res);
-    }
-    /* A slot is returned only while its id still names it: during an upsert the old and the
-     * new slot of one id can both be reachable for a moment. */
     size_t out = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t slot = (uint32_t)hits[i].id;
-        uint64_t id = ix->ext_ids[slot];
-        if (vindex_idmap_get(&ix->ids, id) != slot)
-            continue;
-        hits[out].id = id;
-        hits[out].score = hits[i].score;
-        out++;
+    /* Duplicates dropped during an upsert leave fewer than k hits: ask once more for spares. */
+    for (uint32_t spare = 0;; spare = RESULT_SPARE) {
+        vindex_query_t q = {
+            .q = s->qbuf,
+            .k = sp->k + spare,
+            .ef = sp->ef ? sp->ef : ix->p.ef_search,
+            .nprobe = sp->nprobe ? sp->nprobe : ix->p.nprobe,
+            .filter = sp->filter,
+            .n_slots = n_slots,
+        };
+        if (vindex_scratch_reserve((void **)&s->res, &s->res_cap, q.k, sizeof(vindex_pair_t)))
+            return VINDEX_ENOMEM;
+        vindex_heap_t res = {.v = s->res, .n = 0};
+        int rc = run_query(ix, s, &q, &res);
+        if (rc)
+            return rc;
+        if (vindex_scratch_reserve((void **)&s->top, &s->top_cap, res.n, sizeof(vindex_pair_t)))
+            return VINDEX_ENOMEM;
+        size_t full = res.n == q.k, dropped;
+        size_t n = vindex_maxheap_drain_sorted(&res, s->top);
+        out = collect_hits(ix, s->qbuf, s->top, n, sp->k, hits, &dropped);
+        if (spare || !dropped || out == sp->k || !full)
+            break;
     }
     return (int)out;
 }

@@ -115,3 +115,19 @@ Test(distance, long_vectors_agree)
         cr_assert(fabsf(x - y) <= 1e-3f, "dot n=%zu %g %g", n, x, y);
     }
 }
+
+Test(distance, ndot_is_negated_dot)
+{
+    const vindex_kernels_t *tables[3] = {vindex_kernels_scalar(), vindex_kernels_avx2(),
+                                         vindex_kernels_avx512()};
+    float a[19], b[19];
+    for (int i = 0; i < 19; i++) {
+        a[i] = frand();
+        b[i] = frand();
+    }
+    for (int t = 0; t < 3; t++) {
+        if (tables[t])
+            cr_assert_float_eq(tables[t]->ndot(a, b, 19), -tables[t]->dot(a, b, 19), 1e-6, "%s",
+                               tables[t]->isa);
+    }
+}

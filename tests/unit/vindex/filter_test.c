@@ -99,6 +99,11 @@ Test(filter, flat_exact_under_every_selectivity)
     check_filters(VINDEX_FLAT, 1.0);
 }
 
+Test(filter, hnsw_keeps_recall_under_every_selectivity)
+{
+    check_filters(VINDEX_HNSW, 0.95);
+}
+
 Test(filter, rejects_ambiguous_filter)
 {
     float *base = tu_random_vectors(N, DIM, 1);
@@ -150,4 +155,9 @@ static void batch_matches_single(vindex_kind_t kind)
 Test(batch, flat_batch_matches_single)
 {
     batch_matches_single(VINDEX_FLAT);
+}
+
+Test(batch, hnsw_batch_matches_single)
+{
+    batch_matches_single(VINDEX_HNSW);
 }

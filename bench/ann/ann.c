@@ -1,0 +1,561 @@
+/*
+ * bench/ann: vindex against hnswlib on the same data, parameters and threads, in one run.
+ *
+ * Loads Fashion-MNIST (idx .gz) or TEXMEX .fvecs, computes the exact top-k itself (vindex
+ * flat, which the unit tests hold to a brute-force reference), builds each index with
+ * --threads threads, then times single-thread queries one at a time for every ef (or nprobe)
+ * and every filter selectivity. One JSON line per setting and library, then a "ratio" line.
+ * mem_bytes is the growth of the resident set over the build, measured the same way for both.
+ */
+#include <errno.h>
+#include <malloc.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "hnswlib_peer.h"
+#include "vindex/vindex.h"
+
+#define MAX_LIST 32
+/* Caps on what the loaders accept from a file. */
+#define MAX_ROWS 50000000u
+#define MAX_DIM 4096u
+
+typedef struct {
+    const char *fmnist;
+    const char *fvecs_base, *fvecs_query;
+    unsigned k, M, efc, threads, nq, nlist, n_limit;
+    vindex_metric_t metric;
+    vindex_kind_t kind;
+    unsigned ef[MAX_LIST], n_ef;
+    unsigned nprobe[MAX_LIST], n_nprobe;
+    double sel[MAX_LIST];
+    unsigned n_sel;
+    int peer;
+} opts_t;
+
+typedef struct {
+    float *v;
+    size_t n;
+    uint32_t dim;
+} data_t;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static size_t rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long size = 0, res = 0;
+    if (f) {
+        if (fscanf(f, "%lu %lu", &size, &res) != 2)
+            res = 0;
+        fclose(f);
+    }
+    return (size_t)res * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static int parse_uints(const char *s, unsigned *out, unsigned *n)
+{
+    *n = 0;
+    while (*s && *n < MAX_LIST) {
+        char *end;
+        unsigned long v = strtoul(s, &end, 10);
+        if (end == s)
+            return -1;
+        out[(*n)++] = (unsigned)v;
+        s = *end == ',' ? end + 1 : end;
+    }
+    return *n ? 0 : -1;
+}
+
+static int parse_doubles(const char *s, double *out, unsigned *n)
+{
+    *n = 0;
+    while (*s && *n < MAX_LIST) {
+        char *end;
+        double v = strtod(s, &end);
+        if (end == s || v <= 0 || v > 1)
+            return -1;
+        out[(*n)++] = v;
+        s = *end == ',' ? end + 1 : end;
+    }
+    return *n ? 0 : -1;
+}
+
+static uint32_t be32(const unsigned char *b)
+{
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+/* An idx3-ubyte.gz image file as floats (pixel values 0..255). */
+static int load_idx(const char *path, data_t *d)
+{
+    gzFile f = gzopen(path, "rb");
+    unsigned char h[16];
+    unsigned char *raw = NULL;
+    if (!f) {
+        fprintf(stderr, "ann: cannot open %s\n", path);
+        return -1;
+    }
+    if (gzread(f, h, 16) != 16 || be32(h) != 0x803) {
+        fprintf(stderr, "ann: %s is not an idx3 image file\n", path);
+        goto fail;
+    }
+    uint32_t n = be32(h + 4), dim = be32(h + 8) * be32(h + 12);
+    if (n > MAX_ROWS || dim < 2 || dim > MAX_DIM) {
+        fprintf(stderr, "ann: %s: shape too large\n", path);
+        goto fail;
+    }
+    raw = malloc((size_t)n * dim);
+    d->v = malloc((size_t)n * dim * sizeof(float));
+    if (!raw || !d->v || gzread(f, raw, n * dim) != (int)(n * dim)) {
+        fprintf(stderr, "ann: %s: short read\n", path);
+        goto fail;
+    }
+    for (size_t i = 0; i < (size_t)n * dim; i++)
+        d->v[i] = raw[i];
+    d->n = n;
+    d->dim = dim;
+    free(raw);
+    gzclose(f);
+    return 0;
+fail:
+    free(raw);
+    free(d->v);
+    d->v = NULL;
+    gzclose(f);
+    return -1;
+}
+
+/* TEXMEX .fvecs: per vector an int32 dim then dim floats. */
+static int load_fvecs(const char *path, data_t *d)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "ann: cannot open %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    int32_t dim;
+    if (fread(&dim, 4, 1, f) != 1 || dim < 2 || (uint32_t)dim > MAX_DIM) {
+        fprintf(stderr, "ann: %s: bad dimension\n", path);
+        fclose(f);
+        return -1;
+    }
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    size_t row = 4 + (size_t)dim * 4, n = (size_t)size / row;
+    if (n > MAX_ROWS || n == 0) {
+        fprintf(stderr, "ann: %s: too large or empty\n", path);
+        fclose(f);
+        return -1;
+    }
+    d->v = malloc(n * (size_t)dim * sizeof(float));
+    if (!d->v) {
+        fclose(f);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int32_t dd;
+        if (fread(&dd, 4, 1, f) != 1 || dd != dim ||
+            fread(d->v + i * dim, 4, (size_t)dim, f) != (size_t)dim) {
+            fprintf(stderr, "ann: %s: bad row %zu\n", path, i);
+            free(d->v);
+            d->v = NULL;
+            fclose(f);
+            return -1;
+        }
+    }
+    fclose(f);
+    d->n = n;
+    d->dim = (uint32_t)dim;
+    return 0;
+}
+
+static uint64_t rnd(uint64_t *s)
+{
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return *s >> 11;
+}
+
+/* A random bitmap over ids 0..n-1 where each id passes with probability sel (at least k pass). */
+static uint64_t *random_bitmap(size_t n, double sel, uint64_t seed)
+{
+    uint64_t *bm = calloc((n + 63) / 64, sizeof(uint64_t));
+    uint64_t s = seed;
+    for (size_t i = 0; i < n; i++) {
+        if ((double)(rnd(&s) & 0xffffff) / 16777216.0 < sel)
+            bm[i / 64] |= 1ull << (i % 64);
+    }
+    return bm;
+}
+
+/* Exact top-k of every query through vindex flat (with the bitmap when given). */
+static int ground_truth(const opts_t *o, const data_t *base, const data_t *q, const uint64_t *bitmap,
+                        uint64_t *gt, uint32_t *ngt)
+{
+    vindex_params_t p;
+    char err[256] = "";
+    vindex_params_default(&p, VINDEX_FLAT, o->metric, base->dim);
+    p.capacity = base->n;
+    p.threads = o->threads;
+    vindex_t *ix = vindex_new(&p, err, sizeof(err));
+    uint64_t *ids = malloc(base->n * sizeof(*ids));
+    vindex_hit_t *hits = malloc((size_t)q->n * o->k * sizeof(*hits));
+    int rc = -1;
+    if (!ix || !ids || !hits)
+        goto fail;
+    for (size_t i = 0; i < base->n; i++)
+        ids[i] = i;
+    if (vindex_add_batch(ix, ids, base->v, base->n, err, sizeof(err)))
+        goto fail;
+    vindex_filter_t f = {.bitmap = bitmap, .bitmap_bits = base->n};
+    vindex_search_params_t sp = {.k = o->k, .filter = bitmap ? &f : NULL};
+    if (vindex_search_batch(ix, q->v, q->n, &sp, hits, ngt, err, sizeof(err)))
+        goto fail;
+    for (size_t i = 0; i < (size_t)q->n * o->k; i++)
+        gt[i] = hits[i].id;
+    rc = 0;
+fail:
+    if (rc)
+        fprintf(stderr, "ann: ground truth: %s\n", err);
+    vindex_free(ix);
+    free(ids);
+    free(hits);
+    return rc;
+}
+
+static double recall_of(const uint64_t *gt, const uint32_t *ngt, const uint64_t *got, const uint32_t *ngot,
+                        size_t nq, unsigned k)
+{
+    size_t hit = 0, want = 0;
+    for (size_t i = 0; i < nq; i++) {
+        for (uint32_t a = 0; a < ngt[i]; a++) {
+            for (uint32_t b = 0; b < ngot[i]; b++) {
+                if (gt[i * k + a] == got[i * k + b]) {
+                    hit++;
+                    break;
+                }
+            }
+        }
+        want += ngt[i];
+    }
+    return want ? (double)hit / (double)want : 1.0;
+}
+
+static const char *metric_name(vindex_metric_t m)
+{
+    return m == VINDEX_L2 ? "l2" : m == VINDEX_IP ? "ip" : "cosine";
+}
+
+static const char *kind_name(vindex_kind_t k)
+{
+    return k == VINDEX_FLAT ? "flat" : k == VINDEX_HNSW ? "hnsw" : "ivf_flat";
+}
+
+typedef struct {
+    double recall, qps;
+} point_t;
+
+static void print_line(const opts_t *o, const char *lib, const char *knob, unsigned knob_v, double sel,
+                       const char *filter_mode, point_t pt, double build_s, size_t mem, size_t n)
+{
+    printf("{\"lib\":\"%s\",\"index\":\"%s\",\"metric\":\"%s\",\"n\":%zu,\"nq\":%u,\"k\":%u,\"M\":%u,"
+           "\"ef_construction\":%u,\"threads\":%u,\"%s\":%u,\"selectivity\":%g,\"filter\":\"%s\",\"recall\":%"
+           ".4f,"
+           "\"qps\":%.1f,\"build_s\":%.3f,\"mem_bytes\":%zu}\n",
+           lib, kind_name(o->kind), metric_name(o->metric), n, o->nq, o->k, o->M, o->efc, o->threads, knob,
+           knob_v, sel, filter_mode, pt.recall, pt.qps, build_s, mem);
+    fflush(stdout);
+}
+
+/* Single-thread queries, one at a time; a short warm-up pass first. */
+static point_t run_vindex(const opts_t *o, vindex_t *ix, const data_t *q, unsigned ef, unsigned nprobe,
+                          const vindex_filter_t *f, const uint64_t *gt, const uint32_t *ngt)
+{
+    vindex_search_params_t sp = {.k = o->k, .ef = ef, .nprobe = nprobe, .filter = f};
+    uint64_t *got = malloc((size_t)q->n * o->k * sizeof(*got));
+    uint32_t *ngot = malloc(q->n * sizeof(*ngot));
+    vindex_hit_t hits[1024];
+    char err[256] = "";
+    for (size_t i = 0; i < q->n / 10; i++)
+        vindex_search(ix, q->v + i * q->dim, &sp, hits, err, sizeof(err));
+    double t0 = now();
+    for (size_t i = 0; i < q->n; i++) {
+        int n = vindex_search(ix, q->v + i * q->dim, &sp, hits, err, sizeof(err));
+        ngot[i] = n > 0 ? (uint32_t)n : 0;
+        for (int j = 0; j < n; j++)
+            got[i * o->k + (size_t)j] = hits[j].id;
+    }
+    double t = now() - t0;
+    point_t pt = {recall_of(gt, ngt, got, ngot, q->n, o->k), (double)q->n / t};
+    free(got);
+    free(ngot);
+    return pt;
+}
+
+static point_t run_peer(const opts_t *o, hnswlib_peer_t *p, const data_t *q, unsigned ef,
+                        const uint64_t *bitmap, double sel, const uint64_t *gt, const uint32_t *ngt)
+{
+    uint64_t *got = malloc((size_t)q->n * o->k * sizeof(*got));
+    uint32_t *ngot = malloc(q->n * sizeof(*ngot));
+    uint64_t ids[1024];
+    size_t fetch = bitmap ? (size_t)ceil(o->k / sel) : o->k;
+    hnswlib_peer_set_ef(p, ef > fetch ? ef : fetch);
+    for (size_t i = 0; i < q->n / 10; i++)
+        hnswlib_peer_search(p, q->v + i * q->dim, o->k, ids);
+    double t0 = now();
+    for (size_t i = 0; i < q->n; i++) {
+        size_t n = bitmap ? hnswlib_peer_search_postfilter(p, q->v + i * q->dim, o->k, fetch, bitmap, ids)
+                          : hnswlib_peer_search(p, q->v + i * q->dim, o->k, ids);
+        ngot[i] = (uint32_t)n;
+        memcpy(got + i * o->k, ids, n * sizeof(*ids));
+    }
+    double t = now() - t0;
+    point_t pt = {recall_of(gt, ngt, got, ngot, q->n, o->k), (double)q->n / t};
+    free(got);
+    free(ngot);
+    return pt;
+}
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: ann (--fashion-mnist DIR | --fvecs BASE QUERIES) [--k 10] [--metric l2|ip|cosine]\n"
+            "           [--index hnsw|ivf_flat|flat] [--M 16] [--ef-construction 200] [--ef 10,20,...]\n"
+            "           [--nlist 1024] [--nprobe 1,2,...] [--threads 2] [--nq 1000] [--n N]\n"
+            "           [--filter-selectivity 0.5,0.1,...] [--no-peer]\n");
+}
+
+static int parse_args(int argc, char **argv, opts_t *o)
+{
+    *o = (opts_t){.k = 10,
+                  .M = 16,
+                  .efc = 200,
+                  .threads = 2,
+                  .nq = 1000,
+                  .nlist = 1024,
+                  .metric = VINDEX_L2,
+                  .kind = VINDEX_HNSW,
+                  .peer = 1};
+    parse_uints("10,20,40,80,120,200,400", o->ef, &o->n_ef);
+    parse_uints("1,2,4,8,16,32,64", o->nprobe, &o->n_nprobe);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int bad = 0;
+        if (!strcmp(a, "--no-peer")) {
+            o->peer = 0;
+            continue;
+        }
+        if (!v) {
+            usage();
+            return -1;
+        }
+        i++;
+        if (!strcmp(a, "--fashion-mnist"))
+            o->fmnist = v;
+        else if (!strcmp(a, "--fvecs") && i + 1 < argc) {
+            o->fvecs_base = v;
+            o->fvecs_query = argv[++i];
+        } else if (!strcmp(a, "--k"))
+            o->k = (unsigned)atoi(v);
+        else if (!strcmp(a, "--M"))
+            o->M = (unsigned)atoi(v);
+        else if (!strcmp(a, "--ef-construction"))
+            o->efc = (unsigned)atoi(v);
+        else if (!strcmp(a, "--threads"))
+            o->threads = (unsigned)atoi(v);
+        else if (!strcmp(a, "--nq"))
+            o->nq = (unsigned)atoi(v);
+        else if (!strcmp(a, "--n"))
+            o->n_limit = (unsigned)atoi(v);
+        else if (!strcmp(a, "--nlist"))
+            o->nlist = (unsigned)atoi(v);
+        else if (!strcmp(a, "--ef"))
+            bad = parse_uints(v, o->ef, &o->n_ef);
+        else if (!strcmp(a, "--nprobe"))
+            bad = parse_uints(v, o->nprobe, &o->n_nprobe);
+        else if (!strcmp(a, "--filter-selectivity"))
+            bad = parse_doubles(v, o->sel, &o->n_sel);
+        else if (!strcmp(a, "--metric"))
+            o->metric = !strcmp(v, "l2") ? VINDEX_L2 : !strcmp(v, "ip") ? VINDEX_IP : VINDEX_COSINE;
+        else if (!strcmp(a, "--index"))
+            o->kind = !strcmp(v, "hnsw") ? VINDEX_HNSW : !strcmp(v, "flat") ? VINDEX_FLAT : VINDEX_IVF_FLAT;
+        else
+            bad = 1;
+        if (bad) {
+            fprintf(stderr, "ann: bad option %s %s\n", a, v);
+            usage();
+            return -1;
+        }
+    }
+    if ((!o->fmnist && !o->fvecs_base) || o->k < 1 || o->k > 1024 || o->threads < 1) {
+        usage();
+        return -1;
+    }
+    return 0;
+}
+
+static int load(const opts_t *o, data_t *base, data_t *q)
+{
+    if (o->fmnist) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/train-images-idx3-ubyte.gz", o->fmnist);
+        if (load_idx(path, base))
+            return -1;
+        snprintf(path, sizeof(path), "%s/t10k-images-idx3-ubyte.gz", o->fmnist);
+        if (load_idx(path, q))
+            return -1;
+    } else if (load_fvecs(o->fvecs_base, base) || load_fvecs(o->fvecs_query, q)) {
+        return -1;
+    }
+    if (base->dim != q->dim) {
+        fprintf(stderr, "ann: base and queries differ in dimension\n");
+        return -1;
+    }
+    if (o->n_limit && o->n_limit < base->n)
+        base->n = o->n_limit;
+    if (o->nq < q->n)
+        q->n = o->nq;
+    return 0;
+}
+
+/* Cosine for hnswlib: normalised copies in its inner-product space (what its docs advise). */
+static float *normalised_copy(const data_t *d)
+{
+    float *c = malloc(d->n * d->dim * sizeof(float));
+    for (size_t i = 0; i < d->n; i++) {
+        double s = 0;
+        for (uint32_t j = 0; j < d->dim; j++)
+            s += (double)d->v[i * d->dim + j] * d->v[i * d->dim + j];
+        float inv = s > 0 ? (float)(1.0 / sqrt(s)) : 0;
+        for (uint32_t j = 0; j < d->dim; j++)
+            c[i * d->dim + j] = d->v[i * d->dim + j] * inv;
+    }
+    return c;
+}
+
+int main(int argc, char **argv)
+{
+    opts_t o;
+    data_t base = {0}, q = {0};
+    if (parse_args(argc, argv, &o) || load(&o, &base, &q))
+        return 1;
+    o.nq = (unsigned)q.n;
+    unsigned n_sets = 1 + o.n_sel;
+    double sels[MAX_LIST + 1];
+    sels[0] = 1;
+    memcpy(sels + 1, o.sel, o.n_sel * sizeof(double));
+    uint64_t *bitmaps[MAX_LIST + 1] = {NULL};
+    uint64_t *gts[MAX_LIST + 1];
+    uint32_t *ngts[MAX_LIST + 1];
+    double t0 = now();
+    for (unsigned s = 0; s < n_sets; s++) {
+        if (s > 0)
+            bitmaps[s] = random_bitmap(base.n, sels[s], 1000 + s);
+        gts[s] = malloc(q.n * o.k * sizeof(uint64_t));
+        ngts[s] = malloc(q.n * sizeof(uint32_t));
+        if (ground_truth(&o, &base, &q, bitmaps[s], gts[s], ngts[s]))
+            return 1;
+    }
+    fprintf(stderr, "ann: %zu x %u base, %zu queries, ground truth in %.1fs\n", base.n, base.dim, q.n,
+            now() - t0);
+
+    /* vindex */
+    malloc_trim(0);
+    size_t rss0 = rss_bytes();
+    vindex_params_t p;
+    char err[256] = "";
+    vindex_params_default(&p, o.kind, o.metric, base.dim);
+    p.capacity = base.n;
+    p.threads = o.threads;
+    p.M = o.M;
+    p.ef_construction = o.efc;
+    p.nlist = o.nlist;
+    vindex_t *ix = vindex_new(&p, err, sizeof(err));
+    if (!ix) {
+        fprintf(stderr, "ann: vindex: %s\n", err);
+        return 1;
+    }
+    uint64_t *ids = malloc(base.n * sizeof(*ids));
+    for (size_t i = 0; i < base.n; i++)
+        ids[i] = i;
+    t0 = now();
+    if (vindex_add_batch(ix, ids, base.v, base.n, err, sizeof(err))) {
+        fprintf(stderr, "ann: vindex add: %s\n", err);
+        return 1;
+    }
+    double build_v = now() - t0;
+    size_t mem_v = rss_bytes() - rss0;
+    free(ids);
+    fprintf(stderr, "ann: vindex built in %.2fs, rss +%zu, own count %zu\n", build_v, mem_v,
+            vindex_mem_bytes(ix));
+    unsigned n_knob = o.kind == VINDEX_IVF_FLAT ? o.n_nprobe : o.kind == VINDEX_HNSW ? o.n_ef : 1;
+    const char *knob = o.kind == VINDEX_IVF_FLAT ? "nprobe" : "ef";
+    point_t ours[MAX_LIST + 1][MAX_LIST];
+    for (unsigned s = 0; s < n_sets; s++) {
+        vindex_filter_t f = {.bitmap = bitmaps[s], .bitmap_bits = base.n};
+        for (unsigned e = 0; e < n_knob; e++) {
+            unsigned ef = o.kind == VINDEX_HNSW ? o.ef[e] : 0,
+                     np = o.kind == VINDEX_IVF_FLAT ? o.nprobe[e] : 0;
+            ours[s][e] = run_vindex(&o, ix, &q, ef, np, s ? &f : NULL, gts[s], ngts[s]);
+            print_line(&o, "vindex", knob, ef ? ef : np, sels[s], s ? "inside" : "none", ours[s][e], build_v,
+                       mem_v, base.n);
+        }
+    }
+    vindex_free(ix);
+
+    if (o.peer && o.kind == VINDEX_HNSW) {
+        malloc_trim(0);
+        int ip = o.metric != VINDEX_L2;
+        float *pv = o.metric == VINDEX_COSINE ? normalised_copy(&base) : base.v;
+        data_t pq = q;
+        if (o.metric == VINDEX_COSINE)
+            pq.v = normalised_copy(&q);
+        size_t rss1 = rss_bytes();
+        hnswlib_peer_t *hp = hnswlib_peer_new(ip, base.dim, base.n, o.M, o.efc);
+        t0 = now();
+        if (!hp || hnswlib_peer_add(hp, pv, base.n, o.threads)) {
+            fprintf(stderr, "ann: hnswlib failed\n");
+            return 1;
+        }
+        double build_h = now() - t0;
+        size_t mem_h = rss_bytes() - rss1;
+        for (unsigned s = 0; s < n_sets; s++) {
+            for (unsigned e = 0; e < n_knob; e++) {
+                point_t pt = run_peer(&o, hp, &pq, o.ef[e], bitmaps[s], sels[s], gts[s], ngts[s]);
+                print_line(&o, "hnswlib", "ef", o.ef[e], sels[s], s ? "post" : "none", pt, build_h, mem_h,
+                           base.n);
+                printf(
+                    "{\"lib\":\"ratio\",\"index\":\"hnsw\",\"ef\":%u,\"selectivity\":%g,"
+                    "\"recall_vindex\":%.4f,\"recall_hnswlib\":%.4f,\"qps_ratio\":%.3f,\"build_ratio\":%.3f,"
+                    "\"mem_ratio\":%.3f}\n",
+                    o.ef[e], sels[s], ours[s][e].recall, pt.recall, ours[s][e].qps / pt.qps,
+                    build_v / build_h, (double)mem_v / (double)mem_h);
+                fflush(stdout);
+            }
+        }
+        hnswlib_peer_free(hp);
+        if (o.metric == VINDEX_COSINE) {
+            free(pv);
+            free(pq.v);
+        }
+    }
+    for (unsigned s = 0; s < n_sets; s++) {
+        free(bitmaps[s]);
+        free(gts[s]);
+        free(ngts[s]);
+    }
+    free(base.v);
+    free(q.v);
+    return 0;
+}
