@@ -2,6 +2,7 @@
 #include "embed/model_internal.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +73,7 @@ static int validate(embed_model *m, char *err, size_t errlen)
     }
     for (int i = 0; i < g->n_outputs; i++) {
         int rc = 0;
+        omp_set_num_threads(m->threads);
         plan *p = plan_compile(g, m->eng, &pi, 1, g->outputs[i], 1, err, errlen, &rc);
         if (!p)
             return rc;
@@ -83,9 +85,17 @@ static int validate(embed_model *m, char *err, size_t errlen)
 embed_model *embed_model_load_buffer(const void *data, size_t len, const embed_model_options *opt, char *err,
                                      size_t errlen)
 {
+    int rc;
+    return embed_model_load_rc(data, len, opt, err, errlen, &rc);
+}
+
+embed_model *embed_model_load_rc(const void *data, size_t len, const embed_model_options *opt, char *err,
+                                 size_t errlen, int *rcp)
+{
+    int rc = EMBED_ENOMEM;
     embed_model *m = calloc(1, sizeof(*m));
     if (!m) {
-        errf(err, errlen, EMBED_ENOMEM, "out of memory");
+        *rcp = errf(err, errlen, EMBED_ENOMEM, "out of memory");
         return NULL;
     }
     pthread_mutex_init(&m->mu, NULL);
@@ -96,13 +106,13 @@ embed_model *embed_model_load_buffer(const void *data, size_t len, const embed_m
     m->reference = opt ? opt->reference : 0;
     const char *prof = getenv("EMBED_PROFILE");
     m->profiling = prof && prof[0] && strcmp(prof, "0") != 0;
-    onnx_model *om = onnx_model_parse(data, len, err, errlen);
+    onnx_model *om = onnx_model_parse(data, len, err, errlen, &rc);
     if (!om)
         goto fail;
-    if (!(m->g = eg_graph_new(om, err, errlen)))
+    if (!(m->g = eg_graph_new(om, err, errlen, &rc)))
         goto fail;
     if (dnnl_engine_create(&m->eng, dnnl_cpu, 0) != dnnl_success) {
-        errf(err, errlen, EMBED_EBACKEND, "oneDNN: cannot create a CPU engine");
+        rc = errf(err, errlen, EMBED_EBACKEND, "oneDNN: cannot create a CPU engine");
         goto fail;
     }
     const eg_graph *g = m->g;
@@ -117,11 +127,13 @@ embed_model *embed_model_load_buffer(const void *data, size_t len, const embed_m
         }
     }
     m->default_output = find_default_output(g);
-    if (validate(m, err, errlen))
+    if ((rc = validate(m, err, errlen)))
         goto fail;
+    *rcp = 0;
     return m;
 fail:
     embed_model_free(m);
+    *rcp = rc;
     return NULL;
 }
 
@@ -225,6 +237,9 @@ static const plan *get_plan(embed_model *m, int batch, int output, char *err, si
         goto done;
     }
     plan_input pi = {m->input, 4, {batch, m->in_c, m->in_h, m->in_w}, NULL, ONNX_FLOAT};
+    /* oneDNN sizes its work split by the thread count at primitive creation; a mismatch with
+     * the run's count leaves threads waiting at barriers. */
+    omp_set_num_threads(m->threads);
     p = plan_compile(m->g, m->eng, &pi, 1, output, m->reference, err, errlen, rc);
     if (p) {
         p->batch = batch;

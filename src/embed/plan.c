@@ -362,7 +362,10 @@ static int conv_step(builder *b, const eg_node *n, const conv_fuse *f)
         pr[d] = (dd[2 + d] - 1) * strides[d] + ek - sd[2 + d] - pl[d];
     }
     dnnl_memory_desc_t smd, wmd, bmd, dmd, wplain;
-    dnnl_memory_desc_init_by_tag(&smd, 4, sd, dnnl_f32, dnnl_format_tag_any);
+    /* With "any", oneDNN 2.6 picks NHWC and a brgemm kernel for few-channel inputs (the RGB
+     * stem), which is ~20x slower than its first-layer kernel reading plain NCHW. */
+    dnnl_memory_desc_init_by_tag(&smd, 4, sd, dnnl_f32,
+                                 sd[1] <= 4 && G == 1 ? dnnl_abcd : dnnl_format_tag_any);
     dnnl_memory_desc_init_by_tag(&dmd, 4, dd, dnnl_f32, dnnl_format_tag_any);
     if (G == 1) {
         dnnl_dims_t wd1 = {wd[1], wd[2], wd[3], wd[4]};
@@ -969,10 +972,10 @@ plan *plan_compile(const eg_graph *g, dnnl_engine_t eng, const plan_input *input
         t->bytes = eg_count(t->rank, t->dims) * esize(t->dtype);
     }
     if (g->tensors[output].folded) {
-        rc = errf(err, errlen, EMBED_EINVAL,
+        rc = errf(err, errlen, g->tensors[output].folded == 1 ? EMBED_EINVAL : EMBED_EUNSUPPORTED,
                   g->tensors[output].folded == 1
                       ? "tensor '%s' was folded away at load (ask for the BatchNormalization output instead)"
-                      : "tensor '%s' is a Dropout mask, which is not computed",
+                      : "tensor '%s' is a Dropout mask; masks are not supported",
                   g->tensors[output].name);
         goto fail;
     }
@@ -1012,7 +1015,8 @@ plan *plan_compile(const eg_graph *g, dnnl_engine_t eng, const plan_input *input
     }
     const plan_tensor *ot = &p->tensors[output];
     if (ot->dtype != ONNX_FLOAT) {
-        rc = errf(err, errlen, EMBED_EUNSUPPORTED, "tensor '%s' is not float", g->tensors[output].name);
+        rc = errf(err, errlen, EMBED_EUNSUPPORTED,
+                  "tensor '%s' is not float (integer outputs are not supported)", g->tensors[output].name);
         goto fail;
     }
     if (!reference)
