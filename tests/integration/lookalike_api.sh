@@ -254,7 +254,7 @@ stop_server
 DATA=$TMP/data2
 "$LK" ingest --data "$DATA" --metadata "$SUB/metadata.csv" "$SUB" >"$TMP/ingest3.log" 2>&1 &
 BG_PID=$!
-sleep 3
+sleep 1
 kill -9 "$BG_PID"
 wait "$BG_PID" 2>/dev/null
 BG_PID=
