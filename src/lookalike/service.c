@@ -699,12 +699,15 @@ static json_t *coll_json(lookalike_svc_t *s, svc_coll_t *c)
 json_t *lookalike_svc_list_collections(lookalike_svc_t *s)
 {
     json_t *a = json_array();
-    pthread_rwlock_rdlock(&s->colls_lock);
-    size_t n = s->ncolls;
-    svc_coll_t **cs = s->colls;
-    pthread_rwlock_unlock(&s->colls_lock);
-    for (size_t i = 0; a && i < n; i++)
-        json_array_append_new(a, coll_json(s, cs[i]));
+    for (size_t i = 0; a; i++) {
+        /* Collections are only appended, never removed: index i stays the same one. */
+        pthread_rwlock_rdlock(&s->colls_lock);
+        svc_coll_t *c = i < s->ncolls ? s->colls[i] : NULL;
+        pthread_rwlock_unlock(&s->colls_lock);
+        if (!c)
+            break;
+        json_array_append_new(a, coll_json(s, c));
+    }
     return a;
 }
 

@@ -77,8 +77,13 @@ start_server() { # ARGS...
 }
 stop_server() {
     kill "$SERVER_PID" 2>/dev/null
-    wait "$SERVER_PID" 2>/dev/null
+    wait "$SERVER_PID"
+    local rc=$?
     SERVER_PID=
+    if [ $rc -ne 0 ]; then
+        fail "server exited with $rc on SIGTERM"
+        tail -20 "$LOG"
+    fi
 }
 count() { "${CURL[@]}" "$B/api/products?limit=1" | jq_ 'd["total"]'; }
 status() { "${CURL[@]}" -o "$TMP/body" -w '%{http_code}' "$@"; }
@@ -254,12 +259,17 @@ stop_server
 DATA=$TMP/data2
 "$LK" ingest --data "$DATA" --metadata "$SUB/metadata.csv" "$SUB" >"$TMP/ingest3.log" 2>&1 &
 BG_PID=$!
-sleep 1
+# Kill it once a few products are committed (read from the catalogue while it writes).
+for _ in $(seq 1 600); do
+    n=$(python3 -c "import sqlite3; print(sqlite3.connect('file:$DATA/catalog.db?mode=ro', uri=True).execute('select count(*) from products').fetchone()[0])" 2>/dev/null)
+    [ "${n:-0}" -ge 5 ] && break
+    sleep 0.1
+done
 kill -9 "$BG_PID"
 wait "$BG_PID" 2>/dev/null
 BG_PID=
 timeout 300 "$LK" ingest --data "$DATA" --metadata "$SUB/metadata.csv" "$SUB" >"$TMP/ingest4.log" 2>&1
-grep -E "added" "$TMP/ingest4.log" | tail -1
+echo "measure: resumed ingest after kill -9: $(grep -E "added" "$TMP/ingest4.log" | tail -1)"
 start_server
 expect_eq "after kill -9 and resume every photo is in" "$(count)" 40
 expect_eq "and searchable by image" "$("${CURL[@]}" -F "image=@$SUB/$SHOE" "$B/api/search" | jq_ 'd["results"][0]["id"]')" "$SHOE_ID"
