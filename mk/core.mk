@@ -11,6 +11,17 @@ prog_core-example_MODULES := core
 # Until the flagship takes `make run` over, it starts the runtime's example server.
 RUN_CMD = $(BUILD)/core-example --port $(PORT)
 
+# wrk against core-example and Debian's nginx, same body, same run.
+BENCHES += http
+bench_http_SRCS := bench/http/http.c
+bench_http_RUN := $(BUILD)/bench/http --server $(BUILD)/core-example
+
+# Parsers that see client bytes, each fuzzed on its own (no server needed).
+FUZZERS += router multipart json
+fuzz_router_MODULES := core
+fuzz_multipart_MODULES := core
+fuzz_json_MODULES := core
+
 # ---- WebSocket ----
 core_LDLIBS += -lwslay
 DEB_PKGS += libwslay-dev

@@ -19,3 +19,8 @@ fuzz_image_decode_MODULES := embed
 # tests/integration/embed_pipeline.sh compares the pipeline with PIL (bench/embed/pil_pipeline.py).
 IT_MODULES_embed_pipeline := embed
 DEB_PKGS += python3-pil python3-numpy
+
+# embed-prof: time and profile one model on the engine (EMBED_PROFILE=1 for per-op times).
+PROGRAMS += embed-prof
+prog_embed-prof_SRCS := tools/embed/embed_prof.c
+prog_embed-prof_MODULES := embed

@@ -38,6 +38,14 @@ static void ctx_plan_free(ctx_plan *cp)
                 dnnl_memory_destroy(cp->mem[i]);
     if (cp->out_mem)
         dnnl_memory_destroy(cp->out_mem);
+    if (cp->scratch_mem)
+        for (int i = 0; i < cp->p->n_steps; i++)
+            if (cp->scratch_mem[i])
+                dnnl_memory_destroy(cp->scratch_mem[i]);
+    if (cp->out_scratch_mem)
+        dnnl_memory_destroy(cp->out_scratch_mem);
+    free(cp->scratch_mem);
+    free(cp->scratch);
     free(cp->mem);
     free(cp->prof);
     free(cp->arena);
@@ -103,12 +111,20 @@ static ctx_plan *ctx_plan_get(exec_ctx *c, const plan *p, const void *const *inp
     cp->mem = calloc((size_t)p->n_tensors, sizeof(dnnl_memory_t));
     cp->prof = calloc((size_t)p->n_steps + 1, sizeof(double));
     cp->arena = aligned_alloc(64, p->arena_bytes ? p->arena_bytes : 64);
-    if (!cp->mem || !cp->prof || !cp->arena) {
+    cp->scratch_mem = calloc((size_t)p->n_steps + 1, sizeof(dnnl_memory_t));
+    cp->scratch =
+        aligned_alloc(64, (p->scratch_bytes + 63) & ~(size_t)63 ? (p->scratch_bytes + 63) & ~(size_t)63 : 64);
+    if (!cp->mem || !cp->prof || !cp->arena || !cp->scratch_mem || !cp->scratch) {
         errf(err, errlen, EMBED_ENOMEM, "out of memory for a %zu-byte arena", p->arena_bytes);
         goto fail;
     }
     for (int s = 0; s < p->n_steps; s++) {
         const plan_step *st = &p->steps[s];
+        if (st->scratch_bytes &&
+            dnnl_memory_create(&cp->scratch_mem[s], &st->scratch_md, c->eng, cp->scratch) != dnnl_success) {
+            errf(err, errlen, EMBED_EBACKEND, "oneDNN: cannot create a scratchpad");
+            goto fail;
+        }
         for (int i = 0; i < st->n_args; i++) {
             int id = st->arg_tensor[i];
             if (cp->mem[id])
@@ -120,6 +136,11 @@ static ctx_plan *ctx_plan_get(exec_ctx *c, const plan *p, const void *const *inp
                 goto fail;
             }
         }
+    }
+    if (p->out_scratch_bytes &&
+        dnnl_memory_create(&cp->out_scratch_mem, &p->out_scratch_md, c->eng, cp->scratch) != dnnl_success) {
+        errf(err, errlen, EMBED_EBACKEND, "oneDNN: cannot create a scratchpad");
+        goto fail;
     }
     if (p->out_reorder) {
         dnnl_memory_desc_t md;
@@ -168,7 +189,8 @@ int exec_run(exec_ctx *c, const plan *p, const void *const *inputs, float *out, 
         const plan_step *st = &p->steps[s];
         double t0 = c->profiling ? now() : 0;
         if (st->kind == STEP_DNNL) {
-            dnnl_exec_arg_t args[STEP_MAX_ARGS];
+            dnnl_exec_arg_t args[STEP_MAX_ARGS + 1];
+            int n_args = st->n_args;
             for (int i = 0; i < st->n_args; i++) {
                 int id = st->arg_tensor[i];
                 const plan_tensor *t = &p->tensors[root(p, id)];
@@ -177,7 +199,11 @@ int exec_run(exec_ctx *c, const plan *p, const void *const *inputs, float *out, 
                 args[i].arg = st->arg_kind[i];
                 args[i].memory = cp->mem[id];
             }
-            if (dnnl_primitive_execute(st->prim, c->stream, st->n_args, args) != dnnl_success)
+            if (cp->scratch_mem[s]) {
+                args[n_args].arg = DNNL_ARG_SCRATCHPAD;
+                args[n_args++].memory = cp->scratch_mem[s];
+            }
+            if (dnnl_primitive_execute(st->prim, c->stream, n_args, args) != dnnl_success)
                 return errf(err, errlen, EMBED_EBACKEND, "oneDNN: step %d (%s) failed", s, st->label);
         } else {
             if (st->n_in > cap_views) {
@@ -222,8 +248,11 @@ int exec_run(exec_ctx *c, const plan *p, const void *const *inputs, float *out, 
     dnnl_stream_wait(c->stream);
     if (p->out_reorder) {
         dnnl_memory_set_data_handle(cp->out_mem, out);
-        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, cp->mem[p->output]}, {DNNL_ARG_TO, cp->out_mem}};
-        if (dnnl_primitive_execute(p->out_reorder, c->stream, 2, args) != dnnl_success)
+        dnnl_exec_arg_t args[3] = {{DNNL_ARG_FROM, cp->mem[p->output]},
+                                   {DNNL_ARG_TO, cp->out_mem},
+                                   {DNNL_ARG_SCRATCHPAD, cp->out_scratch_mem}};
+        if (dnnl_primitive_execute(p->out_reorder, c->stream, cp->out_scratch_mem ? 3 : 2, args) !=
+            dnnl_success)
             return errf(err, errlen, EMBED_EBACKEND, "oneDNN: output reorder failed");
         dnnl_stream_wait(c->stream);
     } else {

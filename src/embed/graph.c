@@ -420,21 +420,22 @@ static int validate(eg_graph *g, eg_node *nd, char *err, size_t errlen)
     return 0;
 }
 
-eg_graph *eg_graph_new(onnx_model *onnx, char *err, size_t errlen)
+eg_graph *eg_graph_new(onnx_model *onnx, char *err, size_t errlen, int *rcp)
 {
+    int rc = EMBED_ENOMEM;
     eg_graph *g = calloc(1, sizeof(*g));
     names tab = {0};
     if (!g) {
-        errf(err, errlen, EMBED_ENOMEM, "out of memory");
+        *rcp = errf(err, errlen, EMBED_ENOMEM, "out of memory");
         onnx_model_free(onnx);
         return NULL;
     }
     g->onnx = onnx;
     g->arena = onnx_arena_new();
     g->opset = onnx->opset;
-    if (onnx->opset < 7 || onnx->opset > 18) {
-        errf(err, errlen, EMBED_EUNSUPPORTED, "onnx: opset %lld is not supported (7 to 18)",
-             (long long)onnx->opset);
+    if (onnx->opset < 1 || onnx->opset > 18) {
+        rc = errf(err, errlen, EMBED_EUNSUPPORTED, "onnx: opset %lld is not supported (1 to 18)",
+                  (long long)onnx->opset);
         goto fail;
     }
     size_t max_t = (size_t)onnx->n_inits + (size_t)onnx->n_inputs + 1;
@@ -444,7 +445,7 @@ eg_graph *eg_graph_new(onnx_model *onnx, char *err, size_t errlen)
             max_t += 2;
     }
     if (max_t > 4 * (size_t)ONNX_MAX_ITEMS) {
-        errf(err, errlen, EMBED_ETOOLARGE, "onnx: too large (%zu tensors)", max_t);
+        rc = errf(err, errlen, EMBED_ETOOLARGE, "onnx: too large (%zu tensors)", max_t);
         goto fail;
     }
     size_t cap = 16;
@@ -457,7 +458,7 @@ eg_graph *eg_graph_new(onnx_model *onnx, char *err, size_t errlen)
     g->inputs = calloc((size_t)onnx->n_inputs + 1, sizeof(int));
     g->outputs = calloc((size_t)onnx->n_outputs + 1, sizeof(int));
     if (!g->arena || !tab.slots || !g->tensors || !g->nodes || !g->inputs || !g->outputs) {
-        errf(err, errlen, EMBED_ENOMEM, "out of memory");
+        rc = errf(err, errlen, EMBED_ENOMEM, "out of memory");
         goto fail;
     }
     memset(tab.slots, 0xff, cap * sizeof(int));
@@ -465,7 +466,7 @@ eg_graph *eg_graph_new(onnx_model *onnx, char *err, size_t errlen)
     for (int i = 0; i < onnx->n_inits; i++) {
         const onnx_tensor *it = &onnx->inits[i];
         if (names_find(&tab, g->tensors, it->name) >= 0) {
-            errf(err, errlen, EMBED_EFORMAT, "onnx: initializer '%s' defined twice", it->name);
+            rc = errf(err, errlen, EMBED_EFORMAT, "onnx: initializer '%s' defined twice", it->name);
             goto fail;
         }
         eg_tensor *t = &g->tensors[g->n_tensors];
@@ -484,8 +485,8 @@ eg_graph *eg_graph_new(onnx_model *onnx, char *err, size_t errlen)
             continue; /* an initializer listed as input (IR < 4 style): a constant */
         int et = v->elem_type;
         if (et != ONNX_FLOAT && et != ONNX_INT64 && et != ONNX_INT32) {
-            errf(err, errlen, EMBED_EUNSUPPORTED, "onnx: input '%s' has unsupported element type %d", v->name,
-                 et);
+            rc = errf(err, errlen, EMBED_EUNSUPPORTED, "onnx: input '%s': element type %d is not supported",
+                      v->name, et);
             goto fail;
         }
         eg_tensor *t = &g->tensors[g->n_tensors];
@@ -503,13 +504,14 @@ eg_graph *eg_graph_new(onnx_model *onnx, char *err, size_t errlen)
         nd->op_type = on->op_type;
         nd->name = on->name[0] ? on->name : on->n_outputs > 0 ? on->outputs[0] : "";
         if (on->domain[0] && strcmp(on->domain, "ai.onnx") != 0) {
-            errf(err, errlen, EMBED_EUNSUPPORTED, "node '%s': op %s from domain '%s' is not supported",
-                 nd->name, on->op_type, on->domain);
+            rc = errf(err, errlen, EMBED_EUNSUPPORTED, "node '%s': op %s from domain '%s' is not supported",
+                      nd->name, on->op_type, on->domain);
             goto fail;
         }
         nd->op = op_of(on->op_type);
         if (nd->op == OP_NONE) {
-            errf(err, errlen, EMBED_EUNSUPPORTED, "node '%s': op %s is not supported", nd->name, on->op_type);
+            rc = errf(err, errlen, EMBED_EUNSUPPORTED, "node '%s': op %s is not supported", nd->name,
+                      on->op_type);
             goto fail;
         }
         nd->n_in = on->n_inputs;
@@ -517,7 +519,7 @@ eg_graph *eg_graph_new(onnx_model *onnx, char *err, size_t errlen)
         nd->in = onnx_arena_alloc(g->arena, ((size_t)on->n_inputs + 1) * sizeof(int));
         nd->out = onnx_arena_alloc(g->arena, ((size_t)on->n_outputs + 1) * sizeof(int));
         if (!nd->in || !nd->out) {
-            errf(err, errlen, EMBED_ENOMEM, "out of memory");
+            rc = errf(err, errlen, EMBED_ENOMEM, "out of memory");
             goto fail;
         }
         for (int k = 0; k < on->n_inputs; k++) {
@@ -527,13 +529,14 @@ eg_graph *eg_graph_new(onnx_model *onnx, char *err, size_t errlen)
             }
             int id = names_find(&tab, g->tensors, on->inputs[k]);
             if (id < 0) {
-                errf(err, errlen, EMBED_EFORMAT, "%s node '%s': input '%s' is not defined before use",
-                     on->op_type, nd->name, on->inputs[k]);
+                rc = errf(err, errlen, EMBED_EFORMAT, "%s node '%s': input '%s' is not defined before use",
+                          on->op_type, nd->name, on->inputs[k]);
                 goto fail;
             }
             if (g->tensors[id].folded == 2) {
-                errf(err, errlen, EMBED_EUNSUPPORTED, "%s node '%s': reads Dropout mask '%s', not supported",
-                     on->op_type, nd->name, on->inputs[k]);
+                rc = errf(err, errlen, EMBED_EUNSUPPORTED,
+                          "%s node '%s': reads Dropout mask '%s', not supported", on->op_type, nd->name,
+                          on->inputs[k]);
                 goto fail;
             }
             nd->in[k] = id;
@@ -545,8 +548,8 @@ eg_graph *eg_graph_new(onnx_model *onnx, char *err, size_t errlen)
                 continue;
             }
             if (names_find(&tab, g->tensors, on->outputs[k]) >= 0) {
-                errf(err, errlen, EMBED_EFORMAT, "%s node '%s': output '%s' is defined twice", on->op_type,
-                     nd->name, on->outputs[k]);
+                rc = errf(err, errlen, EMBED_EFORMAT, "%s node '%s': output '%s' is defined twice",
+                          on->op_type, nd->name, on->outputs[k]);
                 goto fail;
             }
             eg_tensor *t = &g->tensors[g->n_tensors];
@@ -558,7 +561,7 @@ eg_graph *eg_graph_new(onnx_model *onnx, char *err, size_t errlen)
             names_put(&tab, g->tensors, g->n_tensors++);
         }
         if (nd->n_out < 1 || nd->out[0] < 0) {
-            errf(err, errlen, EMBED_EFORMAT, "%s node '%s' has no output", on->op_type, nd->name);
+            rc = errf(err, errlen, EMBED_EFORMAT, "%s node '%s' has no output", on->op_type, nd->name);
             goto fail;
         }
         nd->a.group = 1;
@@ -573,41 +576,42 @@ eg_graph *eg_graph_new(onnx_model *onnx, char *err, size_t errlen)
         nd->a.to = ONNX_FLOAT;
         int has_axis = 0;
         for (int k = 0; k < on->n_attrs; k++) {
-            if (parse_attr(g, nd, &on->attrs[k], err, errlen))
+            if ((rc = parse_attr(g, nd, &on->attrs[k], err, errlen)))
                 goto fail;
             has_axis |= strcmp(on->attrs[k].name, "axis") == 0;
         }
         if (nd->op == OP_CONCAT && !has_axis) {
-            errf(err, errlen, EMBED_EFORMAT, "Concat node '%s': attribute axis is required", nd->name);
+            rc = errf(err, errlen, EMBED_EFORMAT, "Concat node '%s': attribute axis is required", nd->name);
             goto fail;
         }
         if (nd->op == OP_CONSTANT && !g->tensors[nd->out[0]].data) {
-            errf(err, errlen, EMBED_EFORMAT, "Constant node '%s' has no value", nd->name);
+            rc = errf(err, errlen, EMBED_EFORMAT, "Constant node '%s' has no value", nd->name);
             goto fail;
         }
         if (nd->op == OP_CONSTANT)
             g->tensors[nd->out[0]].producer = -1;
         g->n_nodes++;
-        if (validate(g, nd, err, errlen))
+        if ((rc = validate(g, nd, err, errlen)))
             goto fail;
     }
     for (int i = 0; i < onnx->n_outputs; i++) {
         int id = names_find(&tab, g->tensors, onnx->outputs[i].name);
         if (id < 0) {
-            errf(err, errlen, EMBED_EFORMAT, "onnx: graph output '%s' is never produced",
-                 onnx->outputs[i].name);
+            rc = errf(err, errlen, EMBED_EFORMAT, "onnx: graph output '%s' is never produced",
+                      onnx->outputs[i].name);
             goto fail;
         }
         g->outputs[g->n_outputs++] = id;
     }
     for (int i = 0; i < g->n_nodes; i++)
-        if (g->nodes[i].op == OP_BATCHNORM && fold_bn(g, &g->nodes[i], err, errlen))
+        if (g->nodes[i].op == OP_BATCHNORM && (rc = fold_bn(g, &g->nodes[i], err, errlen)))
             goto fail;
     free(tab.slots);
     return g;
 fail:
     free(tab.slots);
     eg_graph_free(g);
+    *rcp = rc;
     return NULL;
 }
 

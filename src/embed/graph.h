@@ -116,8 +116,9 @@ typedef struct eg_graph {
 } eg_graph;
 
 /* Build the typed graph from a parsed model; validates ops and attributes and folds
- * BatchNormalization into Conv. Takes ownership of `onnx` (also on failure). */
-eg_graph *eg_graph_new(onnx_model *onnx, char *err, size_t errlen);
+ * BatchNormalization into Conv. Takes ownership of `onnx` (also on failure). NULL on error,
+ * with the EMBED_* code in *rc. */
+eg_graph *eg_graph_new(onnx_model *onnx, char *err, size_t errlen, int *rc);
 void eg_graph_free(eg_graph *g);
 int eg_graph_find(const eg_graph *g, const char *name);
 

@@ -2,6 +2,7 @@
 #include "embed/model_internal.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,9 +24,30 @@ struct embed_model {
     embed_ctx *pool;
 };
 
+/* A batch of at least two samples is split into one chunk per thread; chunk 0 runs on the
+ * caller, the others on this context's workers, each chunk single-threaded. Chunks need no
+ * synchronisation inside the network, where oneDNN's per-layer OpenMP barriers cost most when
+ * the cores are shared with other work. Batch 1 uses OpenMP threads inside each layer. */
+typedef struct worker {
+    pthread_t tid;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    exec_ctx x; /* single-threaded */
+    int state;  /* 0 idle, 1 job posted, 2 done, 3 exit */
+    const plan *p;
+    const float *input;
+    float *out;
+    size_t out_cap;
+    int rc;
+    char err[256];
+} worker;
+
 struct embed_ctx {
     embed_model *m;
-    exec_ctx x;
+    exec_ctx x;    /* the caller's: m->threads for batch 1, one thread for chunk 0 */
+    exec_ctx x1;   /* single-threaded, for chunk 0 of a split batch */
+    int n_workers; /* started lazily, m->threads - 1 of them */
+    worker *workers;
     embed_ctx *next;
 };
 
@@ -72,6 +94,7 @@ static int validate(embed_model *m, char *err, size_t errlen)
     }
     for (int i = 0; i < g->n_outputs; i++) {
         int rc = 0;
+        omp_set_num_threads(m->threads);
         plan *p = plan_compile(g, m->eng, &pi, 1, g->outputs[i], 1, err, errlen, &rc);
         if (!p)
             return rc;
@@ -83,9 +106,17 @@ static int validate(embed_model *m, char *err, size_t errlen)
 embed_model *embed_model_load_buffer(const void *data, size_t len, const embed_model_options *opt, char *err,
                                      size_t errlen)
 {
+    int rc;
+    return embed_model_load_rc(data, len, opt, err, errlen, &rc);
+}
+
+embed_model *embed_model_load_rc(const void *data, size_t len, const embed_model_options *opt, char *err,
+                                 size_t errlen, int *rcp)
+{
+    int rc = EMBED_ENOMEM;
     embed_model *m = calloc(1, sizeof(*m));
     if (!m) {
-        errf(err, errlen, EMBED_ENOMEM, "out of memory");
+        *rcp = errf(err, errlen, EMBED_ENOMEM, "out of memory");
         return NULL;
     }
     pthread_mutex_init(&m->mu, NULL);
@@ -96,13 +127,13 @@ embed_model *embed_model_load_buffer(const void *data, size_t len, const embed_m
     m->reference = opt ? opt->reference : 0;
     const char *prof = getenv("EMBED_PROFILE");
     m->profiling = prof && prof[0] && strcmp(prof, "0") != 0;
-    onnx_model *om = onnx_model_parse(data, len, err, errlen);
+    onnx_model *om = onnx_model_parse(data, len, err, errlen, &rc);
     if (!om)
         goto fail;
-    if (!(m->g = eg_graph_new(om, err, errlen)))
+    if (!(m->g = eg_graph_new(om, err, errlen, &rc)))
         goto fail;
     if (dnnl_engine_create(&m->eng, dnnl_cpu, 0) != dnnl_success) {
-        errf(err, errlen, EMBED_EBACKEND, "oneDNN: cannot create a CPU engine");
+        rc = errf(err, errlen, EMBED_EBACKEND, "oneDNN: cannot create a CPU engine");
         goto fail;
     }
     const eg_graph *g = m->g;
@@ -117,11 +148,13 @@ embed_model *embed_model_load_buffer(const void *data, size_t len, const embed_m
         }
     }
     m->default_output = find_default_output(g);
-    if (validate(m, err, errlen))
+    if ((rc = validate(m, err, errlen)))
         goto fail;
+    *rcp = 0;
     return m;
 fail:
     embed_model_free(m);
+    *rcp = rc;
     return NULL;
 }
 
@@ -212,12 +245,13 @@ const char *embed_model_metadata(const embed_model *m, const char *key)
 }
 
 /* The cached plan for (batch, output), compiled on first use. */
-static const plan *get_plan(embed_model *m, int batch, int output, char *err, size_t errlen, int *rc)
+static const plan *get_plan(embed_model *m, int batch, int output, int threads, char *err, size_t errlen,
+                            int *rc)
 {
     pthread_mutex_lock(&m->mu);
     plan *p;
     for (p = m->plans; p; p = p->next)
-        if (p->batch == batch && p->output == output)
+        if (p->batch == batch && p->output == output && p->threads == threads)
             goto done;
     if (m->n_plans >= MAX_PLANS) {
         *rc =
@@ -225,9 +259,13 @@ static const plan *get_plan(embed_model *m, int batch, int output, char *err, si
         goto done;
     }
     plan_input pi = {m->input, 4, {batch, m->in_c, m->in_h, m->in_w}, NULL, ONNX_FLOAT};
+    /* oneDNN sizes its work split by the thread count at primitive creation; a mismatch with
+     * the run's count leaves threads waiting at barriers. */
+    omp_set_num_threads(threads);
     p = plan_compile(m->g, m->eng, &pi, 1, output, m->reference, err, errlen, rc);
     if (p) {
         p->batch = batch;
+        p->threads = threads;
         p->next = m->plans;
         m->plans = p;
         m->n_plans++;
@@ -259,7 +297,7 @@ long embed_model_output_dim(embed_model *m, const char *name, char *err, size_t 
     int output, rc = resolve(m, 1, name, &output, err, errlen);
     if (rc)
         return rc;
-    const plan *p = get_plan(m, 1, output, err, errlen, &rc);
+    const plan *p = get_plan(m, 1, output, m->threads, err, errlen, &rc);
     return p ? (long)plan_output_count(p) : rc;
 }
 
@@ -275,18 +313,148 @@ embed_ctx *embed_ctx_new(embed_model *m, char *err, size_t errlen)
         free(c);
         return NULL;
     }
-    c->x.profiling = m->profiling;
+    if (exec_ctx_init(&c->x1, m->eng, 1, err, errlen)) {
+        exec_ctx_release(&c->x);
+        free(c);
+        return NULL;
+    }
+    c->x.profiling = c->x1.profiling = m->profiling;
     return c;
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (w->state != 1 && w->state != 3)
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (w->state == 3)
+            break;
+        pthread_mutex_unlock(&w->mu);
+        const void *inputs[1] = {w->input};
+        int rc = exec_run(&w->x, w->p, inputs, w->out, w->out_cap, w->err, sizeof(w->err));
+        pthread_mutex_lock(&w->mu);
+        w->rc = rc;
+        w->state = 2;
+        pthread_cond_broadcast(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+static void stop_workers(embed_ctx *c)
+{
+    for (int i = 0; i < c->n_workers; i++) {
+        worker *w = &c->workers[i];
+        pthread_mutex_lock(&w->mu);
+        w->state = 3;
+        pthread_cond_broadcast(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+        pthread_join(w->tid, NULL);
+        if (c->m->profiling)
+            exec_profile_print(&w->x, stderr);
+        exec_ctx_release(&w->x);
+        pthread_cond_destroy(&w->cv);
+        pthread_mutex_destroy(&w->mu);
+    }
+    free(c->workers);
+    c->workers = NULL;
+    c->n_workers = 0;
+}
+
+static int start_workers(embed_ctx *c, int n, char *err, size_t errlen)
+{
+    c->workers = calloc((size_t)n, sizeof(worker));
+    if (!c->workers)
+        return errf(err, errlen, EMBED_ENOMEM, "out of memory");
+    for (int i = 0; i < n; i++) {
+        worker *w = &c->workers[i];
+        if (exec_ctx_init(&w->x, c->m->eng, 1, err, errlen))
+            goto fail;
+        w->x.profiling = c->m->profiling;
+        pthread_mutex_init(&w->mu, NULL);
+        pthread_cond_init(&w->cv, NULL);
+        if (pthread_create(&w->tid, NULL, worker_main, w) != 0) {
+            pthread_cond_destroy(&w->cv);
+            pthread_mutex_destroy(&w->mu);
+            exec_ctx_release(&w->x);
+            errf(err, errlen, EMBED_ENOMEM, "cannot start a worker thread");
+            goto fail;
+        }
+        c->n_workers++;
+    }
+    return 0;
+fail:
+    stop_workers(c);
+    return EMBED_ENOMEM;
 }
 
 void embed_ctx_free(embed_ctx *c)
 {
     if (!c)
         return;
-    if (c->x.profiling)
+    stop_workers(c);
+    if (c->x.profiling) {
         exec_profile_print(&c->x, stderr);
+        exec_profile_print(&c->x1, stderr);
+    }
     exec_ctx_release(&c->x);
+    exec_ctx_release(&c->x1);
     free(c);
+}
+
+static int run_split(embed_ctx *c, const float *input, int batch, int output, float *out, size_t out_cap,
+                     char *err, size_t errlen)
+{
+    embed_model *m = c->m;
+    int k = m->threads < batch ? m->threads : batch, rc = 0;
+    if (c->n_workers < k - 1) {
+        stop_workers(c);
+        if ((rc = start_workers(c, k - 1, err, errlen)))
+            return rc;
+    }
+    size_t per_in = (size_t)m->in_c * (size_t)m->in_h * (size_t)m->in_w, off = 0;
+    const plan *plans[EMBED_MAX_BATCH];
+    size_t offs[EMBED_MAX_BATCH];
+    int starts[EMBED_MAX_BATCH];
+    for (int i = 0, start = 0; i < k; i++) {
+        int nb = batch / k + (i < batch % k);
+        if (!(plans[i] = get_plan(m, nb, output, 1, err, errlen, &rc)))
+            return rc;
+        offs[i] = off;
+        starts[i] = start;
+        off += plan_output_count(plans[i]);
+        start += nb;
+    }
+    if (off > out_cap)
+        return errf(err, errlen, EMBED_ETOOLARGE, "output buffer holds %zu floats, %zu needed", out_cap, off);
+    for (int i = 1; i < k; i++) {
+        worker *w = &c->workers[i - 1];
+        pthread_mutex_lock(&w->mu);
+        w->p = plans[i];
+        w->input = input + (size_t)starts[i] * per_in;
+        w->out = out + offs[i];
+        w->out_cap = plan_output_count(plans[i]);
+        w->state = 1;
+        pthread_cond_broadcast(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+    }
+    const void *inputs[1] = {input};
+    rc = exec_run(&c->x1, plans[0], inputs, out, plan_output_count(plans[0]), err, errlen);
+    for (int i = 1; i < k; i++) {
+        worker *w = &c->workers[i - 1];
+        pthread_mutex_lock(&w->mu);
+        while (w->state != 2)
+            pthread_cond_wait(&w->cv, &w->mu);
+        w->state = 0;
+        if (w->rc && !rc) {
+            rc = w->rc;
+            snprintf(err, errlen, "%s", w->err);
+        }
+        pthread_mutex_unlock(&w->mu);
+    }
+    return rc;
 }
 
 int embed_ctx_run(embed_ctx *c, const float *input, int batch, const char *output_name, float *out,
@@ -295,7 +463,9 @@ int embed_ctx_run(embed_ctx *c, const float *input, int batch, const char *outpu
     int output, rc = resolve(c->m, batch, output_name, &output, err, errlen);
     if (rc)
         return rc;
-    const plan *p = get_plan(c->m, batch, output, err, errlen, &rc);
+    if (batch >= 2 && c->m->threads >= 2 && !c->m->reference)
+        return run_split(c, input, batch, output, out, out_cap, err, errlen);
+    const plan *p = get_plan(c->m, batch, output, c->m->threads, err, errlen, &rc);
     if (!p)
         return rc;
     const void *inputs[1] = {input};

@@ -108,9 +108,9 @@ typedef struct onnx_model {
     const char **meta_values;
 } onnx_model;
 
-/* Decode a ModelProto. NULL on error (EMBED_EFORMAT / EUNSUPPORTED / ENOMEM class, message in
- * err). The buffer is not referenced after return. */
-onnx_model *onnx_model_parse(const uint8_t *buf, size_t len, char *err, size_t errlen);
+/* Decode a ModelProto. NULL on error, with the EMBED_* code in *rc and a message in err. The
+ * buffer is not referenced after return. */
+onnx_model *onnx_model_parse(const uint8_t *buf, size_t len, char *err, size_t errlen, int *rc);
 void onnx_model_free(onnx_model *m);
 
 /* Decode a lone TensorProto (the conformance tests' input_N.pb / output_N.pb files) into a

@@ -410,8 +410,8 @@ static int tensor(rd *r, onnx_tensor *t)
     t->src_dtype = (int)dtype;
     int es = elem_size((int)dtype);
     if (es == 0)
-        return fail(r, EMBED_EUNSUPPORTED, "onnx: tensor '%s' has unsupported data type %d", t->name,
-                    (int)dtype);
+        return fail(r, EMBED_EUNSUPPORTED, "onnx: tensor '%s' has data type %d, which is not supported",
+                    t->name, (int)dtype);
     t->dtype = dtype == ONNX_FLOAT ? ONNX_FLOAT : ONNX_INT64;
     size_t out_es = t->dtype == ONNX_FLOAT ? 4 : 8;
     t->data = onnx_arena_alloc(r->arena, count * out_es);
@@ -789,10 +789,11 @@ static int model(rd *r, onnx_model *m)
     return 0;
 }
 
-onnx_model *onnx_model_parse(const uint8_t *buf, size_t len, char *err, size_t errlen)
+onnx_model *onnx_model_parse(const uint8_t *buf, size_t len, char *err, size_t errlen, int *rcp)
 {
     onnx_arena *a = onnx_arena_new();
     onnx_model *m = NULL;
+    *rcp = EMBED_ENOMEM;
     if (!a || !(m = onnx_arena_alloc(a, sizeof(*m)))) {
         snprintf(err, errlen, "onnx: out of memory");
         goto fail;
@@ -800,11 +801,15 @@ onnx_model *onnx_model_parse(const uint8_t *buf, size_t len, char *err, size_t e
     m->arena = a;
     rd r = {buf, buf + len, a, err, errlen, 0};
     if (len > EMBED_MAX_MODEL_BYTES) {
+        *rcp = EMBED_ETOOLARGE;
         snprintf(err, errlen, "onnx: model too large (%zu bytes)", len);
         goto fail;
     }
-    if (model(&r, m))
+    if (model(&r, m)) {
+        *rcp = r.rc;
         goto fail;
+    }
+    *rcp = 0;
     return m;
 fail:
     onnx_arena_free(a);

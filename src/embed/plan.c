@@ -26,6 +26,9 @@ typedef struct {
     plan *p;
     int cap_tensors, cap_steps;
     int *consumer; /* per graph tensor: its only consumer node when n_consumers == 1 */
+    /* Every run-time primitive uses a caller-provided scratchpad: oneDNN's library-managed one
+     * is shared, and the same primitive runs concurrently in several contexts. */
+    dnnl_primitive_attr_t user_scratch;
     char *err;
     size_t errlen;
 } builder;
@@ -137,6 +140,13 @@ static void set_md(plan *p, int id, const dnnl_memory_desc_t *md)
 
 static int finish_prim(builder *b, plan_step *s, dnnl_primitive_desc_t pd, const char *what)
 {
+    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    if (smd && dnnl_memory_desc_get_size(smd) > 0) {
+        s->scratch_md = *smd;
+        s->scratch_bytes = dnnl_memory_desc_get_size(smd);
+        if (s->scratch_bytes > b->p->scratch_bytes)
+            b->p->scratch_bytes = s->scratch_bytes;
+    }
     dnnl_status_t st = dnnl_primitive_create(&s->prim, pd);
     dnnl_primitive_desc_destroy(pd);
     if (st != dnnl_success)
@@ -159,7 +169,8 @@ static int reorder_step(builder *b, int src, int dst)
     get_md(b->p, src, &smd);
     get_md(b->p, dst, &dmd);
     dnnl_primitive_desc_t pd;
-    DNNL_CHECK(b, dnnl_reorder_primitive_desc_create(&pd, &smd, b->eng, &dmd, b->eng, NULL), "reorder");
+    DNNL_CHECK(b, dnnl_reorder_primitive_desc_create(&pd, &smd, b->eng, &dmd, b->eng, b->user_scratch),
+               "reorder");
     plan_step *s = add_step(b);
     if (!s)
         return errf(b->err, b->errlen, EMBED_ENOMEM, "out of memory");
@@ -362,7 +373,10 @@ static int conv_step(builder *b, const eg_node *n, const conv_fuse *f)
         pr[d] = (dd[2 + d] - 1) * strides[d] + ek - sd[2 + d] - pl[d];
     }
     dnnl_memory_desc_t smd, wmd, bmd, dmd, wplain;
-    dnnl_memory_desc_init_by_tag(&smd, 4, sd, dnnl_f32, dnnl_format_tag_any);
+    /* With "any", oneDNN 2.6 picks NHWC and a brgemm kernel for few-channel inputs (the RGB
+     * stem), which is ~20x slower than its first-layer kernel reading plain NCHW. */
+    dnnl_memory_desc_init_by_tag(&smd, 4, sd, dnnl_f32,
+                                 sd[1] <= 4 && G == 1 ? dnnl_abcd : dnnl_format_tag_any);
     dnnl_memory_desc_init_by_tag(&dmd, 4, dd, dnnl_f32, dnnl_format_tag_any);
     if (G == 1) {
         dnnl_dims_t wd1 = {wd[1], wd[2], wd[3], wd[4]};
@@ -393,6 +407,7 @@ static int conv_step(builder *b, const eg_node *n, const conv_fuse *f)
     if (f->act2_alg)
         dnnl_post_ops_append_eltwise(po, 1.0f, (dnnl_alg_kind_t)f->act2_alg, f->act2_a, f->act2_b);
     dnnl_primitive_attr_set_post_ops(attr, po);
+    dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
     dnnl_post_ops_destroy(po);
     dnnl_primitive_desc_t pd;
     dnnl_status_t st = dnnl_primitive_desc_create(&pd, &cd, attr, b->eng, NULL);
@@ -480,7 +495,7 @@ static int pool_step(builder *b, const eg_node *n)
                                                  kernel, dil, pl, pr),
                n->name);
     dnnl_primitive_desc_t pd;
-    DNNL_CHECK(b, dnnl_primitive_desc_create(&pd, &pdsc, NULL, b->eng, NULL), n->name);
+    DNNL_CHECK(b, dnnl_primitive_desc_create(&pd, &pdsc, b->user_scratch, b->eng, NULL), n->name);
     set_md(p, n->out[0], dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0));
     plan_step *s = add_step(b);
     if (!s) {
@@ -510,7 +525,7 @@ static int eltwise_step(builder *b, const eg_node *n)
                dnnl_eltwise_forward_desc_init(&ed, dnnl_forward_inference, (dnnl_alg_kind_t)alg, &md, lo, hi),
                n->name);
     dnnl_primitive_desc_t pd;
-    DNNL_CHECK(b, dnnl_primitive_desc_create(&pd, &ed, NULL, b->eng, NULL), n->name);
+    DNNL_CHECK(b, dnnl_primitive_desc_create(&pd, &ed, b->user_scratch, b->eng, NULL), n->name);
     set_md(p, n->out[0], &md);
     plan_step *s = add_step(b);
     if (!s) {
@@ -539,7 +554,7 @@ static int binary_step(builder *b, const eg_node *n)
                dnnl_binary_desc_init(&bd, n->op == OP_ADD ? dnnl_binary_add : dnnl_binary_mul, &md, &md, &md),
                n->name);
     dnnl_primitive_desc_t pd;
-    DNNL_CHECK(b, dnnl_primitive_desc_create(&pd, &bd, NULL, b->eng, NULL), n->name);
+    DNNL_CHECK(b, dnnl_primitive_desc_create(&pd, &bd, b->user_scratch, b->eng, NULL), n->name);
     set_md(p, n->out[0], &md);
     plan_step *s = add_step(b);
     if (!s) {
@@ -600,7 +615,7 @@ static int ip_step(builder *b, const eg_node *n)
                                                     has_bias ? &bmd : NULL, &dmd),
                n->name);
     dnnl_primitive_desc_t pd;
-    DNNL_CHECK(b, dnnl_primitive_desc_create(&pd, &ipd, NULL, b->eng, NULL), n->name);
+    DNNL_CHECK(b, dnnl_primitive_desc_create(&pd, &ipd, b->user_scratch, b->eng, NULL), n->name);
     dnnl_memory_desc_t w_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     void *wdata;
     int rc = const_reorder(b, w->cdata, &wplain, &w_md, &wdata);
@@ -919,7 +934,7 @@ static int memory_plan(builder *b)
 plan *plan_compile(const eg_graph *g, dnnl_engine_t eng, const plan_input *inputs, int n_inputs, int output,
                    int reference, char *err, size_t errlen, int *rcp)
 {
-    builder b = {g, eng, NULL, 0, 0, NULL, err, errlen};
+    builder b = {g, eng, NULL, 0, 0, NULL, NULL, err, errlen};
     char *need = NULL, *folded = NULL, *absorbed = NULL;
     conv_fuse *fuse = NULL;
     int rc = EMBED_ENOMEM;
@@ -939,6 +954,9 @@ plan *plan_compile(const eg_graph *g, dnnl_engine_t eng, const plan_input *input
     fuse = calloc((size_t)g->n_nodes + 1, sizeof(conv_fuse));
     if (!p->tensors || !p->inputs || !b.consumer || !need || !folded || !absorbed || !fuse)
         goto oom;
+    if (dnnl_primitive_attr_create(&b.user_scratch) != dnnl_success)
+        goto oom;
+    dnnl_primitive_attr_set_scratchpad_mode(b.user_scratch, dnnl_scratchpad_mode_user);
     p->n_tensors = g->n_tensors;
     for (int i = 0; i < g->n_tensors; i++) {
         const eg_tensor *gt = &g->tensors[i];
@@ -969,10 +987,10 @@ plan *plan_compile(const eg_graph *g, dnnl_engine_t eng, const plan_input *input
         t->bytes = eg_count(t->rank, t->dims) * esize(t->dtype);
     }
     if (g->tensors[output].folded) {
-        rc = errf(err, errlen, EMBED_EINVAL,
+        rc = errf(err, errlen, g->tensors[output].folded == 1 ? EMBED_EINVAL : EMBED_EUNSUPPORTED,
                   g->tensors[output].folded == 1
                       ? "tensor '%s' was folded away at load (ask for the BatchNormalization output instead)"
-                      : "tensor '%s' is a Dropout mask, which is not computed",
+                      : "tensor '%s' is a Dropout mask; masks are not supported",
                   g->tensors[output].name);
         goto fail;
     }
@@ -1012,7 +1030,8 @@ plan *plan_compile(const eg_graph *g, dnnl_engine_t eng, const plan_input *input
     }
     const plan_tensor *ot = &p->tensors[output];
     if (ot->dtype != ONNX_FLOAT) {
-        rc = errf(err, errlen, EMBED_EUNSUPPORTED, "tensor '%s' is not float", g->tensors[output].name);
+        rc = errf(err, errlen, EMBED_EUNSUPPORTED,
+                  "tensor '%s' is not float (integer outputs are not supported)", g->tensors[output].name);
         goto fail;
     }
     if (!reference)
@@ -1047,9 +1066,16 @@ plan *plan_compile(const eg_graph *g, dnnl_engine_t eng, const plan_input *input
         dnnl_memory_desc_t pl;
         plain_md(ot, &pl);
         dnnl_primitive_desc_t pd;
-        if (dnnl_reorder_primitive_desc_create(&pd, &ot->md, eng, &pl, eng, NULL) != dnnl_success) {
+        if (dnnl_reorder_primitive_desc_create(&pd, &ot->md, eng, &pl, eng, b.user_scratch) != dnnl_success) {
             rc = errf(err, errlen, EMBED_EBACKEND, "oneDNN: no reorder for the output");
             goto fail;
+        }
+        const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+        if (smd && dnnl_memory_desc_get_size(smd) > 0) {
+            p->out_scratch_md = *smd;
+            p->out_scratch_bytes = dnnl_memory_desc_get_size(smd);
+            if (p->out_scratch_bytes > p->scratch_bytes)
+                p->scratch_bytes = p->out_scratch_bytes;
         }
         dnnl_status_t st = dnnl_primitive_create(&p->out_reorder, pd);
         dnnl_primitive_desc_destroy(pd);
@@ -1059,6 +1085,7 @@ plan *plan_compile(const eg_graph *g, dnnl_engine_t eng, const plan_input *input
         }
     }
     p->batch = n_inputs > 0 && inputs[0].rank > 0 ? (int)inputs[0].dims[0] : 1;
+    dnnl_primitive_attr_destroy(b.user_scratch);
     free(b.consumer);
     free(need);
     free(folded);
@@ -1068,6 +1095,8 @@ plan *plan_compile(const eg_graph *g, dnnl_engine_t eng, const plan_input *input
 oom:
     rc = errf(err, errlen, EMBED_ENOMEM, "out of memory");
 fail:
+    if (b.user_scratch)
+        dnnl_primitive_attr_destroy(b.user_scratch);
     free(b.consumer);
     free(need);
     free(folded);

@@ -43,11 +43,14 @@ typedef struct plan_step {
     int n_args;
     int arg_kind[STEP_MAX_ARGS];
     int arg_tensor[STEP_MAX_ARGS];
+    dnnl_memory_desc_t scratch_md; /* the primitive's scratchpad, in the context's scratch buffer */
+    size_t scratch_bytes;
 } plan_step;
 
 typedef struct plan {
     int batch;
-    int output; /* requested tensor (plan/graph id) */
+    int threads; /* OpenMP threads the primitives were created for (plan cache key) */
+    int output;  /* requested tensor (plan/graph id) */
     int reference;
     int n_tensors, n_steps;
     plan_tensor *tensors;
@@ -58,7 +61,10 @@ typedef struct plan {
     void **owned; /* plan-owned buffers (folded constants), freed with the plan */
     int n_owned, cap_owned;
     dnnl_primitive_t out_reorder; /* blocked output to plain, or NULL */
-    struct plan *next;            /* model's plan cache list */
+    dnnl_memory_desc_t out_scratch_md;
+    size_t out_scratch_bytes;
+    size_t scratch_bytes; /* largest scratchpad of any step: one buffer per context serves all */
+    struct plan *next;    /* model's plan cache list */
 } plan;
 
 typedef struct plan_input {
@@ -80,6 +86,9 @@ typedef struct ctx_plan {
     unsigned char *arena;
     dnnl_memory_t *mem; /* per plan tensor, NULL where no oneDNN step touches it */
     dnnl_memory_t out_mem;
+    unsigned char *scratch;
+    dnnl_memory_t *scratch_mem; /* per step, NULL where the step needs none */
+    dnnl_memory_t out_scratch_mem;
     double *prof; /* seconds per step, summed over runs, when profiling */
     int runs;
     struct ctx_plan *next;

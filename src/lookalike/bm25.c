@@ -706,8 +706,17 @@ static uint32_t expand_prefix(const lookalike_bm25_t *ix, const char *s, size_t 
     return cnt;
 }
 
-int lookalike_bm25_search(lookalike_bm25_t *ix, const char *query, size_t k, lookalike_filter_fn filter,
-                          void *filter_ud, lookalike_hit_t *out, size_t *nout, char *err, size_t errlen)
+int lookalike_filter_pass(const lookalike_filter_t *f, uint64_t id)
+{
+    if (!f)
+        return 1;
+    if (f->bitmap)
+        return id < f->bitmap_bits && (f->bitmap[id / 64] >> (id % 64) & 1);
+    return f->fn ? f->fn(id, f->ctx) != 0 : 1;
+}
+
+int lookalike_bm25_search(lookalike_bm25_t *ix, const char *query, size_t k, const lookalike_filter_t *filter,
+                          lookalike_hit_t *out, size_t *nout, char *err, size_t errlen)
 {
     *nout = 0;
     size_t qlen = strlen(query);
@@ -779,7 +788,7 @@ int lookalike_bm25_search(lookalike_bm25_t *ix, const char *query, size_t k, loo
     for (uint32_t i = 0; i < ntouched; i++) {
         uint32_t d = touched[i];
         const doc_t *doc = &ix->docs[d];
-        if (!doc->alive || (filter && !filter(doc->id, filter_ud)))
+        if (!doc->alive || !lookalike_filter_pass(filter, doc->id))
             continue;
         lookalike_hits_push(heap, &nheap, k, (lookalike_hit_t){.id = doc->id, .score = acc[d]});
     }

@@ -25,13 +25,13 @@ static const struct {
 static const struct {
     uint8_t name, r, g, b;
 } refs[] = {
-    {0, 0, 0, 0},        {0, 30, 30, 30},    {1, 255, 255, 255}, {1, 242, 242, 242}, {2, 128, 128, 128},
-    {2, 90, 90, 90},     {2, 190, 190, 190}, {3, 200, 30, 30},   {3, 150, 20, 30},   {3, 230, 50, 50},
-    {4, 255, 140, 0},    {4, 230, 110, 40},  {5, 255, 215, 0},   {5, 240, 230, 80},  {6, 34, 139, 34},
-    {6, 100, 180, 80},   {6, 30, 80, 40},    {7, 30, 100, 200},  {7, 100, 160, 220}, {7, 60, 80, 170},
-    {8, 20, 30, 80},     {8, 30, 40, 100},   {9, 128, 0, 128},   {9, 120, 70, 160},  {10, 255, 170, 190},
-    {10, 230, 80, 150},  {11, 139, 69, 19},  {11, 100, 60, 40},  {11, 160, 110, 70}, {12, 245, 245, 220},
-    {12, 220, 200, 160},
+    {0, 0, 0, 0},       {0, 30, 30, 30},     {1, 255, 255, 255},  {1, 242, 242, 242},  {2, 128, 128, 128},
+    {2, 90, 90, 90},    {2, 190, 190, 190},  {2, 60, 60, 60},     {3, 200, 30, 30},    {3, 150, 20, 30},
+    {3, 230, 50, 50},   {4, 255, 140, 0},    {4, 230, 110, 40},   {5, 255, 215, 0},    {5, 240, 230, 80},
+    {6, 34, 139, 34},   {6, 100, 180, 80},   {6, 30, 80, 40},     {6, 85, 107, 47},    {7, 30, 100, 200},
+    {7, 100, 160, 220}, {7, 60, 80, 170},    {8, 20, 30, 80},     {8, 30, 40, 100},    {9, 128, 0, 128},
+    {9, 120, 70, 160},  {10, 255, 170, 190}, {10, 230, 80, 150},  {10, 200, 130, 140}, {11, 139, 69, 19},
+    {11, 100, 60, 40},  {11, 160, 110, 70},  {12, 245, 245, 220}, {12, 220, 200, 160},
 };
 
 static float srgb_linear(float c)
@@ -241,18 +241,13 @@ static void kmeans(const float (*px)[3], uint32_t n, int k, uint64_t seed, clust
     }
 }
 
-static int cmp_float(const void *a, const void *b)
-{
-    float x = *(const float *)a, y = *(const float *)b;
-    return x < y ? -1 : x > y ? 1 : 0;
-}
-
 void lookalike_colour_opts_default(lookalike_colour_opts_t *o)
 {
     o->k = 4;
     o->seed = 1;
-    o->background_delta = 10.0f;
-    o->border_uniformity = 0.75f;
+    o->background_delta = 6.0f;
+    o->background_range = 25.0f;
+    o->border_share = 0.25f;
     o->min_share = 0.03f;
 }
 
@@ -276,13 +271,15 @@ int lookalike_colours_extract(const uint8_t *rgb, uint32_t w, uint32_t h, const 
                      LOOKALIKE_COLOUR_PIXELS_MAX);
         return LOOKALIKE_ETOOLARGE;
     }
-    if (o.k < LOOKALIKE_COLOUR_K_MIN || o.k > LOOKALIKE_COLOUR_K_MAX || !(o.background_delta >= 0.0f) ||
-        !(o.border_uniformity >= 0.0f && o.border_uniformity <= 1.0f) ||
+    if (o.k < LOOKALIKE_COLOUR_K_MIN || o.k > LOOKALIKE_COLOUR_K_MAX ||
+        !(o.background_delta >= 0.0f && o.background_delta <= 100.0f) ||
+        !(o.background_range >= 0.0f && o.background_range <= 300.0f) ||
+        !(o.border_share >= 0.0f && o.border_share <= 1.0f) ||
         !(o.min_share >= 0.0f && o.min_share <= 1.0f)) {
         if (err && errlen)
             snprintf(err, errlen,
-                     "colours: k must be %d..%d, background_delta >= 0, border_uniformity and "
-                     "min_share in [0, 1]",
+                     "colours: k must be %d..%d, background_delta 0..100, background_range 0..300, "
+                     "border_share and min_share in [0, 1]",
                      LOOKALIKE_COLOUR_K_MIN, LOOKALIKE_COLOUR_K_MAX);
         return LOOKALIKE_EINVAL;
     }
@@ -290,50 +287,88 @@ int lookalike_colours_extract(const uint8_t *rgb, uint32_t w, uint32_t h, const 
     float lin[256];
     for (int i = 0; i < 256; i++)
         lin[i] = srgb_linear(i / 255.0f);
-    /* A regular grid of at most SAMPLE_MAX pixels: enough for the shares to within a percent. */
+    /* A grid of at most SAMPLE_MAX cells, each the mean (in linear light) of its block of
+     * pixels: enough for shares to within a percent, and the averaging smooths sensor noise and
+     * fine texture that would otherwise stop the background flood. */
     uint32_t step = 1;
-    while ((uint64_t)(w / step) * (h / step) > SAMPLE_MAX)
+    while ((uint64_t)((w + step - 1) / step) * ((h + step - 1) / step) > SAMPLE_MAX)
         step++;
     uint32_t sw = (w + step - 1) / step, sh = (h + step - 1) / step, n = sw * sh;
     float(*px)[3] = malloc((size_t)n * sizeof *px);
     float(*fg)[3] = malloc((size_t)n * sizeof *fg);
-    float *border = malloc((size_t)2 * (sw + sh) * 3 * sizeof *border);
-    float *chan = malloc((size_t)2 * (sw + sh) * sizeof *chan);
+    uint32_t *queue = malloc((size_t)n * sizeof *queue);
+    uint32_t *seed = malloc((size_t)n * sizeof *seed);
+    uint32_t *border = malloc((size_t)2 * (sw + sh) * sizeof *border);
     uint8_t *assign = malloc(n);
-    if (!px || !fg || !border || !chan || !assign)
+    if (!px || !fg || !queue || !seed || !border || !assign)
         goto fail;
     for (uint32_t y = 0; y < sh; y++)
         for (uint32_t x = 0; x < sw; x++) {
-            const uint8_t *p = rgb + ((size_t)(y * step) * w + (size_t)x * step) * 3;
-            linear_to_lab(lin[p[0]], lin[p[1]], lin[p[2]], px[(size_t)y * sw + x]);
+            float sum[3] = {0, 0, 0};
+            uint32_t cnt = 0;
+            for (uint32_t yy = y * step; yy < (y + 1) * step && yy < h; yy++)
+                for (uint32_t xx = x * step; xx < (x + 1) * step && xx < w; xx++) {
+                    const uint8_t *p = rgb + ((size_t)yy * w + xx) * 3;
+                    sum[0] += lin[p[0]];
+                    sum[1] += lin[p[1]];
+                    sum[2] += lin[p[2]];
+                    cnt++;
+                }
+            linear_to_lab(sum[0] / cnt, sum[1] / cnt, sum[2] / cnt, px[(size_t)y * sw + x]);
         }
-    /* The background estimate: the per-channel median of the sampled border ring. */
+    /* Background: seeded by the border cells whose colour is common along the border (so a
+     * subject touching the edge is no seed), then flooded inward through neighbours that differ
+     * little from the cell they are reached from (lighting gradients pass, edges stop it) and
+     * stay near their seed's colour (a soft edge cannot leak far into the subject). */
     uint32_t nb = 0;
     for (uint32_t y = 0; y < sh; y++)
         for (uint32_t x = 0; x < sw; x++)
-            if (y == 0 || x == 0 || y == sh - 1 || x == sw - 1) {
-                memcpy(border + (size_t)nb * 3, px[(size_t)y * sw + x], 3 * sizeof(float));
-                nb++;
-            }
-    float bg[3];
-    for (int c = 0; c < 3; c++) {
-        for (uint32_t i = 0; i < nb; i++)
-            chan[i] = border[(size_t)i * 3 + c];
-        qsort(chan, nb, sizeof *chan, cmp_float);
-        bg[c] = chan[nb / 2];
+            if (y == 0 || x == 0 || y == sh - 1 || x == sw - 1)
+                border[nb++] = y * sw + x;
+    const uint32_t unseen = UINT32_MAX;
+    for (uint32_t i = 0; i < n; i++)
+        seed[i] = unseen;
+    float step_sq = o.background_delta * o.background_delta,
+          range_sq = o.background_range * o.background_range;
+    uint32_t qh = 0, qt = 0;
+    /* Compared against at most ~512 border cells, so a very long border stays cheap. */
+    uint32_t stride = nb / 512 + 1, nref = (nb + stride - 1) / stride;
+    for (uint32_t i = 0; i < nb; i++) {
+        uint32_t similar = 0;
+        for (uint32_t j = 0; j < nb; j += stride)
+            similar += de76_sq(px[border[i]], px[border[j]]) <= range_sq / 4;
+        if (similar >= o.border_share * nref && seed[border[i]] == unseen) {
+            seed[border[i]] = border[i];
+            queue[qt++] = border[i];
+        }
     }
-    uint32_t near = 0;
-    float thr = o.background_delta * o.background_delta;
-    for (uint32_t i = 0; i < nb; i++)
-        near += de76_sq(border + (size_t)i * 3, bg) <= thr;
+    while (qh < qt) {
+        uint32_t p = queue[qh++], x = p % sw, y = p / sw;
+        uint32_t nbr[4];
+        int nn = 0;
+        if (x > 0)
+            nbr[nn++] = p - 1;
+        if (x + 1 < sw)
+            nbr[nn++] = p + 1;
+        if (y > 0)
+            nbr[nn++] = p - sw;
+        if (y + 1 < sh)
+            nbr[nn++] = p + sw;
+        for (int j = 0; j < nn; j++) {
+            uint32_t q = nbr[j];
+            if (seed[q] != unseen || de76_sq(px[q], px[p]) > step_sq ||
+                de76_sq(px[q], px[seed[p]]) > range_sq)
+                continue;
+            seed[q] = seed[p];
+            queue[qt++] = q;
+        }
+    }
     uint32_t nfg = 0;
-    /* Only a border that is mostly one colour is a background; a photo filled edge to edge by
-     * its subject, or a tiny subject, is taken whole. */
-    if (sw > 2 && sh > 2 && near >= o.border_uniformity * nb) {
-        for (uint32_t i = 0; i < n; i++)
-            if (de76_sq(px[i], bg) > thr)
-                memcpy(fg[nfg++], px[i], sizeof fg[0]);
-    }
+    for (uint32_t i = 0; i < n; i++)
+        if (seed[i] == unseen)
+            memcpy(fg[nfg++], px[i], sizeof fg[0]);
+    /* Nothing left, or almost: a subject the colour of its background (a white shirt on white)
+     * or a photo with no background at all; then every pixel counts. */
     if (nfg < n / 50 + 1) {
         memcpy(fg, px, (size_t)n * sizeof *fg);
         nfg = n;
@@ -377,7 +412,8 @@ fail:
     free(px);
     free(fg);
     free(border);
-    free(chan);
+    free(queue);
+    free(seed);
     free(assign);
     return rc;
 }

@@ -70,6 +70,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "vindex/vindex.h"
+
 /* Error codes: every failing function returns one of these (all negative). */
 enum {
     LOOKALIKE_EINVAL = -1,    /* bad argument or malformed input */
@@ -121,11 +123,9 @@ int lookalike_text_is_stop_word(const char *tok, size_t len);
 
 /* ---- ranked hits (shared by bm25.c and fusion.c) ---- */
 
-/* One ranked result: a document id and its score (higher is better). */
-typedef struct {
-    uint64_t id;
-    float score;
-} lookalike_hit_t;
+/* One ranked result: a document id and its score. It is the vector index's hit type, so
+ * vindex_search results go into lookalike_fuse as they are. */
+typedef vindex_hit_t lookalike_hit_t;
 
 /* Keeps the best k hits in a heap of capacity k holding *n of them (score, then smaller id). */
 void lookalike_hits_push(lookalike_hit_t *heap, size_t *n, size_t k, lookalike_hit_t h);
@@ -133,8 +133,13 @@ void lookalike_hits_push(lookalike_hit_t *heap, size_t *n, size_t k, lookalike_h
 /* Sorts hits best first: higher score, then smaller id. */
 void lookalike_hits_sort(lookalike_hit_t *hits, size_t n);
 
-/* Keep-or-drop predicate used by every search: return nonzero to keep document `id`. */
-typedef int (*lookalike_filter_fn)(uint64_t id, void *ud);
+/* Which documents a search may return: the vector index's filter type (a bitmap over ids or
+ * a callback, see vindex.h), so one filter built from the attribute constraints serves the
+ * vector and the text signal alike. selectivity_hint is ignored by the text index. */
+typedef vindex_filter_t lookalike_filter_t;
+
+/* 1 if document `id` passes filter f (NULL passes everything), else 0. */
+int lookalike_filter_pass(const lookalike_filter_t *f, uint64_t id);
 
 /* ---- BM25 text index (bm25.c) ---- */
 
@@ -189,11 +194,11 @@ int lookalike_bm25_remove(lookalike_bm25_t *ix, uint64_t id);
 size_t lookalike_bm25_count(lookalike_bm25_t *ix);
 
 /* The best (at most) k documents for `query` (NUL-terminated UTF-8) that pass `filter` (NULL:
- * all), written best first to out[0..*nout). out must hold k hits; k <= LOOKALIKE_K_MAX. A
- * query with no words gives no hits. Fails with LOOKALIKE_ETOOLARGE, LOOKALIKE_EINVAL,
- * LOOKALIKE_EUTF8 or LOOKALIKE_ENOMEM. */
-int lookalike_bm25_search(lookalike_bm25_t *ix, const char *query, size_t k, lookalike_filter_fn filter,
-                          void *filter_ud, lookalike_hit_t *out, size_t *nout, char *err, size_t errlen);
+ * all; checked only on documents that match the query), written best first to out[0..*nout). out must hold k
+ * hits; k <= LOOKALIKE_K_MAX. A query with no words gives no hits. Fails with LOOKALIKE_ETOOLARGE,
+ * LOOKALIKE_EINVAL, LOOKALIKE_EUTF8 or LOOKALIKE_ENOMEM. */
+int lookalike_bm25_search(lookalike_bm25_t *ix, const char *query, size_t k, const lookalike_filter_t *filter,
+                          lookalike_hit_t *out, size_t *nout, char *err, size_t errlen);
 
 /* ---- reciprocal rank fusion (fusion.c) ----
  *
@@ -242,14 +247,17 @@ int lookalike_fuse(const lookalike_signal_t *signals, size_t nsignals, const loo
 
 /* ---- dominant colours (colour.c) ----
  *
- * Pixels are sampled on a regular grid (at most 16384), converted from sRGB (D65) to CIELAB.
- * The background estimate is the per-channel median of the sampled border ring; when at least
- * `border_uniformity` of the border lies within `background_delta` (CIE76) of it, pixels that
- * close to it are dropped as background (unless that leaves under 2% of the image, e.g. a
- * white shirt filling a white frame, then every pixel counts). k-means (k-means++ seeding from
- * a fixed seed, so the same photo always gives the same answer) clusters the rest in Lab; each
- * centre takes the name of the nearest palette shade by CIEDE2000; shares (fractions of the
- * foreground pixels) are summed per name and sorted largest first, ties in palette order. */
+ * The image is reduced to a grid of at most 16384 cells, each the mean of its block of pixels
+ * in linear light, converted from sRGB (D65) to CIELAB. Background: the border cells whose
+ * colour (within CIE76 background_range / 2) covers at least `border_share` of the border seed
+ * a flood fill that enters a neighbouring cell when it differs from the cell it comes from by
+ * at most `background_delta` and from its seed by at most `background_range`; so an unevenly
+ * lit wall or sheet is background, while a subject standing on the edge is no seed and stops
+ * the flood at its outline. What the flood does not reach is the foreground (if that is under
+ * 2% of the image, e.g. a white shirt filling a white frame, every cell counts). k-means (k-means++ seeding
+ * from a fixed seed, so the same photo always gives the same answer) clusters the rest in Lab; each centre
+ * takes the name of the nearest palette shade by CIEDE2000; shares (fractions of the foreground pixels) are
+ * summed per name and sorted largest first, ties in palette order. */
 
 /* Palette indices, in palette order; lookalike_colour_name gives their names. */
 enum {
@@ -276,11 +284,12 @@ enum {
 
 /* Extraction options; NULL means lookalike_colour_opts_default. */
 typedef struct {
-    int k;                   /* clusters, LOOKALIKE_COLOUR_K_MIN..K_MAX (default 4) */
-    uint64_t seed;           /* k-means++ seed (default 1) */
-    float background_delta;  /* CIE76 distance under which a pixel is background (default 10) */
-    float border_uniformity; /* border share near its median to call it a background (0.75) */
-    float min_share;         /* names with a smaller share are left out (default 0.03) */
+    int k;                  /* clusters, LOOKALIKE_COLOUR_K_MIN..K_MAX (default 4) */
+    uint64_t seed;          /* k-means++ seed (default 1) */
+    float background_delta; /* largest CIE76 step between neighbours inside the background (6) */
+    float background_range; /* largest CIE76 distance of background from its seed colour (25) */
+    float border_share;     /* border fraction a colour must cover to seed the background (0.25) */
+    float min_share;        /* names with a smaller share are left out (default 0.03) */
 } lookalike_colour_opts_t;
 
 /* One named dominant colour. The strings are static. */

@@ -168,7 +168,8 @@ int main(int argc, char **argv)
         if (!st || core_http_route_static(srv, "/static", st, err, sizeof err) != 0)
             goto fail;
     }
-    /* Shutdown hooks run in this order once in-flight requests are done. */
+    /* Shutdown hooks run in the order added, once in-flight requests are done; long-lived
+     * upgraded connections (echo here, WebSocket rooms under /ws/{room}) close in them. */
     core_http_on_shutdown(srv, example_echo_shutdown, echo_conns);
     if (core_http_server_start(srv, err, sizeof err) != 0)
         goto fail;

@@ -4,6 +4,7 @@
 
 #include <criterion/criterion.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,5 +122,52 @@ Test(load, context_reuse_and_threads)
         cr_assert_eq(memcmp(a, b, sizeof(a)), 0);
     }
     embed_ctx_free(c);
+    embed_model_free(m);
+}
+
+typedef struct {
+    embed_model *m;
+    const float *in;
+    const float *want1, *want3;
+    int bad;
+} conc_arg;
+
+static void *conc_main(void *p)
+{
+    conc_arg *a = p;
+    char err[256];
+    float o1[4], o3[12];
+    for (int r = 0; r < 20; r++) {
+        if (embed_model_run(a->m, a->in, 1, NULL, o1, 4, err, sizeof(err)) ||
+            embed_model_run(a->m, a->in, 3, NULL, o3, 12, err, sizeof(err)) ||
+            memcmp(o1, a->want1, sizeof(o1)) || memcmp(o3, a->want3, sizeof(o3)))
+            a->bad++;
+    }
+    return NULL;
+}
+
+Test(load, concurrent_runs_on_one_model)
+{
+    char err[256];
+    embed_model *m = load(SEEDS "cnn.onnx", 0, err, sizeof(err));
+    cr_assert(m, "%s", err);
+    static float in[3 * 3 * 16 * 16];
+    float want1[4], want3[12];
+    fill(in, sizeof(in) / sizeof(in[0]), 9);
+    cr_assert_eq(embed_model_run(m, in, 1, NULL, want1, 4, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(embed_model_run(m, in, 3, NULL, want3, 12, err, sizeof(err)), 0, "%s", err);
+    /* Split batches and single samples agree with each other. */
+    for (int i = 0; i < 4; i++)
+        cr_assert(fabsf(want1[i] - want3[i]) <= 1e-5f);
+    pthread_t t[4];
+    conc_arg args[4];
+    for (int i = 0; i < 4; i++) {
+        args[i] = (conc_arg){m, in, want1, want3, 0};
+        cr_assert_eq(pthread_create(&t[i], NULL, conc_main, &args[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        cr_assert_eq(args[i].bad, 0, "thread %d saw %d wrong results", i, args[i].bad);
+    }
     embed_model_free(m);
 }

@@ -133,12 +133,12 @@ static void check_model(int reference, int threads)
     embed_model_free(m);
 }
 
-Test(mobilenet, fast_kernels_match_onnxruntime, .timeout = 120)
+Test(mobilenet, fast_kernels_match_onnxruntime)
 {
     check_model(0, 2);
 }
 
-Test(mobilenet, reference_kernels_match_onnxruntime, .timeout = 300)
+Test(mobilenet, reference_kernels_match_onnxruntime)
 {
     check_model(1, 1);
 }

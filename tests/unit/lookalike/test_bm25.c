@@ -26,7 +26,7 @@ static size_t search(lookalike_bm25_t *ix, const char *q, size_t k, lookalike_hi
 {
     size_t n = 99;
     char err[128];
-    int rc = lookalike_bm25_search(ix, q, k, NULL, NULL, out, &n, err, sizeof err);
+    int rc = lookalike_bm25_search(ix, q, k, NULL, out, &n, err, sizeof err);
     cr_assert_eq(rc, 0, "search %s: %s", q, err);
     return n;
 }
@@ -162,16 +162,29 @@ Test(bm25, filter_and_topk)
     }
     lookalike_hit_t h[200];
     size_t n = 0;
-    cr_assert_eq(lookalike_bm25_search(ix, "ao", 7, NULL, NULL, h, &n, NULL, 0), 0);
+    cr_assert_eq(lookalike_bm25_search(ix, "ao", 7, NULL, h, &n, NULL, 0), 0);
     cr_assert_eq(n, 7);
     for (size_t i = 1; i < n; i++)
         cr_assert(h[i - 1].score > h[i].score || (h[i - 1].score == h[i].score && h[i - 1].id < h[i].id));
     /* Equal scores come in id order: the best are the id%3==0 documents, smallest first. */
     cr_assert_eq(h[0].id, 3000);
     cr_assert_eq(h[1].id, 6000);
-    cr_assert_eq(lookalike_bm25_search(ix, "ao", 200, only_odd, NULL, h, &n, NULL, 0), 0);
+    lookalike_filter_t odd = {.fn = only_odd};
+    cr_assert_eq(lookalike_bm25_search(ix, "ao", 200, &odd, h, &n, NULL, 0), 0);
     cr_assert_eq(n, 0, "every id is a multiple of 1000, so even");
-    cr_assert_eq(lookalike_bm25_search(ix, "ao", 0, NULL, NULL, h, &n, NULL, 0), 0);
+    /* A bitmap passing ids 3000 and 9000 (and nothing past its end). */
+    uint64_t bits[200000 / 64 + 1] = {0};
+    bits[3000 / 64] |= 1ull << (3000 % 64);
+    bits[9000 / 64] |= 1ull << (9000 % 64);
+    lookalike_filter_t bm = {.bitmap = bits, .bitmap_bits = 9001};
+    cr_assert_eq(lookalike_bm25_search(ix, "ao", 200, &bm, h, &n, NULL, 0), 0);
+    cr_assert_eq(n, 2);
+    cr_assert_eq(h[0].id, 3000);
+    cr_assert_eq(h[1].id, 9000);
+    bm.bitmap_bits = 9000;
+    cr_assert_eq(lookalike_bm25_search(ix, "ao", 200, &bm, h, &n, NULL, 0), 0);
+    cr_assert_eq(n, 1, "ids at or past bitmap_bits fail");
+    cr_assert_eq(lookalike_bm25_search(ix, "ao", 0, NULL, h, &n, NULL, 0), 0);
     cr_assert_eq(n, 0);
     lookalike_bm25_free(ix);
 }
@@ -193,11 +206,11 @@ Test(bm25, errors_and_caps)
     size_t n;
     static char bigq[LOOKALIKE_QUERY_MAX + 2];
     memset(bigq, 'q', sizeof bigq - 1);
-    cr_assert_eq(lookalike_bm25_search(ix, bigq, 4, NULL, NULL, h, &n, err, sizeof err), LOOKALIKE_ETOOLARGE);
-    cr_assert_eq(lookalike_bm25_search(ix, "x", LOOKALIKE_K_MAX + 1, NULL, NULL, h, &n, err, sizeof err),
+    cr_assert_eq(lookalike_bm25_search(ix, bigq, 4, NULL, h, &n, err, sizeof err), LOOKALIKE_ETOOLARGE);
+    cr_assert_eq(lookalike_bm25_search(ix, "x", LOOKALIKE_K_MAX + 1, NULL, h, &n, err, sizeof err),
                  LOOKALIKE_EINVAL);
-    cr_assert_eq(lookalike_bm25_search(ix, "\xc3", 4, NULL, NULL, h, &n, err, sizeof err), LOOKALIKE_EUTF8);
-    cr_assert_eq(lookalike_bm25_search(ix, " ,.; ", 4, NULL, NULL, h, &n, err, sizeof err), 0);
+    cr_assert_eq(lookalike_bm25_search(ix, "\xc3", 4, NULL, h, &n, err, sizeof err), LOOKALIKE_EUTF8);
+    cr_assert_eq(lookalike_bm25_search(ix, " ,.; ", 4, NULL, h, &n, err, sizeof err), 0);
     cr_assert_eq(n, 0);
     lookalike_bm25_params_t p;
     lookalike_bm25_params_default(&p);
@@ -240,7 +253,7 @@ static void *reader(void *arg)
     lookalike_hit_t h[20];
     for (int i = 0; i < 300; i++) {
         size_t n;
-        if (lookalike_bm25_search(r->ix, "ao th", 20, NULL, NULL, h, &n, NULL, 0) != 0)
+        if (lookalike_bm25_search(r->ix, "ao th", 20, NULL, h, &n, NULL, 0) != 0)
             r->errors++;
         for (size_t j = 0; j < n; j++)
             if (h[j].id >= 1000 || !(h[j].score > 0.0f))

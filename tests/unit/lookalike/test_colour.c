@@ -191,6 +191,25 @@ Test(colour, two_colour_product_on_background)
     free(im.px);
 }
 
+Test(colour, gradient_background_and_subject_touching_the_edge)
+{
+    /* A wall lit unevenly, grey to near white top to bottom and left to right, as in a phone
+     * photo; black trousers standing on the bottom edge take 30% of the frame. */
+    img_t im = img_new(300, 400, 0, 0, 0);
+    for (uint32_t y = 0; y < 400; y++)
+        for (uint32_t x = 0; x < 300; x++) {
+            uint8_t v = (uint8_t)(170 + (x * 40) / 300 + (y * 40) / 400);
+            fill_rect(&im, x, y, x + 1, y + 1, v, v, (uint8_t)(v - 6));
+        }
+    fill_rect(&im, 90, 120, 210, 400, 20, 20, 24);
+    add_noise(&im, 3);
+    lookalike_colour_t c[8];
+    size_t n = extract(&im, c, 8);
+    cr_assert_eq(n, 1, "only the trousers; first %s %f", c[0].name, c[0].share);
+    cr_assert_str_eq(c[0].name, "black");
+    free(im.px);
+}
+
 Test(colour, white_on_white_and_merging)
 {
     /* A white object on white: the foreground is empty, so the whole image is white. */
@@ -253,5 +272,8 @@ Test(colour, odd_sizes_and_errors)
     cr_assert_eq(lookalike_colours_extract(px, 1, 1, &o, c, 4, &n, err, sizeof err), LOOKALIKE_EINVAL);
     o.k = 4;
     o.min_share = NAN;
+    cr_assert_eq(lookalike_colours_extract(px, 1, 1, &o, c, 4, &n, err, sizeof err), LOOKALIKE_EINVAL);
+    o.min_share = 0.0f;
+    o.background_range = -1.0f;
     cr_assert_eq(lookalike_colours_extract(px, 1, 1, &o, c, 4, &n, err, sizeof err), LOOKALIKE_EINVAL);
 }
