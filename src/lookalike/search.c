@@ -235,15 +235,17 @@ static int bitmap_test(uint64_t id, void *ud)
 static int text_search(svc_coll_t *c, const char *text, size_t k, bitmap_t *bm, lookalike_hit_t *out,
                        size_t *n, char *err, size_t errlen)
 {
-    return lookalike_bm25_search(c->bm, text, k, bm ? bitmap_test : NULL, bm, out, n, err, errlen);
+    lookalike_filter_t f = {0};
+    if (bm) {
+        f.bitmap = bm->bits;
+        f.bitmap_bits = bm->nbits;
+    }
+    return lookalike_bm25_search(c->bm, text, k, bm ? &f : NULL, out, n, err, errlen);
 }
 
 static int vector_search(svc_coll_t *c, const float *q, size_t k, bitmap_t *bm, lookalike_hit_t *out,
                          size_t *n, char *err, size_t errlen)
 {
-    vindex_hit_t *hits = malloc(k * sizeof *hits);
-    if (!hits)
-        return LOOKALIKE_ENOMEM;
     vindex_filter_t vf = {0};
     if (bm) {
         vf.bitmap = bm->bits;
@@ -252,18 +254,12 @@ static int vector_search(svc_coll_t *c, const float *q, size_t k, bitmap_t *bm, 
     vindex_search_params_t sp = {
         .k = (uint32_t)k, .ef = (uint32_t)(k < 64 ? 64 : k), .filter = bm ? &vf : NULL};
     char verr[512];
-    int got = vindex_search(c->vx, q, &sp, hits, verr, sizeof verr);
+    int got = vindex_search(c->vx, q, &sp, out, verr, sizeof verr);
     if (got < 0) {
-        free(hits);
         serr(err, errlen, "vector search: %s", verr);
         return LOOKALIKE_EIO;
     }
-    for (int i = 0; i < got; i++) {
-        out[i].id = hits[i].id;
-        out[i].score = hits[i].score;
-    }
     *n = (size_t)got;
-    free(hits);
     return 0;
 }
 
