@@ -57,8 +57,11 @@ echo "measure: ingest of 40 photos took $(python3 -c "print(round($end-$start,2)
 timeout 120 "$LK" ingest --data "$DATA" --metadata "$SUB/metadata.csv" "$SUB" >"$TMP/ingest2.log" 2>&1
 grep -q "0 added, 40 already in" "$TMP/ingest2.log" && ok "ingest is resumable" || fail "re-ingest: $(tail -2 "$TMP/ingest2.log")"
 
+STARTS=0
 start_server() { # ARGS...
-    LOG=$TMP/server.log
+    # A fresh log per start: the background shell may not have truncated an old one yet.
+    STARTS=$((STARTS + 1))
+    LOG=$TMP/server-$STARTS.log
     "$LK" serve --data "$DATA" --port 0 "$@" 2>"$LOG" &
     SERVER_PID=$!
     PORT=
