@@ -7,6 +7,11 @@ FUZZERS += csv
 fuzz_csv_MODULES := lookalike
 FUZZERS += product_json
 fuzz_product_json_MODULES := lookalike
+FUZZERS += text_search
+fuzz_text_search_MODULES := lookalike
+BENCHES += bm25
+bench_bm25_SRCS := bench/bm25/bm25.c
+bench_bm25_MODULES := lookalike
 
 # ---- lookalike program: service, API, subcommands ----
 PROGRAMS += lookalike

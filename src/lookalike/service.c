@@ -593,7 +593,7 @@ static void collection_defaults(lookalike_svc_t *s, lookalike_collection_t *col,
     snprintf(col->model, sizeof col->model, "%s", s->model_name);
     snprintf(col->metric, sizeof col->metric, "cosine");
     col->dim = s->dim;
-    snprintf(col->index_params, sizeof col->index_params, "{\"index\":\"flat\"}");
+    snprintf(col->index_params, sizeof col->index_params, "{\"index\":\"hnsw\"}");
 }
 
 lookalike_svc_t *lookalike_svc_open(const lookalike_svc_opts_t *opts, char *err, size_t errlen)
@@ -759,7 +759,7 @@ int lookalike_svc_create_collection(lookalike_svc_t *s, json_t *spec, json_t **o
     json_t *params = json_object();
     if (!params)
         return LOOKALIKE_ENOMEM;
-    const char *kind = "flat";
+    const char *kind = "hnsw";
     if ((v = json_object_get(spec, "index"))) {
         kind = json_string_value(v);
         if (!kind || (strcmp(kind, "hnsw") && strcmp(kind, "flat"))) {
