@@ -42,6 +42,24 @@
  * Content-Length checked against the route's body limit (413) -> body streamed into the
  * arena, capped while it streams (413) -> handler (event-loop thread or worker) -> response
  * -> one access-log line and the metrics.
+ *
+ * Limits and timeouts, and what MHD 0.9.75 lets us do about them:
+ *   - idle_timeout: any connection silent that long is closed (MHD's per-connection timeout,
+ *     whole seconds). A client that drips header bytes resets it with each byte; the header
+ *     block is capped by header_limit (431), and connection_limit / per_ip_limit cap how
+ *     many such clients can be held.
+ *   - read_timeout: counted from the request line; checked as body chunks arrive. A body
+ *     still arriving after it is cut off without an answer (MHD cannot queue one mid-body).
+ *   - 413: from Content-Length before any body is read; for a chunked body, at the chunk that
+ *     passes the limit; the rest of that body (up to 1 MiB more) is read and dropped so the
+ *     413 can be sent, past that the connection is closed.
+ *   - 404/405/400 found from the headers alone are sent after a small body (<= 64 KiB) has
+ *     been read and dropped, so keep-alive survives; larger bodies close the connection.
+ *
+ * Upgrades. For an upgraded request, MHD reports completion (access log with status 101 and
+ * the connection's whole lifetime, arena freed) only after core_http_upgrade_close, so memory
+ * from core_http_req_arena may back the upgrade callback's ud. An upgraded connection counts
+ * against connection_limit but not as a request in flight.
  */
 #ifndef CORE_CORE_H
 #define CORE_CORE_H

@@ -21,7 +21,7 @@ typedef struct http_route {
     void *ud;
     core_http_route_opts opts;
     size_t body_limit;
-    const char *pattern; /* owned by the router */
+    core_metric *m_duration; /* this pattern's latency series, found once at set-up */
 } http_route;
 
 typedef struct http_header {
@@ -121,7 +121,7 @@ struct core_http_server {
     http_route **routes;
     size_t nroutes, routes_cap;
     struct MHD_Daemon *daemon;
-    int port;
+    _Atomic int port; /* written once the daemon runs, read by /debug on MHD threads */
     int threads;
     core_pool *pool;
     http_ready_check ready[HTTP_MAX_READY];

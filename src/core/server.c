@@ -187,7 +187,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         const char *labels[] = {route, method_label(req->method), status_label(status, sbuf, sizeof sbuf)};
         core_metric_inc(core_metric_family_get(s->m_requests, labels));
         const char *dl[] = {route};
-        core_metric_observe(core_metric_family_get(s->m_duration, dl), ms / 1e3);
+        core_metric *dur = req->route ? req->route->m_duration : core_metric_family_get(s->m_duration, dl);
+        core_metric_observe(dur, ms / 1e3);
         http_debug_record(s, req, ms);
     }
     if (s->cfg.access_log || (cause && core_log_enabled(s->log, CORE_LOG_DEBUG, "http"))) {
@@ -683,6 +684,8 @@ int core_http_route(core_http_server *s, const char *methods, const char *patter
         free(rt);
         return rc;
     }
+    const char *dl[] = {pattern};
+    rt->m_duration = core_metric_family_get(s->m_duration, dl);
     s->routes[s->nroutes++] = rt;
     return 0;
 }

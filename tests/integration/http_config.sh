@@ -21,7 +21,7 @@ rc=$?
 check "missing static dir stops start-up (exit $rc)" bash -c "[ $rc != 0 ] && grep -q 'static root' <<<'$msg'"
 
 # Environment variables configure the server; CORS is off by default.
-CORE_BODY_LIMIT=100 start_server --header-limit 8k --read-timeout 1s
+CORE_BODY_LIMIT=100 CORE_DEBUG=http start_server --header-limit 8k --read-timeout 1s
 head -c 200 /dev/zero | tr '\0' a >"$TMP/200"
 expect_eq "CORE_BODY_LIMIT applies" "$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' --data-binary @"$TMP/200" "$BASE/api/echo")" 413
 hdrs=$(curl -s -D - -o /dev/null -H 'Origin: https://shop.example' "$BASE/api/hello")
@@ -43,6 +43,7 @@ out=$(timeout 5 cat <&3)
 exec 3<&-
 check "slow body cut off without an answer" bash -c "[ -z '$out' ]"
 check "read timeout logged" grep -q 'read timeout' "$LOG"
+check "CORE_DEBUG=http turns on the http debug lines" grep -q '"level":"debug","subsystem":"http"' "$LOG"
 
 # /debug answers loopback only: reach it through a non-loopback address of this host.
 addr=$(hostname -I 2>/dev/null | tr ' ' '\n' | grep -E '^[0-9.]+$' | grep -v '^127\.' | head -1)
@@ -51,6 +52,7 @@ wait "$SERVER_PID"
 SERVER_PID=
 start_server --bind 0.0.0.0 --cors-origins 'https://shop.example,https://admin.example'
 expect_eq "/debug from loopback" "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/debug")" 200
+check "no debug lines without CORE_DEBUG" bash -c "! grep -q '\"level\":\"debug\"' $LOG"
 if [ -n "$addr" ]; then
     body=$(curl -s -w ' %{http_code}' "http://$addr:$PORT/debug")
     check "/debug from $addr is 403" grep -q '"code":"forbidden".* 403$' <<<"$body"
