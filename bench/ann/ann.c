@@ -199,9 +199,11 @@ static uint64_t *random_bitmap(size_t n, double sel, uint64_t seed)
     return bm;
 }
 
-/* Exact top-k of every query through vindex flat (with the bitmap when given). */
-static int ground_truth(const opts_t *o, const data_t *base, const data_t *q, const uint64_t *bitmap,
-                        uint64_t *gt, uint32_t *ngt)
+/* Exact top-k of every query for every filter set, through vindex flat (which the unit tests
+ * hold to a brute-force reference). When the base fits under the k cap, each query is ranked
+ * against the whole base once and every filter set reads its answer off that ranking. */
+static int ground_truth(const opts_t *o, const data_t *base, const data_t *q, unsigned n_sets,
+                        uint64_t *const *bitmaps, uint64_t **gt, uint32_t **ngt)
 {
     vindex_params_t p;
     char err[256] = "";
@@ -210,20 +212,40 @@ static int ground_truth(const opts_t *o, const data_t *base, const data_t *q, co
     p.threads = o->threads;
     vindex_t *ix = vindex_new(&p, err, sizeof(err));
     uint64_t *ids = malloc(base->n * sizeof(*ids));
-    vindex_hit_t *hits = malloc((size_t)q->n * o->k * sizeof(*hits));
+    const size_t chunk = 32;
+    int whole = base->n <= 100000;
+    size_t want = whole ? base->n : o->k;
+    vindex_hit_t *hits = malloc(chunk * want * sizeof(*hits));
+    uint32_t *nh = malloc(chunk * sizeof(*nh));
     int rc = -1;
-    if (!ix || !ids || !hits)
+    if (!ix || !ids || !hits || !nh)
         goto fail;
     for (size_t i = 0; i < base->n; i++)
         ids[i] = i;
     if (vindex_add_batch(ix, ids, base->v, base->n, err, sizeof(err)))
         goto fail;
-    vindex_filter_t f = {.bitmap = bitmap, .bitmap_bits = base->n};
-    vindex_search_params_t sp = {.k = o->k, .filter = bitmap ? &f : NULL};
-    if (vindex_search_batch(ix, q->v, q->n, &sp, hits, ngt, err, sizeof(err)))
-        goto fail;
-    for (size_t i = 0; i < (size_t)q->n * o->k; i++)
-        gt[i] = hits[i].id;
+    for (unsigned s = 0; s < n_sets; s++) {
+        if (whole && s > 0)
+            break;
+        vindex_filter_t f = {.bitmap = bitmaps[s], .bitmap_bits = base->n};
+        vindex_search_params_t sp = {.k = (uint32_t)want, .filter = whole || !bitmaps[s] ? NULL : &f};
+        for (size_t c = 0; c < q->n; c += chunk) {
+            size_t m = q->n - c < chunk ? q->n - c : chunk;
+            if (vindex_search_batch(ix, q->v + c * q->dim, m, &sp, hits, nh, err, sizeof(err)))
+                goto fail;
+            for (size_t i = 0; i < m; i++) {
+                for (unsigned t = whole ? 0 : s; t < (whole ? n_sets : s + 1); t++) {
+                    uint32_t got = 0;
+                    for (uint32_t j = 0; j < nh[i] && got < o->k; j++) {
+                        uint64_t id = hits[i * want + j].id;
+                        if (!bitmaps[t] || ((bitmaps[t][id >> 6] >> (id & 63)) & 1u))
+                            gt[t][(c + i) * o->k + got++] = id;
+                    }
+                    ngt[t][c + i] = got;
+                }
+            }
+        }
+    }
     rc = 0;
 fail:
     if (rc)
@@ -231,6 +253,7 @@ fail:
     vindex_free(ix);
     free(ids);
     free(hits);
+    free(nh);
     return rc;
 }
 
@@ -263,68 +286,123 @@ static const char *kind_name(vindex_kind_t k)
 }
 
 typedef struct {
-    double recall, qps;
+    double recall, qps, qps_cpu;
 } point_t;
 
+static double thread_cpu(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static double process_cpu(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 static void print_line(const opts_t *o, const char *lib, const char *knob, unsigned knob_v, double sel,
-                       const char *filter_mode, point_t pt, double build_s, size_t mem, size_t n)
+                       const char *filter_mode, point_t pt, double build_s, double build_cpu_s, size_t mem,
+                       size_t n)
 {
     printf("{\"lib\":\"%s\",\"index\":\"%s\",\"metric\":\"%s\",\"n\":%zu,\"nq\":%u,\"k\":%u,\"M\":%u,"
            "\"ef_construction\":%u,\"threads\":%u,\"%s\":%u,\"selectivity\":%g,\"filter\":\"%s\",\"recall\":%"
            ".4f,"
-           "\"qps\":%.1f,\"build_s\":%.3f,\"mem_bytes\":%zu}\n",
+           "\"qps\":%.1f,\"qps_cpu\":%.1f,\"build_s\":%.3f,\"build_cpu_s\":%.3f,\"mem_bytes\":%zu}\n",
            lib, kind_name(o->kind), metric_name(o->metric), n, o->nq, o->k, o->M, o->efc, o->threads, knob,
-           knob_v, sel, filter_mode, pt.recall, pt.qps, build_s, mem);
+           knob_v, sel, filter_mode, pt.recall, pt.qps, pt.qps_cpu, build_s, build_cpu_s, mem);
     fflush(stdout);
 }
 
-/* Single-thread queries, one at a time; a short warm-up pass first. */
-static point_t run_vindex(const opts_t *o, vindex_t *ix, const data_t *q, unsigned ef, unsigned nprobe,
-                          const vindex_filter_t *f, const uint64_t *gt, const uint32_t *ngt)
+/* Query timings of both libraries, taken in alternating slices of the query set so that a
+ * change in machine load hits both alike. */
+typedef struct {
+    double wall, cpu;
+    uint64_t *got;
+    uint32_t *ngot;
+} timing_t;
+
+static void vindex_slice(const opts_t *o, vindex_t *ix, const data_t *q, size_t from, size_t to,
+                         const vindex_search_params_t *sp, timing_t *t)
 {
-    vindex_search_params_t sp = {.k = o->k, .ef = ef, .nprobe = nprobe, .filter = f};
-    uint64_t *got = malloc((size_t)q->n * o->k * sizeof(*got));
-    uint32_t *ngot = malloc(q->n * sizeof(*ngot));
     vindex_hit_t hits[1024];
     char err[256] = "";
-    for (size_t i = 0; i < q->n / 10; i++)
-        vindex_search(ix, q->v + i * q->dim, &sp, hits, err, sizeof(err));
-    double t0 = now();
-    for (size_t i = 0; i < q->n; i++) {
-        int n = vindex_search(ix, q->v + i * q->dim, &sp, hits, err, sizeof(err));
-        ngot[i] = n > 0 ? (uint32_t)n : 0;
+    double w0 = now(), c0 = thread_cpu();
+    for (size_t i = from; i < to; i++) {
+        int n = vindex_search(ix, q->v + i * q->dim, sp, hits, err, sizeof(err));
+        t->ngot[i] = n > 0 ? (uint32_t)n : 0;
         for (int j = 0; j < n; j++)
-            got[i * o->k + (size_t)j] = hits[j].id;
+            t->got[i * o->k + (size_t)j] = hits[j].id;
     }
-    double t = now() - t0;
-    point_t pt = {recall_of(gt, ngt, got, ngot, q->n, o->k), (double)q->n / t};
-    free(got);
-    free(ngot);
-    return pt;
+    t->wall += now() - w0;
+    t->cpu += thread_cpu() - c0;
 }
 
-static point_t run_peer(const opts_t *o, hnswlib_peer_t *p, const data_t *q, unsigned ef,
-                        const uint64_t *bitmap, double sel, const uint64_t *gt, const uint32_t *ngt)
+static void peer_slice(const opts_t *o, hnswlib_peer_t *p, const data_t *q, size_t from, size_t to,
+                       const uint64_t *bitmap, size_t fetch, timing_t *t)
 {
-    uint64_t *got = malloc((size_t)q->n * o->k * sizeof(*got));
-    uint32_t *ngot = malloc(q->n * sizeof(*ngot));
-    uint64_t ids[1024];
-    size_t fetch = bitmap ? (size_t)ceil(o->k / sel) : o->k;
-    hnswlib_peer_set_ef(p, ef > fetch ? ef : fetch);
-    for (size_t i = 0; i < q->n / 10; i++)
-        hnswlib_peer_search(p, q->v + i * q->dim, o->k, ids);
-    double t0 = now();
-    for (size_t i = 0; i < q->n; i++) {
+    uint64_t ids[4096];
+    double w0 = now(), c0 = thread_cpu();
+    for (size_t i = from; i < to; i++) {
         size_t n = bitmap ? hnswlib_peer_search_postfilter(p, q->v + i * q->dim, o->k, fetch, bitmap, ids)
                           : hnswlib_peer_search(p, q->v + i * q->dim, o->k, ids);
-        ngot[i] = (uint32_t)n;
-        memcpy(got + i * o->k, ids, n * sizeof(*ids));
+        t->ngot[i] = (uint32_t)n;
+        memcpy(t->got + i * o->k, ids, n * sizeof(*ids));
     }
-    double t = now() - t0;
-    point_t pt = {recall_of(gt, ngt, got, ngot, q->n, o->k), (double)q->n / t};
-    free(got);
-    free(ngot);
-    return pt;
+    t->wall += now() - w0;
+    t->cpu += thread_cpu() - c0;
+}
+
+#define ROUNDS 5
+
+/* One setting: warm-up, then ROUNDS alternating slices of single-thread queries. */
+static void measure(const opts_t *o, vindex_t *ix, hnswlib_peer_t *hp, const data_t *q, const data_t *pq,
+                    unsigned ef, unsigned nprobe, const vindex_filter_t *f, double sel, const uint64_t *gt,
+                    const uint32_t *ngt, point_t *ours, point_t *theirs)
+{
+    vindex_search_params_t sp = {.k = o->k, .ef = ef, .nprobe = nprobe, .filter = f};
+    timing_t tv = {0}, tp = {0};
+    tv.got = malloc((size_t)q->n * o->k * sizeof(uint64_t));
+    tv.ngot = malloc(q->n * sizeof(uint32_t));
+    tp.got = malloc((size_t)q->n * o->k * sizeof(uint64_t));
+    tp.ngot = malloc(q->n * sizeof(uint32_t));
+    size_t fetch = f ? (size_t)ceil(o->k / sel) : o->k;
+    if (fetch > 4096)
+        fetch = 4096;
+    if (hp)
+        hnswlib_peer_set_ef(hp, ef > fetch ? ef : fetch);
+    timing_t warm = tv;
+    vindex_slice(o, ix, q, 0, q->n / 10, &sp, &warm);
+    if (hp) {
+        warm = tp;
+        peer_slice(o, hp, pq, 0, q->n / 10, f ? f->bitmap : NULL, fetch, &warm);
+    }
+    for (size_t r = 0; r < ROUNDS; r++) {
+        size_t from = q->n * r / ROUNDS, to = q->n * (r + 1) / ROUNDS;
+        vindex_slice(o, ix, q, from, to, &sp, &tv);
+        if (hp)
+            peer_slice(o, hp, pq, from, to, f ? f->bitmap : NULL, fetch, &tp);
+    }
+    *ours = (point_t){recall_of(gt, ngt, tv.got, tv.ngot, q->n, o->k), q->n / tv.wall, q->n / tv.cpu};
+    if (hp)
+        *theirs = (point_t){recall_of(gt, ngt, tp.got, tp.ngot, q->n, o->k), q->n / tp.wall, q->n / tp.cpu};
+    free(tv.got);
+    free(tv.ngot);
+    free(tp.got);
+    free(tp.ngot);
+}
+
+/* The cheapest measured setting that reaches `target` recall, or -1. */
+static int best_at(const point_t *pts, unsigned n, double target)
+{
+    int best = -1;
+    for (unsigned i = 0; i < n; i++) {
+        if (pts[i].recall >= target && (best < 0 || pts[i].qps_cpu > pts[best].qps_cpu))
+            best = (int)i;
+    }
+    return best;
 }
 
 static void usage(void)
@@ -464,9 +542,9 @@ int main(int argc, char **argv)
             bitmaps[s] = random_bitmap(base.n, sels[s], 1000 + s);
         gts[s] = malloc(q.n * o.k * sizeof(uint64_t));
         ngts[s] = malloc(q.n * sizeof(uint32_t));
-        if (ground_truth(&o, &base, &q, bitmaps[s], gts[s], ngts[s]))
-            return 1;
     }
+    if (ground_truth(&o, &base, &q, n_sets, bitmaps, gts, ngts))
+        return 1;
     fprintf(stderr, "ann: %zu x %u base, %zu queries, ground truth in %.1fs\n", base.n, base.dim, q.n,
             now() - t0);
 
@@ -490,65 +568,92 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < base.n; i++)
         ids[i] = i;
     t0 = now();
+    double c0 = process_cpu();
     if (vindex_add_batch(ix, ids, base.v, base.n, err, sizeof(err))) {
         fprintf(stderr, "ann: vindex add: %s\n", err);
         return 1;
     }
-    double build_v = now() - t0;
+    double build_v = now() - t0, build_v_cpu = process_cpu() - c0;
     size_t mem_v = rss_bytes() - rss0;
     free(ids);
-    fprintf(stderr, "ann: vindex built in %.2fs, rss +%zu, own count %zu\n", build_v, mem_v,
-            vindex_mem_bytes(ix));
+    fprintf(stderr, "ann: vindex built in %.2fs (cpu %.2fs), rss +%zu, own count %zu\n", build_v, build_v_cpu,
+            mem_v, vindex_mem_bytes(ix));
+
+    /* hnswlib, on the same vectors (normalised copies for cosine, as its docs advise) */
+    hnswlib_peer_t *hp = NULL;
+    double build_h = 0, build_h_cpu = 0;
+    size_t mem_h = 0;
+    float *pv = base.v;
+    data_t pq = q;
+    if (o.peer && o.kind == VINDEX_HNSW) {
+        if (o.metric == VINDEX_COSINE) {
+            pv = normalised_copy(&base);
+            pq.v = normalised_copy(&q);
+        }
+        malloc_trim(0);
+        size_t rss1 = rss_bytes();
+        hp = hnswlib_peer_new(o.metric != VINDEX_L2, base.dim, base.n, o.M, o.efc);
+        t0 = now();
+        c0 = process_cpu();
+        if (!hp || hnswlib_peer_add(hp, pv, base.n, o.threads)) {
+            fprintf(stderr, "ann: hnswlib failed\n");
+            return 1;
+        }
+        build_h = now() - t0;
+        build_h_cpu = process_cpu() - c0;
+        mem_h = rss_bytes() - rss1;
+        fprintf(stderr, "ann: hnswlib built in %.2fs (cpu %.2fs), rss +%zu\n", build_h, build_h_cpu, mem_h);
+    }
+
     unsigned n_knob = o.kind == VINDEX_IVF_FLAT ? o.n_nprobe : o.kind == VINDEX_HNSW ? o.n_ef : 1;
     const char *knob = o.kind == VINDEX_IVF_FLAT ? "nprobe" : "ef";
-    point_t ours[MAX_LIST + 1][MAX_LIST];
+    static point_t ours[MAX_LIST + 1][MAX_LIST], theirs[MAX_LIST + 1][MAX_LIST];
     for (unsigned s = 0; s < n_sets; s++) {
         vindex_filter_t f = {.bitmap = bitmaps[s], .bitmap_bits = base.n};
         for (unsigned e = 0; e < n_knob; e++) {
             unsigned ef = o.kind == VINDEX_HNSW ? o.ef[e] : 0,
                      np = o.kind == VINDEX_IVF_FLAT ? o.nprobe[e] : 0;
-            ours[s][e] = run_vindex(&o, ix, &q, ef, np, s ? &f : NULL, gts[s], ngts[s]);
+            measure(&o, ix, hp, &q, &pq, ef, np, s ? &f : NULL, sels[s], gts[s], ngts[s], &ours[s][e],
+                    &theirs[s][e]);
             print_line(&o, "vindex", knob, ef ? ef : np, sels[s], s ? "inside" : "none", ours[s][e], build_v,
-                       mem_v, base.n);
+                       build_v_cpu, mem_v, base.n);
+            if (!hp)
+                continue;
+            print_line(&o, "hnswlib", "ef", ef, sels[s], s ? "post" : "none", theirs[s][e], build_h,
+                       build_h_cpu, mem_h, base.n);
+            printf(
+                "{\"lib\":\"ratio\",\"index\":\"hnsw\",\"ef\":%u,\"selectivity\":%g,\"recall_vindex\":%.4f,"
+                "\"recall_hnswlib\":%.4f,\"qps_ratio\":%.3f,\"qps_cpu_ratio\":%.3f,\"build_ratio\":%.3f,"
+                "\"build_cpu_ratio\":%.3f,\"mem_ratio\":%.3f}\n",
+                ef, sels[s], ours[s][e].recall, theirs[s][e].recall, ours[s][e].qps / theirs[s][e].qps,
+                ours[s][e].qps_cpu / theirs[s][e].qps_cpu, build_v / build_h, build_v_cpu / build_h_cpu,
+                (double)mem_v / (double)mem_h);
+            fflush(stdout);
         }
+        /* Equal recall: each library at its fastest measured setting that reaches the target. */
+        static const double targets[] = {0.95, 0.99};
+        for (unsigned t = 0; hp && t < 2; t++) {
+            int a = best_at(ours[s], n_knob, targets[t]), b = best_at(theirs[s], n_knob, targets[t]);
+            printf("{\"lib\":\"ratio\",\"index\":\"hnsw\",\"selectivity\":%g,\"target_recall\":%.2f,",
+                   sels[s], targets[t]);
+            if (a < 0 || b < 0) {
+                printf("\"vindex_ef\":%d,\"hnswlib_ef\":%d,\"note\":\"target not reached by one library\"}\n",
+                       a < 0 ? -1 : (int)o.ef[a], b < 0 ? -1 : (int)o.ef[b]);
+                continue;
+            }
+            printf("\"vindex_ef\":%u,\"vindex_recall\":%.4f,\"vindex_qps_cpu\":%.1f,\"hnswlib_ef\":%u,"
+                   "\"hnswlib_recall\":%.4f,\"hnswlib_qps_cpu\":%.1f,\"qps_cpu_ratio\":%.3f}\n",
+                   o.ef[a], ours[s][a].recall, ours[s][a].qps_cpu, o.ef[b], theirs[s][b].recall,
+                   theirs[s][b].qps_cpu, ours[s][a].qps_cpu / theirs[s][b].qps_cpu);
+        }
+        fflush(stdout);
     }
     vindex_free(ix);
-
-    if (o.peer && o.kind == VINDEX_HNSW) {
-        malloc_trim(0);
-        int ip = o.metric != VINDEX_L2;
-        float *pv = o.metric == VINDEX_COSINE ? normalised_copy(&base) : base.v;
-        data_t pq = q;
-        if (o.metric == VINDEX_COSINE)
-            pq.v = normalised_copy(&q);
-        size_t rss1 = rss_bytes();
-        hnswlib_peer_t *hp = hnswlib_peer_new(ip, base.dim, base.n, o.M, o.efc);
-        t0 = now();
-        if (!hp || hnswlib_peer_add(hp, pv, base.n, o.threads)) {
-            fprintf(stderr, "ann: hnswlib failed\n");
-            return 1;
-        }
-        double build_h = now() - t0;
-        size_t mem_h = rss_bytes() - rss1;
-        for (unsigned s = 0; s < n_sets; s++) {
-            for (unsigned e = 0; e < n_knob; e++) {
-                point_t pt = run_peer(&o, hp, &pq, o.ef[e], bitmaps[s], sels[s], gts[s], ngts[s]);
-                print_line(&o, "hnswlib", "ef", o.ef[e], sels[s], s ? "post" : "none", pt, build_h, mem_h,
-                           base.n);
-                printf(
-                    "{\"lib\":\"ratio\",\"index\":\"hnsw\",\"ef\":%u,\"selectivity\":%g,"
-                    "\"recall_vindex\":%.4f,\"recall_hnswlib\":%.4f,\"qps_ratio\":%.3f,\"build_ratio\":%.3f,"
-                    "\"mem_ratio\":%.3f}\n",
-                    o.ef[e], sels[s], ours[s][e].recall, pt.recall, ours[s][e].qps / pt.qps,
-                    build_v / build_h, (double)mem_v / (double)mem_h);
-                fflush(stdout);
-            }
-        }
+    if (hp)
         hnswlib_peer_free(hp);
-        if (o.metric == VINDEX_COSINE) {
-            free(pv);
-            free(pq.v);
-        }
+    if (pv != base.v) {
+        free(pv);
+        free(pq.v);
     }
     for (unsigned s = 0; s < n_sets; s++) {
         free(bitmaps[s]);

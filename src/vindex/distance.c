@@ -26,6 +26,18 @@ static float l2sq_scalar(const float *a, const float *b, size_t n)
     return (s[0] + s[1]) + (s[2] + s[3]);
 }
 
+static float l2sq_bounded_scalar(const float *a, const float *b, size_t n, float bound)
+{
+    float s = 0;
+    for (size_t i = 0; i < n; i += 64) {
+        size_t e = i + 64 < n ? i + 64 : n;
+        s += l2sq_scalar(a + i, b + i, e - i);
+        if (s > bound)
+            break;
+    }
+    return s;
+}
+
 static float dot_scalar(const float *a, const float *b, size_t n)
 {
     float s[4] = {0, 0, 0, 0};
@@ -83,6 +95,7 @@ static float dot_u8_scalar(const float *q, const uint8_t *c, const float *scale,
 static const vindex_kernels_t scalar_kernels = {
     .isa = "scalar",
     .l2sq = l2sq_scalar,
+    .l2sq_bounded = l2sq_bounded_scalar,
     .dot = dot_scalar,
     .ndot = ndot_scalar,
     .l2sq_i8 = l2sq_i8_scalar,

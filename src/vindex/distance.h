@@ -22,15 +22,19 @@ typedef int32_t (*vindex_dist_i8_fn)(const int8_t *a, const int8_t *b, size_t n)
 typedef float (*vindex_dist_f32_u8_fn)(const float *q, const uint8_t *c, const float *scale,
                                        const float *bias, size_t n);
 
+/* L2 with early abandon: the exact sum when it is <= bound, else some partial sum > bound. */
+typedef float (*vindex_dist_bounded_fn)(const float *a, const float *b, size_t n, float bound);
+
 typedef struct {
-    const char *isa;               /* "avx512", "avx2", "scalar" */
-    vindex_dist_f32_fn l2sq;       /* sum (a-b)^2 */
-    vindex_dist_f32_fn dot;        /* sum a*b */
-    vindex_dist_f32_fn ndot;       /* -(sum a*b): inner product as a smaller-is-better distance */
-    vindex_dist_i8_fn l2sq_i8;     /* sum (a-b)^2 in int32 (exact: 255^2 * 4096 < 2^31) */
-    vindex_dist_i8_fn dot_i8;      /* sum a*b in int32 */
-    vindex_dist_f32_u8_fn l2sq_u8; /* sum (q - decode(c))^2 */
-    vindex_dist_f32_u8_fn dot_u8;  /* sum q * decode(c) */
+    const char *isa;                     /* "avx512", "avx2", "scalar" */
+    vindex_dist_f32_fn l2sq;             /* sum (a-b)^2 */
+    vindex_dist_f32_fn dot;              /* sum a*b */
+    vindex_dist_bounded_fn l2sq_bounded; /* stops once the partial sum passes bound */
+    vindex_dist_f32_fn ndot;             /* -(sum a*b): inner product as a smaller-is-better distance */
+    vindex_dist_i8_fn l2sq_i8;           /* sum (a-b)^2 in int32 (exact: 255^2 * 4096 < 2^31) */
+    vindex_dist_i8_fn dot_i8;            /* sum a*b in int32 */
+    vindex_dist_f32_u8_fn l2sq_u8;       /* sum (q - decode(c))^2 */
+    vindex_dist_f32_u8_fn dot_u8;        /* sum q * decode(c) */
 } vindex_kernels_t;
 
 /* The kernels for this CPU. VINDEX_ISA=scalar|avx2|avx512 in the environment caps the choice

@@ -33,6 +33,26 @@ TARGET static float l2sq_avx512(const float *a, const float *b, size_t n)
     return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
 }
 
+/* Checks the bound every 128 floats: a horizontal sum costs about as much as 8 FMAs. */
+TARGET static float l2sq_bounded_avx512(const float *a, const float *b, size_t n, float bound)
+{
+    float s = 0;
+    size_t i = 0;
+    for (; i + 128 <= n; i += 128) {
+        __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+        for (size_t j = i; j < i + 128; j += 32) {
+            __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(a + j), _mm512_loadu_ps(b + j));
+            __m512 d1 = _mm512_sub_ps(_mm512_loadu_ps(a + j + 16), _mm512_loadu_ps(b + j + 16));
+            s0 = _mm512_fmadd_ps(d0, d0, s0);
+            s1 = _mm512_fmadd_ps(d1, d1, s1);
+        }
+        s += _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+        if (s > bound)
+            return s;
+    }
+    return s + l2sq_avx512(a + i, b + i, n - i);
+}
+
 TARGET static float dot_avx512(const float *a, const float *b, size_t n)
 {
     __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
@@ -127,6 +147,7 @@ TARGET static float dot_u8_avx512(const float *q, const uint8_t *c, const float 
 static const vindex_kernels_t avx512_kernels = {
     .isa = "avx512",
     .l2sq = l2sq_avx512,
+    .l2sq_bounded = l2sq_bounded_avx512,
     .dot = dot_avx512,
     .ndot = ndot_avx512,
     .l2sq_i8 = l2sq_i8_avx512,

@@ -12,50 +12,22 @@
  * whose vector was written before the store). The entry point and top level are one 64-bit
  * word, changed under entry_lock and read atomically.
  */
-#include "vindex/index.h"
+#include "vindex/hnsw.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_LEVEL 31
-#define ENTRY_NONE UINT64_MAX
-
-typedef struct {
-    uint32_t M, M0; /* list caps on levels >= 1 and on level 0 */
-    uint32_t ef_construction;
-    size_t stride;            /* bytes per level-0 block */
-    size_t link_off;          /* offset of the level-0 count within a block */
-    double level_mult;        /* 1 / ln(M) */
-    vindex_region_t l0;       /* level-0 blocks */
-    vindex_region_t levels_r; /* uint8_t level per slot */
-    uint8_t *levels;
-    vindex_region_t upper_r; /* uint32_t * per slot: lists of levels 1..level, or NULL */
-    uint32_t **upper;
-    vindex_region_t locks_r; /* uint8_t spinlock per slot (writers only) */
-    uint8_t *locks;
-    uint64_t entry; /* (top level << 32) | entry slot, or ENTRY_NONE (atomic) */
-    pthread_mutex_t entry_lock;
-    uint32_t slots_hw;  /* 1 + highest slot whose insert has started (atomic) */
-    size_t upper_bytes; /* bytes of upper-level arrays (atomic) */
-} hnsw_t;
-
-static inline const float *vec_of(const hnsw_t *h, uint32_t slot)
+/* Prefetches the lines of a vector after its first (which the caller fetched already). */
+static inline void prefetch_rest(const float *v, size_t bytes)
 {
-    return (const float *)(h->l0.base + (size_t)slot * h->stride);
+    const char *p = (const char *)v;
+    for (size_t off = 64; off < bytes; off += 64)
+        __builtin_prefetch(p + off);
 }
 
-/* [count][ids...] of slot at level. */
-static inline uint32_t *links_of(const hnsw_t *h, uint32_t slot, unsigned level)
-{
-    if (level == 0)
-        return (uint32_t *)(h->l0.base + (size_t)slot * h->stride + h->link_off);
-    uint32_t *u = __atomic_load_n(&h->upper[slot], __ATOMIC_ACQUIRE);
-    return u + (size_t)(level - 1) * (h->M + 1);
-}
-
-static inline void node_lock(hnsw_t *h, uint32_t slot)
+static inline void node_lock(vindex_hnsw_t *h, uint32_t slot)
 {
     while (__atomic_test_and_set(&h->locks[slot], __ATOMIC_ACQUIRE)) {
         while (__atomic_load_n(&h->locks[slot], __ATOMIC_RELAXED))
@@ -63,14 +35,14 @@ static inline void node_lock(hnsw_t *h, uint32_t slot)
     }
 }
 
-static inline void node_unlock(hnsw_t *h, uint32_t slot)
+static inline void node_unlock(vindex_hnsw_t *h, uint32_t slot)
 {
     __atomic_clear(&h->locks[slot], __ATOMIC_RELEASE);
 }
 
 static int hnsw_init(vindex_t *ix, char *err, size_t errlen)
 {
-    hnsw_t *h = calloc(1, sizeof(*h));
+    vindex_hnsw_t *h = calloc(1, sizeof(*h));
     if (!h) {
         snprintf(err, errlen, "out of memory");
         return VINDEX_ENOMEM;
@@ -82,7 +54,10 @@ static int hnsw_init(vindex_t *ix, char *err, size_t errlen)
     h->link_off = (size_t)ix->p.dim * sizeof(float);
     h->stride = (h->link_off + (1 + (size_t)h->M0) * sizeof(uint32_t) + 63) / 64 * 64;
     h->level_mult = 1.0 / log((double)h->M);
-    h->entry = ENTRY_NONE;
+    /* A kilobyte ahead covers the next vector's start; the hardware prefetcher and the
+     * early exit of bounded L2 make the rest of a long vector not worth fetching early. */
+    h->pf_bytes = h->link_off < 1024 ? h->link_off : 1024;
+    h->entry = VINDEX_HNSW_ENTRY_NONE;
     pthread_mutex_init(&h->entry_lock, NULL);
     size_t cap = ix->p.capacity;
     int rc = vindex_region_init(&h->l0, cap * h->stride, err, errlen);
@@ -98,7 +73,7 @@ static int hnsw_init(vindex_t *ix, char *err, size_t errlen)
 
 static void hnsw_release(vindex_t *ix)
 {
-    hnsw_t *h = ix->impl;
+    vindex_hnsw_t *h = ix->impl;
     if (!h)
         return;
     if (h->upper) {
@@ -117,12 +92,12 @@ static void hnsw_release(vindex_t *ix)
 
 static const float *hnsw_vector(const vindex_t *ix, uint32_t slot)
 {
-    return vec_of(ix->impl, slot);
+    return vindex_hnsw_vec(ix->impl, slot);
 }
 
 /* Level from a hash of (seed, slot): the same index for the same inserts, whatever the
  * thread interleaving. */
-static unsigned random_level(const vindex_t *ix, const hnsw_t *h, uint32_t slot)
+static unsigned random_level(const vindex_t *ix, const vindex_hnsw_t *h, uint32_t slot)
 {
     uint64_t x = ix->p.seed * 0x9e3779b97f4a7c15ull + slot + 1;
     x ^= x >> 30;
@@ -132,18 +107,18 @@ static unsigned random_level(const vindex_t *ix, const hnsw_t *h, uint32_t slot)
     x ^= x >> 31;
     double u = ((double)(x >> 11) + 1.0) / 9007199254740992.0; /* (0, 1] */
     double l = -log(u) * h->level_mult;
-    return l >= MAX_LEVEL ? MAX_LEVEL : (unsigned)l;
+    return l >= VINDEX_HNSW_MAX_LEVEL ? VINDEX_HNSW_MAX_LEVEL : (unsigned)l;
 }
 
 /* Greedy descent on one level: moves to the closest neighbour until none is closer. */
-static void greedy(const vindex_t *ix, const hnsw_t *h, const float *q, unsigned level, uint32_t limit,
+static void greedy(const vindex_t *ix, const vindex_hnsw_t *h, const float *q, unsigned level, uint32_t limit,
                    uint32_t *cur, float *cur_d)
 {
     vindex_dist_f32_fn dist = ix->dist;
     size_t dim = ix->p.dim;
     for (int changed = 1; changed;) {
         changed = 0;
-        const uint32_t *ln = links_of(h, *cur, level);
+        const uint32_t *ln = vindex_hnsw_links(h, *cur, level);
         uint32_t cnt = __atomic_load_n(&ln[0], __ATOMIC_ACQUIRE);
         if (cnt > (level ? h->M : h->M0))
             cnt = level ? h->M : h->M0;
@@ -151,7 +126,7 @@ static void greedy(const vindex_t *ix, const hnsw_t *h, const float *q, unsigned
             uint32_t nb = __atomic_load_n(&ln[j], __ATOMIC_ACQUIRE);
             if (nb >= limit)
                 continue;
-            float d = dist(q, vec_of(h, nb), dim);
+            float d = dist(q, vindex_hnsw_vec(h, nb), dim);
             if (d < *cur_d) {
                 *cur_d = d;
                 *cur = nb;
@@ -166,9 +141,9 @@ static void greedy(const vindex_t *ix, const hnsw_t *h, const float *q, unsigned
  * on return). With `check`, only published slots that vindex_accept()s go into `top`; the
  * others still extend the walk, so a filter narrows the results without cutting the graph.
  */
-static int search_level(const vindex_t *ix, const hnsw_t *h, const float *q, unsigned level, uint32_t ef,
-                        int check, const vindex_filter_t *filter, uint32_t published, vindex_scratch_t *s,
-                        vindex_heap_t *top, uint32_t limit)
+static int search_level(const vindex_t *ix, const vindex_hnsw_t *h, const float *q, unsigned level,
+                        uint32_t ef, int check, const vindex_filter_t *filter, uint32_t published,
+                        vindex_scratch_t *s, vindex_heap_t *top, uint32_t limit)
 {
     uint16_t tag;
     if (vindex_scratch_visit_begin(s, limit, &tag))
@@ -195,6 +170,7 @@ static int search_level(const vindex_t *ix, const hnsw_t *h, const float *q, uns
         top->n = rebuilt.n;
     }
     vindex_dist_f32_fn dist = ix->dist;
+    vindex_dist_bounded_fn bounded = ix->neg_dot ? NULL : ix->kern->l2sq_bounded;
     size_t dim = ix->p.dim;
     uint32_t cap = level ? h->M : h->M0;
     while (cand.n) {
@@ -202,30 +178,32 @@ static int search_level(const vindex_t *ix, const hnsw_t *h, const float *q, uns
         if (top->n >= ef && c.d > top->v[0].d)
             break;
         vindex_minheap_pop(&cand);
-        const uint32_t *ln = links_of(h, c.slot, level);
+        /* The next candidate's links sit at the end of its block, past what a vector read
+         * streams in: fetch them while this node is expanded. */
+        if (cand.n && level == 0)
+            __builtin_prefetch(vindex_hnsw_links(h, cand.v[0].slot, 0));
+        const uint32_t *ln = vindex_hnsw_links(h, c.slot, level);
         uint32_t cnt = __atomic_load_n(&ln[0], __ATOMIC_ACQUIRE);
         if (cnt > cap)
             cnt = cap;
-        if (cnt) {
-            uint32_t first = __atomic_load_n(&ln[1], __ATOMIC_RELAXED);
-            if (first < limit) {
-                __builtin_prefetch(vis + first);
-                __builtin_prefetch(vec_of(h, first));
-            }
-        }
+        /* First the unvisited neighbours, each block's first line prefetched, so their
+         * memory loads overlap; then their distances, the next vector streamed in meanwhile. */
+        uint32_t todo[129], m = 0;
         for (uint32_t j = 1; j <= cnt; j++) {
             uint32_t nb = __atomic_load_n(&ln[j], __ATOMIC_ACQUIRE);
-            if (j < cnt) {
-                uint32_t next = __atomic_load_n(&ln[j + 1], __ATOMIC_RELAXED);
-                if (next < limit) {
-                    __builtin_prefetch(vis + next);
-                    __builtin_prefetch(vec_of(h, next));
-                }
-            }
             if (nb >= limit || vis[nb] == tag)
                 continue;
             vis[nb] = tag;
-            float d = dist(q, vec_of(h, nb), dim);
+            todo[m++] = nb;
+            __builtin_prefetch(vindex_hnsw_vec(h, nb));
+        }
+        for (uint32_t i = 0; i < m; i++) {
+            uint32_t nb = todo[i];
+            if (i + 1 < m)
+                prefetch_rest(vindex_hnsw_vec(h, todo[i + 1]), h->pf_bytes);
+            /* L2 may stop early: past the bound the candidate is rejected whatever its rest. */
+            float d = bounded ? bounded(q, vindex_hnsw_vec(h, nb), dim, top->n < ef ? INFINITY : top->v[0].d)
+                              : dist(q, vindex_hnsw_vec(h, nb), dim);
             if (top->n < ef || d < top->v[0].d) {
                 if (cand.n == s->cand_cap) {
                     if (vindex_scratch_reserve((void **)&s->cand, &s->cand_cap, cand.n + 1,
@@ -234,7 +212,6 @@ static int search_level(const vindex_t *ix, const hnsw_t *h, const float *q, uns
                     cand.v = s->cand;
                 }
                 vindex_minheap_push(&cand, d, nb);
-                __builtin_prefetch(vec_of(h, cand.v[0].slot));
                 if (!check || (nb < published && vindex_accept(ix, nb, filter)))
                     vindex_maxheap_offer(top, ef, d, nb);
             }
@@ -245,16 +222,19 @@ static int search_level(const vindex_t *ix, const hnsw_t *h, const float *q, uns
 
 /* Keeps a diverse subset of the candidates (sorted nearest first, distances to the base
  * node): one is dropped when it is closer to an already kept one than to the base. */
-static size_t select_neighbours(const vindex_t *ix, const hnsw_t *h, vindex_pair_t *c, size_t n, size_t max)
+static size_t select_neighbours(const vindex_t *ix, const vindex_hnsw_t *h, vindex_pair_t *c, size_t n,
+                                size_t max)
 {
     if (n <= max)
         return n;
+    vindex_dist_bounded_fn bounded = ix->neg_dot ? NULL : ix->kern->l2sq_bounded;
     size_t kept = 0;
     for (size_t i = 0; i < n && kept < max; i++) {
-        const float *v = vec_of(h, c[i].slot);
+        const float *v = vindex_hnsw_vec(h, c[i].slot);
         int good = 1;
         for (size_t j = 0; j < kept && good; j++)
-            good = ix->dist(v, vec_of(h, c[j].slot), ix->p.dim) >= c[i].d;
+            good = (bounded ? bounded(v, vindex_hnsw_vec(h, c[j].slot), ix->p.dim, c[i].d)
+                            : ix->dist(v, vindex_hnsw_vec(h, c[j].slot), ix->p.dim)) >= c[i].d;
         if (good)
             c[kept++] = c[i];
     }
@@ -276,27 +256,27 @@ static void store_list(uint32_t *ln, const vindex_pair_t *sel, size_t n)
 
 /* Links slot to its selected neighbours at level, and each of them back to slot. `tmp` has
  * room for M0 + 1 pairs. */
-static void connect(const vindex_t *ix, hnsw_t *h, uint32_t slot, unsigned level, const vindex_pair_t *sel,
-                    size_t nsel, vindex_pair_t *tmp)
+static void connect(const vindex_t *ix, vindex_hnsw_t *h, uint32_t slot, unsigned level,
+                    const vindex_pair_t *sel, size_t nsel, vindex_pair_t *tmp)
 {
     uint32_t cap = level ? h->M : h->M0;
     node_lock(h, slot);
-    store_list(links_of(h, slot, level), sel, nsel);
+    store_list(vindex_hnsw_links(h, slot, level), sel, nsel);
     node_unlock(h, slot);
-    const float *v = vec_of(h, slot);
+    const float *v = vindex_hnsw_vec(h, slot);
     for (size_t i = 0; i < nsel; i++) {
         uint32_t e = sel[i].slot;
         node_lock(h, e);
-        uint32_t *ln = links_of(h, e, level);
+        uint32_t *ln = vindex_hnsw_links(h, e, level);
         uint32_t cnt = ln[0];
         if (cnt < cap) {
             __atomic_store_n(&ln[1 + cnt], slot, __ATOMIC_RELEASE);
             __atomic_store_n(&ln[0], cnt + 1, __ATOMIC_RELEASE);
         } else {
-            const float *ev = vec_of(h, e);
+            const float *ev = vindex_hnsw_vec(h, e);
             for (uint32_t j = 0; j < cnt; j++) {
                 tmp[j].slot = ln[1 + j];
-                tmp[j].d = ix->dist(ev, vec_of(h, tmp[j].slot), ix->p.dim);
+                tmp[j].d = ix->dist(ev, vindex_hnsw_vec(h, tmp[j].slot), ix->p.dim);
             }
             tmp[cnt].slot = slot;
             tmp[cnt].d = ix->dist(ev, v, ix->p.dim);
@@ -309,7 +289,7 @@ static void connect(const vindex_t *ix, hnsw_t *h, uint32_t slot, unsigned level
 
 static int hnsw_insert(vindex_t *ix, uint32_t slot, const float *vec, char *err, size_t errlen)
 {
-    hnsw_t *h = ix->impl;
+    vindex_hnsw_t *h = ix->impl;
     size_t end = (size_t)slot + 1;
     int rc = vindex_region_use(&h->l0, end * h->stride, err, errlen);
     if (rc || (rc = vindex_region_use(&h->levels_r, end, err, errlen)) ||
@@ -336,7 +316,7 @@ static int hnsw_insert(vindex_t *ix, uint32_t slot, const float *vec, char *err,
 
     pthread_mutex_lock(&h->entry_lock);
     uint64_t entry = __atomic_load_n(&h->entry, __ATOMIC_ACQUIRE);
-    if (entry == ENTRY_NONE) {
+    if (entry == VINDEX_HNSW_ENTRY_NONE) {
         __atomic_store_n(&h->entry, ((uint64_t)level << 32) | slot, __ATOMIC_RELEASE);
         pthread_mutex_unlock(&h->entry_lock);
         return 0;
@@ -359,7 +339,7 @@ static int hnsw_insert(vindex_t *ix, uint32_t slot, const float *vec, char *err,
                                      sizeof(vindex_pair_t))))
         goto fail;
     uint32_t cur = (uint32_t)entry;
-    float cur_d = ix->dist(vec, vec_of(h, cur), ix->p.dim);
+    float cur_d = ix->dist(vec, vindex_hnsw_vec(h, cur), ix->p.dim);
     for (unsigned l = top_level; l > level; l--)
         greedy(ix, h, vec, l, limit, &cur, &cur_d);
     /* Neighbours are chosen top-down but linked bottom-up, so a reader that reaches the new
@@ -369,7 +349,7 @@ static int hnsw_insert(vindex_t *ix, uint32_t slot, const float *vec, char *err,
                                      ((size_t)link_top + 1) * h->M * sizeof(vindex_pair_t), 1)))
         goto fail;
     vindex_pair_t *plan = s->kind_buf;
-    size_t nplan[MAX_LEVEL + 1];
+    size_t nplan[VINDEX_HNSW_MAX_LEVEL + 1];
     vindex_heap_t top = {.v = s->top, .n = 0};
     vindex_maxheap_push(&top, cur_d, cur);
     for (int l = (int)link_top; l >= 0; l--) {
@@ -407,13 +387,13 @@ fail:
 
 static int hnsw_search(vindex_t *ix, const vindex_query_t *q, vindex_scratch_t *s, vindex_heap_t *res)
 {
-    hnsw_t *h = ix->impl;
+    vindex_hnsw_t *h = ix->impl;
     uint64_t entry = __atomic_load_n(&h->entry, __ATOMIC_ACQUIRE);
-    if (entry == ENTRY_NONE)
+    if (entry == VINDEX_HNSW_ENTRY_NONE)
         return 0;
     uint32_t limit = __atomic_load_n(&h->slots_hw, __ATOMIC_ACQUIRE);
     uint32_t cur = (uint32_t)entry;
-    float cur_d = ix->dist(q->q, vec_of(h, cur), ix->p.dim);
+    float cur_d = ix->dist(q->q, vindex_hnsw_vec(h, cur), ix->p.dim);
     for (unsigned l = (unsigned)(entry >> 32); l > 0; l--)
         greedy(ix, h, q->q, l, limit, &cur, &cur_d);
     if (vindex_scratch_reserve((void **)&s->top, &s->top_cap, (size_t)q->ef + 1, sizeof(vindex_pair_t)))
@@ -436,7 +416,7 @@ static int hnsw_search(vindex_t *ix, const vindex_query_t *q, vindex_scratch_t *
 
 static size_t hnsw_mem(const vindex_t *ix)
 {
-    const hnsw_t *h = ix->impl;
+    const vindex_hnsw_t *h = ix->impl;
     return sizeof(*h) + vindex_region_mem(&h->l0) + vindex_region_mem(&h->levels_r) +
            vindex_region_mem(&h->upper_r) + vindex_region_mem(&h->locks_r) +
            __atomic_load_n(&h->upper_bytes, __ATOMIC_RELAXED);

@@ -5,6 +5,7 @@
  */
 #include "vindex/store.h"
 
+#include "vindex/hnsw.h"
 #include "vindex/index.h"
 #include "vindex/ivf.h"
 #include "vindex/wal.h"
@@ -131,6 +132,8 @@ static int snapshot_write(vindex_t *ix, const char *dir, uint64_t wal_lsn, char 
         if (!rc)
             rc = vindex_snap_writer_section_end(w);
     }
+    if (!rc && ix->p.kind == VINDEX_HNSW)
+        rc = vindex_hnsw_snapshot_write(ix, w, n);
     if (!rc && ix->p.kind == VINDEX_IVF_FLAT && vindex_ivf_trained(ix)) {
         uint32_t nlist = vindex_ivf_nlist(ix);
         if (!(rc = vindex_snap_writer_section_begin(w, VINDEX_SEC_IVF_CENTROIDS))) {
@@ -367,10 +370,6 @@ vindex_t *vindex_store_load_snapshot(const vindex_snap_t *s, const vindex_params
         snprintf(err, errlen, "snapshot holds items in an untrained ivf_flat index");
         return NULL;
     }
-    if (p.kind == VINDEX_HNSW) {
-        snprintf(err, errlen, "loading hnsw snapshots is not built yet");
-        return NULL;
-    }
     /* Vectors are stored prepared (finite, normalised for cosine); a file that says otherwise is
      * damaged in a way its checksums did not catch, and would poison every distance. */
     const float *fv = (const float *)(const void *)vecs;
@@ -395,8 +394,11 @@ vindex_t *vindex_store_load_snapshot(const vindex_snap_t *s, const vindex_params
             goto fail;
     }
     load_ctx_t lc = {.ix = ix, .vecs = fv, .assign = (const uint32_t *)(const void *)assign};
-    int rc = vindex_parallel_for(vindex_threads(ix), n, load_task, &lc);
-    if (rc) {
+    /* An hnsw graph is restored from its sections; without them it is rebuilt by inserting. */
+    if (p.kind == VINDEX_HNSW && s->sec[VINDEX_SEC_HNSW_LEVELS]) {
+        if (vindex_hnsw_snapshot_load(ix, s, fv, (uint32_t)n, err, errlen))
+            goto fail;
+    } else if (vindex_parallel_for(vindex_threads(ix), n, load_task, &lc)) {
         snprintf(err, errlen, "load: %s", lc.err);
         goto fail;
     }

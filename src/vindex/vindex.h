@@ -21,9 +21,15 @@
  *   scan with the SIMD kernel and a bounded max-heap.
  * - hnsw (hnsw.c): hierarchical navigable small-world graph. Level 0 is one block per slot
  *   holding the vector and its neighbour list ([vector dim*4 bytes][count u32][2M ids u32],
- *   padded to 64 bytes), so one prefetch brings a node's data and links; levels >= 1 are small
- *   per-node arrays. Search keeps visited marks as 16-bit epoch tags (no per-query clear),
- *   prefetches the next neighbour's block, and uses flat binary heaps.
+ *   padded to 64 bytes); levels >= 1 are small per-node arrays. A node's level comes from a
+ *   hash of (seed, slot), so the same inserts give the same levels on any thread schedule.
+ *   Search keeps visited marks as 16-bit epoch tags (no per-query clear), gathers a node's
+ *   unvisited neighbours first and prefetches all their blocks before scoring any, streams
+ *   the next vector in while scoring the current one, prefetches the next candidate's links,
+ *   and for L2 stops a distance early once it passes the current k-th best (exact: such a
+ *   candidate is rejected whatever the rest of its sum). Inserts choose neighbours top-down
+ *   with the diversity heuristic and link them bottom-up, so a reader that reaches a new node
+ *   on an upper level finds its level-0 links in place. vindex_add_batch inserts in parallel.
  * - ivf_flat (ivf.c): k-means coarse quantiser of `nlist` centroids (k-means++ start and 10
  *   Lloyd rounds on up to 64*nlist sampled vectors, all drawn from params.seed; spherical for
  *   cosine), trained by vindex_train or by the first vindex_add_batch. Each list is a chain of
@@ -34,9 +40,9 @@
  * - sq8 (sq8.c): optional per-dimension 8-bit codes for ivf_flat (bias = training minimum,
  *   scale = range/255), compared with the float query by the kernels' u8 paths; the best
  *   `rerank` (default 4k) candidates are re-scored with the float vectors.
- * - distance kernels (distance.c, distance_avx2.c, distance_avx512.c): L2 and inner product
- *   on float32 and on int8, chosen once at first use from the CPU's features (AVX-512,
- *   AVX2+FMA, or portable C).
+ * - distance kernels (distance.c, distance_avx2.c, distance_avx512.c): L2 (also with an early
+ *   exit bound) and inner product on float32, on int8, and float against u8 codes, chosen once
+ *   at first use from the CPU's features (AVX-512 F/BW/VL, AVX2+FMA, or portable C).
  *
  * Filters. A filter is a bitmap over external ids or a callback; rejected items still guide
  * the graph walk but are never returned. The search estimates the filter's selectivity
@@ -47,7 +53,10 @@
  * Deletes and upsert. vindex_delete marks the slot dead (a tombstone): dead slots still route
  * graph searches but are never returned and leave vindex_count. vindex_upsert writes the new
  * vector into a fresh slot, repoints the id, and tombstones the old slot; readers see the old
- * or the new vector, never a mix.
+ * or the new vector, never a mix. A search that runs while the writer works sees each change
+ * either before or after it: an id deleted during the search may still be returned, and an id
+ * upserted during it is returned once, scored at its new vector. Tombstoned slots keep their
+ * memory and their place in the graph; they are not reclaimed.
  *
  * Threading. Any number of threads may call the search functions and vindex_count at the same
  * time as one writer (add, add_batch, upsert, delete, train, save); writers are serialised by
@@ -75,7 +84,8 @@
  *   wal.log      the write-ahead log of changes after the snapshot (same atomic creation).
  *   LOCK         flock()ed by the one process that has the directory open.
  * vindex_open maps index.snap (read-only, MAP_SHARED), checks every checksum, rebuilds the index
- * (flat rows and ivf lists are copied from the mapping; the id map is rebuilt), then replays the
+ * (flat rows and ivf lists are copied from the mapping, the hnsw graph is restored from its
+ * sections; the id map is rebuilt), then replays the
  * log records with lsn > wal_lsn. vindex_save into the index's own directory is a checkpoint:
  * snapshot with wal_lsn = the last record, then the log is replaced by an empty one. A crash
  * between the two leaves records the snapshot already holds, which replay skips by lsn. A new
@@ -106,7 +116,11 @@
  *   6 IVF_ASSIGN     u32[n] list of each slot (ivf_flat, once trained)
  *   7 SQ8_RANGE      f32[dim] bias, f32[dim] scale (ivf_flat with sq8; codes are re-encoded
  *                    from VECTORS at load, so they cannot disagree with them)
- *   8, 9             reserved for the hnsw graph
+ *   8 HNSW_LEVELS    u32 M, u32 entry slot (UINT32_MAX when empty), u32 top level, u32 0,
+ *                    then u8[n] level of each slot                              (hnsw)
+ *   9 HNSW_LINKS     per slot: u32 count + u32[2M] level-0 neighbours, then for each level
+ *                    1..its level u32 count + u32[M]; entries past count are 0  (hnsw; every
+ *                    neighbour must be a stored slot whose level reaches the list's level)
  * Anything that fails a check (magic, version, sizes, bounds, checksums, ids that repeat,
  * non-finite values, list numbers >= nlist) makes vindex_open fail with VINDEX_ECORRUPT and a
  * message naming the file; the parser takes a buffer and is fuzzed (fuzz/vindex_load).

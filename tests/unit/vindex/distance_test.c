@@ -40,6 +40,14 @@ static void compare_tables(const vindex_kernels_t *k)
             float tol = 1e-4f * (float)(n + 1);
             cr_assert(fabsf(k->l2sq(pa, pb, n) - ref->l2sq(pa, pb, n)) <= tol, "%s l2sq n=%zu", k->isa, n);
             cr_assert(fabsf(k->dot(pa, pb, n) - ref->dot(pa, pb, n)) <= tol, "%s dot n=%zu", k->isa, n);
+            float full = ref->l2sq(pa, pb, n);
+            cr_assert(fabsf(k->l2sq_bounded(pa, pb, n, INFINITY) - full) <= tol, "%s bounded n=%zu", k->isa,
+                      n);
+            cr_assert(fabsf(k->l2sq_bounded(pa, pb, n, full + 1) - full) <= tol, "%s bounded n=%zu", k->isa,
+                      n);
+            if (n > 0 && full > 0)
+                cr_assert_gt(k->l2sq_bounded(pa, pb, n, full * 0.25f), full * 0.25f, "%s bounded n=%zu",
+                             k->isa, n);
             cr_assert_eq(k->l2sq_i8(ia + off, ib + off, n), ref->l2sq_i8(ia + off, ib + off, n),
                          "%s l2sq_i8 n=%zu", k->isa, n);
             cr_assert_eq(k->dot_i8(ia + off, ib + off, n), ref->dot_i8(ia + off, ib + off, n),
@@ -110,6 +118,11 @@ Test(distance, long_vectors_agree)
     for (size_t n = 1000; n <= 4096; n += 517) {
         float x = k->l2sq(a, b, n), y = ref->l2sq(a, b, n);
         cr_assert(fabsf(x - y) <= 1e-4f * y, "l2sq n=%zu %g %g", n, x, y);
+        /* A bound above the sum gives the sum; one far below it stops early, still above it. */
+        x = k->l2sq_bounded(a, b, n, y * 2);
+        cr_assert(fabsf(x - y) <= 1e-4f * y, "l2sq_bounded n=%zu %g %g", n, x, y);
+        x = k->l2sq_bounded(a, b, n, y * 0.1f);
+        cr_assert(x > y * 0.1f && x <= y * 1.0001f, "l2sq_bounded early n=%zu %g %g", n, x, y);
         x = k->dot(a, b, n);
         y = ref->dot(a, b, n);
         cr_assert(fabsf(x - y) <= 1e-3f, "dot n=%zu %g %g", n, x, y);

@@ -1,6 +1,8 @@
 /* HNSW against the exact index on seeded random data. */
 #include <criterion/criterion.h>
 
+#include <stdio.h>
+
 #include "testutil.h"
 
 static double hnsw_recall(vindex_metric_t m, uint32_t dim, size_t n, uint32_t ef, int batch)
@@ -130,4 +132,62 @@ Test(hnsw, deletes_and_upserts_are_respected)
     vindex_free(ix);
     free(ids);
     free(base);
+}
+
+Test(hnsw, save_and_open_restore_the_same_graph)
+{
+    const uint32_t dim = 24;
+    const size_t n = 3000, nq = 30;
+    float *base = tu_clustered_vectors(n, dim, 30, 21);
+    float *qs = tu_clustered_vectors(nq, dim, 30, 22);
+    char dir[] = "/tmp/vindex-hnsw-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    vindex_params_t p;
+    char err[512] = "";
+    vindex_params_default(&p, VINDEX_HNSW, VINDEX_COSINE, dim);
+    p.capacity = 10000;
+    vindex_t *ix = vindex_open(dir, &p, VINDEX_DURABILITY_NONE, err, sizeof(err));
+    cr_assert_not_null(ix, "%s", err);
+    uint64_t *ids = malloc(n * sizeof(*ids));
+    for (size_t i = 0; i < n; i++)
+        ids[i] = 7 * i + 1;
+    cr_assert_eq(vindex_add_batch(ix, ids, base, n, err, sizeof(err)), 0, "%s", err);
+    for (size_t i = 0; i < n; i += 10)
+        cr_assert_eq(vindex_delete(ix, ids[i], err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(vindex_save(ix, dir, err, sizeof(err)), 0, "%s", err);
+    vindex_hit_t before[30][10], after[10];
+    int nb[30];
+    vindex_search_params_t sp = {.k = 10, .ef = 50};
+    for (size_t q = 0; q < nq; q++)
+        nb[q] = vindex_search(ix, qs + q * dim, &sp, before[q], err, sizeof(err));
+    vindex_free(ix);
+
+    ix = vindex_open(dir, NULL, VINDEX_DURABILITY_NONE, err, sizeof(err));
+    cr_assert_not_null(ix, "reopen: %s", err);
+    cr_assert_eq(vindex_params(ix)->kind, VINDEX_HNSW);
+    cr_assert_eq(vindex_count(ix), n - n / 10);
+    /* The graph itself is restored, so the same walk gives exactly the same answers. */
+    for (size_t q = 0; q < nq; q++) {
+        int got = vindex_search(ix, qs + q * dim, &sp, after, err, sizeof(err));
+        cr_assert_eq(got, nb[q]);
+        for (int i = 0; i < got; i++) {
+            cr_assert_eq(after[i].id, before[q][i].id, "query %zu rank %d", q, i);
+            cr_assert_float_eq(after[i].score, before[q][i].score, 1e-6);
+        }
+    }
+    /* And it keeps growing after the reload. */
+    float extra[24];
+    memcpy(extra, base, sizeof(extra));
+    cr_assert_eq(vindex_add(ix, 999999, extra, err, sizeof(err)), 0, "%s", err);
+    vindex_hit_t one[1];
+    sp.k = 1;
+    cr_assert_eq(vindex_search(ix, extra, &sp, one, err, sizeof(err)), 1);
+    cr_assert_eq(one[0].id, 999999);
+    vindex_free(ix);
+    free(ids);
+    free(base);
+    free(qs);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
 }
