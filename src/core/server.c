@@ -223,27 +223,33 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     core_arena_free(req->arena);
 }
 
+/* allowed: "*" or a comma/space-separated list of exact origins. */
+static bool origin_allowed(const char *allowed, const char *origin)
+{
+    if (strcmp(allowed, "*") == 0)
+        return true;
+    size_t olen = strlen(origin);
+    for (const char *p = allowed; *p;) {
+        size_t n = strcspn(p, ", ");
+        if (n == olen && strncmp(p, origin, n) == 0)
+            return true;
+        p += n;
+        p += strspn(p, ", ");
+    }
+    return false;
+}
+
 static void add_cors_headers(core_http_req *req, struct MHD_Response *r)
 {
     const char *allowed = req->s->cfg.cors_origins;
-    if (!allowed || !*allowed)
+    if (!*allowed)
         return;
     const char *origin = core_http_req_header(req, "Origin");
-    if (!origin)
+    if (!origin || !origin_allowed(allowed, origin))
         return;
     if (strcmp(allowed, "*") == 0) {
         MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
     } else {
-        size_t olen = strlen(origin);
-        bool ok = false;
-        for (const char *p = allowed; *p && !ok;) {
-            size_t n = strcspn(p, ", ");
-            ok = n == olen && strncmp(p, origin, n) == 0;
-            p += n;
-            p += strspn(p, ", ");
-        }
-        if (!ok)
-            return;
         MHD_add_response_header(r, "Access-Control-Allow-Origin", origin);
         MHD_add_response_header(r, "Vary", "Origin");
     }
@@ -355,7 +361,9 @@ static void pool_job(void *ud)
     core_http_req *req = ud;
     core_http_server *s = req->s;
     if (atomic_load(&s->grace_over)) {
-        core_http_add_header(req, "Retry-After", "1");
+        char ra[16];
+        snprintf(ra, sizeof ra, "%d", s->cfg.retry_after_s);
+        core_http_add_header(req, "Retry-After", ra);
         core_http_reply_error(req, 503, "shutting_down", "the server is shutting down");
     } else {
         int rc = req->pool_fn(req, req->pool_ud);
@@ -411,17 +419,7 @@ static enum MHD_Result cors_preflight(core_http_req *req)
     const char *allow = core_router_allow(req->s->router, req->path, req->arena);
     if (!allow)
         return early_error(req, 404, "not_found", "no route for this path");
-    const char *origin = core_http_req_header(req, "Origin");
-    const char *allowed = req->s->cfg.cors_origins;
-    bool ok = strcmp(allowed, "*") == 0;
-    size_t olen = strlen(origin);
-    for (const char *p = allowed; *p && !ok;) {
-        size_t n = strcspn(p, ", ");
-        ok = n == olen && strncmp(p, origin, n) == 0;
-        p += n;
-        p += strspn(p, ", ");
-    }
-    if (!ok)
+    if (!origin_allowed(req->s->cfg.cors_origins, core_http_req_header(req, "Origin")))
         return early_error(req, 403, "cors_origin", "origin not allowed");
     core_http_add_header(req, "Access-Control-Allow-Methods", allow);
     const char *rh = core_http_req_header(req, "Access-Control-Request-Headers");

@@ -731,4 +731,107 @@ int lookalike_catalog_put_image(lookalike_catalog_t *c, const void *data, size_t
 int lookalike_catalog_get_image(lookalike_catalog_t *c, const char *sha256, void **data, size_t *len,
                                 char *err, size_t errlen);
 
+/* ---- Service ----
+ *
+ * The running service (service.c, search.c, api.c; built into the `lookalike` program, not
+ * the library, since it needs src/embed and src/vindex).
+ *
+ * Data directory:
+ *   <data>/catalog.db, <data>/images/   the catalogue (durable truth, see above)
+ *   <data>/vindex/<collection>/         each collection's vector index (vindex data dir)
+ *
+ * In memory, per collection: the vindex (opened from its data dir), a BM25 index, and an
+ * attribute table: one record per live product indexed by doc_id (folded category, brand,
+ * sizes and attribute values, a palette bit mask of its colours and dominant colours, price,
+ * and its STORED JSON, so search results never touch the database), plus a hash from product
+ * id to record. At start-up the tables and BM25 are rebuilt from the catalogue's change log;
+ * the vindex is reconciled with it: a live product missing from the vindex (a crash between
+ * the catalogue commit and the vector write) is embedded again from its stored image, and a
+ * deleted one still in the vindex is removed.
+ *
+ * Write path (one writer at a time, a service-wide mutex): decode and embed the photo and
+ * extract its dominant colours (outside the lock), commit to the catalogue (durable), write
+ * the vector (vindex log, written before return so it survives kill -9), then swap the
+ * record into the attribute table and BM25. Only then is the write acknowledged, so the very
+ * next search sees it (read-your-writes). The search path takes the collection's read lock
+ * while it builds the filter bitmap and reads records.
+ *
+ * Filters (category, brand, colour, size, price range, attribute values) become a bitmap
+ * over doc ids that is passed INTO the vector search and the text search. Signals: "image"
+ * (an uploaded photo), "product" (more like this: the product's stored photo, embedded again
+ * on demand and cached), "text" (BM25), and "filters" alone (newest first) when there is no
+ * other signal; they are fused by reciprocal rank fusion (k = 60, weights per signal).
+ *
+ * Threading: every function may be called from any thread. Ownership: strings and JSON
+ * returned are new (caller frees / json_decref). */
+
+#include <jansson.h>
+
+typedef struct lookalike_svc lookalike_svc_t;
+
+/* Most candidates any one signal contributes to a fusion. */
+#define LOOKALIKE_SVC_CANDIDATES_MAX 2000
+/* Largest k (page size) and offset of a search. */
+#define LOOKALIKE_SVC_K_MAX 1000
+#define LOOKALIKE_SVC_OFFSET_MAX 10000
+/* The collection every data directory has. */
+#define LOOKALIKE_DEFAULT_COLLECTION "products"
+
+typedef struct {
+    const char *data_dir;   /* created if missing */
+    const char *model_path; /* ONNX image model */
+    int embed_threads;      /* OpenMP threads per inference; 0 = every core */
+    FILE *progress;         /* start-up messages (NULL: none) */
+} lookalike_svc_opts_t;
+
+/* Opens the data directory, loads the model, creates the default collection if missing and
+ * rebuilds the in-memory indexes. NULL with a message on failure. */
+lookalike_svc_t *lookalike_svc_open(const lookalike_svc_opts_t *opts, char *err, size_t errlen);
+/* Makes the vector logs durable and frees everything; no call may be running. NULL ignored. */
+void lookalike_svc_close(lookalike_svc_t *s);
+
+/* Creates a collection from a JSON spec {"name", "metric", "index", "M", "ef_construction",
+ * "ef_search"}; *out gets its description. LOOKALIKE_EEXIST when the name is taken. */
+int lookalike_svc_create_collection(lookalike_svc_t *s, json_t *spec, json_t **out, char *err, size_t errlen);
+/* [{"name", "metric", "index", "dim", "model", "count", "created_at"}...] */
+json_t *lookalike_svc_list_collections(lookalike_svc_t *s);
+/* 1 if the collection exists. */
+int lookalike_svc_has_collection(lookalike_svc_t *s, const char *name);
+
+/* Writes a product (mode LOOKALIKE_PUT_INSERT or _UPSERT) with its photo (image NULL: an
+ * upsert keeps the stored photo; an insert requires one). On success p holds what the
+ * catalogue set (id, seq, ...). Errors as lookalike_catalog_put, plus LOOKALIKE_EINVAL for a
+ * missing photo and LOOKALIKE_SVC_EIMAGE for bytes that are not a readable image. */
+#define LOOKALIKE_SVC_EIMAGE (-20)
+int lookalike_svc_put(lookalike_svc_t *s, const char *coll, lookalike_product_t *p, int mode,
+                      const void *image, size_t image_len, char *err, size_t errlen);
+/* Deletes a product; *seq gets the delete's sequence number. */
+int lookalike_svc_delete(lookalike_svc_t *s, const char *coll, const char *id, uint64_t *seq, char *err,
+                         size_t errlen);
+/* 1 if the collection holds a product with this id (from memory). */
+int lookalike_svc_contains(lookalike_svc_t *s, const char *coll, const char *id);
+/* The product as STORED JSON (new reference), or NULL when absent. */
+json_t *lookalike_svc_get(lookalike_svc_t *s, const char *coll, const char *id);
+/* The photo bytes of a product (malloc'd, caller frees). */
+int lookalike_svc_image(lookalike_svc_t *s, const char *coll, const char *id, void **data, size_t *len,
+                        char *err, size_t errlen);
+/* {"items", "total", "next_cursor"} for one page of a collection. */
+int lookalike_svc_list(lookalike_svc_t *s, const char *coll, const char *cursor, size_t limit, json_t **out,
+                       char *err, size_t errlen);
+
+/* Runs a search. query is the JSON request (text, product_id, filters, k, offset, weights,
+ * min_seq; unknown fields are refused); image, when not NULL, is an uploaded photo. *out gets
+ * {"results": [{"id", "score", "why", "product"}], "total", "took_ms"}. */
+int lookalike_svc_search(lookalike_svc_t *s, const char *coll, json_t *query, const void *image,
+                         size_t image_len, json_t **out, char *err, size_t errlen);
+/* Counts of live products per category, brand, colour (including dominant colours) and size:
+ * {"total", "category": {...}, "brand": {...}, "colour": {...}, "size": {...}, "price": {min,max}} */
+int lookalike_svc_facets(lookalike_svc_t *s, const char *coll, json_t **out, char *err, size_t errlen);
+/* Live products in a collection. */
+uint64_t lookalike_svc_count(lookalike_svc_t *s, const char *coll);
+/* The last catalogue sequence number applied to the in-memory indexes. */
+uint64_t lookalike_svc_applied_seq(lookalike_svc_t *s);
+
+/* ---- end Service ---- */
+
 #endif

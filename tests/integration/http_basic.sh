@@ -95,7 +95,10 @@ check "metrics: latency histogram" grep -q 'http_request_duration_seconds_bucket
 check "metrics: process figures" bash -c "grep -q '^process_resident_memory_bytes [1-9]' <<<'$m' && grep -q '^process_open_fds [1-9]' <<<'$m' && grep -q '^process_threads [1-9]' <<<'$m' && grep -q '^process_uptime_seconds' <<<'$m'"
 dbg=$($C $BASE/debug)
 check "/debug has config, build, latency" bash -c "grep -q '\"config\":{' <<<'$dbg' && grep -q '\"libmicrohttpd\":\"0.9' <<<'$dbg' && grep -q '\"p99_ms\"' <<<'$dbg'"
-check "/readyz ready" bash -c "[ \"\$($C $BASE/readyz)\" = '{\"status\":\"ready\",\"checks\":{}}' ]"
+expect_eq "/readyz ready" "$($C $BASE/readyz)" '{"status":"ready","checks":{"static_dir":"ok"}}'
+mv "$TMP/www" "$TMP/www-gone"
+expect_eq "/readyz 503 naming the failing check" "$($C -w ' %{http_code}' $BASE/readyz)" "{\"status\":\"not ready\",\"checks\":{\"static_dir\":\"static directory $TMP/www: No such file or directory\"}} 503"
+mv "$TMP/www-gone" "$TMP/www"
 check "access log is JSON lines" bash -c "grep '\"msg\":\"request\"' $LOG | head -50 | while read -r l; do echo \"\$l\" | /usr/bin/python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); assert {\"time\",\"level\",\"request_id\",\"method\",\"route\",\"status\",\"duration_ms\",\"bytes\"} <= d.keys()' || exit 1; done"
 
 kill -TERM "$SERVER_PID"

@@ -16,8 +16,10 @@
 #include "core/core.h"
 #include "example.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define BENCH_BODY_SIZE 1024
@@ -75,6 +77,19 @@ static int product(core_http_req *req, void *ud)
     return core_http_reply_json(req, 200,
                                 json_pack("{s:s,s:s}", "collection", core_http_req_param(req, "c"), "id",
                                           core_http_req_param(req, "id")));
+}
+
+/* Readiness: the static directory must still be there (it may sit on a mount that goes away). */
+static int static_dir_ready(void *ud, char *msg, size_t msglen)
+{
+    const char *dir = ud;
+    struct stat st;
+    errno = 0;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(msg, msglen, "static directory %s: %s", dir, errno ? strerror(errno) : "not a directory");
+        return CORE_ENOTFOUND;
+    }
+    return 0;
 }
 
 static int sleep_on_pool(core_http_req *req, void *ud)
@@ -167,6 +182,7 @@ int main(int argc, char **argv)
         st = core_static_new(static_dir, NULL, err, sizeof err);
         if (!st || core_http_route_static(srv, "/static", st, err, sizeof err) != 0)
             goto fail;
+        core_http_add_ready_check(srv, "static_dir", static_dir_ready, (void *)static_dir);
     }
     /* Shutdown hooks run in the order added, once in-flight requests are done; long-lived
      * upgraded connections (echo here, WebSocket rooms under /ws/{room}) close in them. */

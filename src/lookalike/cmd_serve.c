@@ -1,0 +1,112 @@
+/* `lookalike serve`: opens the data directory, loads the model once and serves the API. */
+#include "lookalike/api.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int service_ready(void *ud, char *msg, size_t msglen)
+{
+    (void)ud;
+    (void)msg;
+    (void)msglen;
+    return 0;
+}
+
+int lookalike_cmd_serve(int argc, char **argv)
+{
+    core_http_config cfg;
+    core_http_config_defaults(&cfg);
+    cfg.service = "lookalike";
+    cfg.version = "0.1";
+    const char *data = NULL, *model = NULL, *api_key = NULL, *log_level = NULL;
+    int embed_threads = 0;
+    core_flag flags[CORE_HTTP_CONFIG_NFLAGS + 5];
+    size_t nflags = core_http_config_flags(&cfg, flags, CORE_HTTP_CONFIG_NFLAGS);
+    flags[nflags++] = (core_flag){"data",
+                                  CORE_FLAG_STR,
+                                  &data,
+                                  "",
+                                  0,
+                                  0,
+                                  "data directory (catalogue, photos, vector indexes); created if missing"};
+    flags[nflags++] = (core_flag){"model",
+                                  CORE_FLAG_STR,
+                                  &model,
+                                  LOOKALIKE_DEFAULT_MODEL,
+                                  0,
+                                  0,
+                                  "ONNX image model that turns photos into vectors"};
+    flags[nflags++] = (core_flag){"api-key",
+                                  CORE_FLAG_STR,
+                                  &api_key,
+                                  "",
+                                  0,
+                                  0,
+                                  "when set, write endpoints need this value in the X-API-Key header"};
+    flags[nflags++] = (core_flag){"embed-threads",
+                                  CORE_FLAG_INT,
+                                  &embed_threads,
+                                  "0",
+                                  0,
+                                  256,
+                                  "threads per photo inference (0 = every core)"};
+    flags[nflags++] =
+        (core_flag){"log-level", CORE_FLAG_STR, &log_level, "info", 0, 0, "debug, info, warn or error"};
+    char err[1024] = "";
+    int rc = core_flags_parse(
+        flags, nflags, "LOOKALIKE", argc, argv,
+        "lookalike serve: the similar-product search API\n"
+        "usage: lookalike serve --data DIR [--port PORT] [--model FILE.onnx] [--flag value]...",
+        stdout, err, sizeof err);
+    if (rc == 1)
+        return 0;
+    if (rc != 0) {
+        fprintf(stderr, "lookalike serve: %s\n", err);
+        return 2;
+    }
+    if (!*data) {
+        fprintf(stderr, "lookalike serve: --data (LOOKALIKE_DATA) is required\n");
+        return 2;
+    }
+    core_log_level level;
+    if (core_log_level_parse(log_level, &level) != 0) {
+        fprintf(stderr, "lookalike serve: --log-level: \"%s\" is not debug, info, warn or error\n",
+                log_level);
+        return 2;
+    }
+    int exit_code = 1;
+    core_log *log = core_log_new(2, level, getenv("CORE_DEBUG"));
+    core_metrics *metrics = core_metrics_new();
+    core_http_server *srv = NULL;
+    lookalike_svc_t *svc = NULL;
+    if (!log || !metrics) {
+        fprintf(stderr, "lookalike serve: out of memory\n");
+        goto done;
+    }
+    lookalike_svc_opts_t so = {
+        .data_dir = data, .model_path = model, .embed_threads = embed_threads, .progress = stderr};
+    if (!(svc = lookalike_svc_open(&so, err, sizeof err)))
+        goto fail;
+    lookalike_api_t api = {.svc = svc, .api_key = api_key};
+    if (!(srv = core_http_server_new(&cfg, log, metrics, err, sizeof err)))
+        goto fail;
+    core_http_set_debug_config(srv, core_flags_to_json(flags, nflags));
+    if (lookalike_api_routes(&api, srv, err, sizeof err) != 0 ||
+        core_http_add_ready_check(srv, "catalogue", service_ready, svc) != 0 ||
+        core_http_server_start(srv, err, sizeof err) != 0)
+        goto fail;
+    core_log_info(log, "lookalike", "serving %llu products on http://%s:%d/ (data %s, model %s)",
+                  (unsigned long long)lookalike_svc_count(svc, LOOKALIKE_DEFAULT_COLLECTION), cfg.bind,
+                  core_http_server_port(srv), data, model);
+    core_http_server_wait(srv);
+    exit_code = 0;
+    goto done;
+fail:
+    fprintf(stderr, "lookalike serve: %s\n", err);
+done:
+    core_http_server_free(srv);
+    lookalike_svc_close(svc);
+    core_metrics_free(metrics);
+    core_log_free(log);
+    return exit_code;
+}

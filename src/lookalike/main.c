@@ -1,0 +1,38 @@
+/* lookalike: similar-product search. One binary, one subcommand per job. */
+#include "lookalike/api.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *help;
+} subcommand_t;
+
+static const subcommand_t subcommands[] = {
+    {"serve", lookalike_cmd_serve, "serve the JSON API over HTTP"},
+    {"ingest", lookalike_cmd_ingest, "add a folder of photos (with optional metadata) to a collection"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "lookalike: similar-product search (image, text, attributes)\n"
+               "usage: lookalike <command> [--flag value]...   (lookalike <command> --help)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof subcommands / sizeof *subcommands; i++)
+        fprintf(f, "  %-10s %s\n", subcommands[i].name, subcommands[i].help);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < sizeof subcommands / sizeof *subcommands; i++)
+        if (!strcmp(argv[1], subcommands[i].name))
+            return subcommands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "lookalike: unknown command \"%s\"\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,986 @@
+/* The service state: start-up rebuild from the catalogue, collections, and the write path
+ * (design in lookalike.h, section Service). */
+#include "lookalike/service_internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define TOMB ((svc_rec_t *)(uintptr_t)1)
+/* Largest side of the downsized photo that colour extraction looks at. */
+#define COLOUR_SIDE 256
+/* Most collections a data directory may hold. */
+#define COLLECTIONS_MAX 256
+
+static void serr(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+char *svc_fold(const char *in)
+{
+    size_t n = strlen(in);
+    char *out = malloc(n + 1);
+    if (!out)
+        return NULL;
+    if (lookalike_text_fold(in, n, out, n + 1, NULL, NULL, 0) != 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+static void rec_free(svc_rec_t *r)
+{
+    if (!r || r == TOMB)
+        return;
+    free(r->id);
+    free(r->json);
+    free(r->category);
+    free(r->brand);
+    for (size_t i = 0; i < r->nsizes; i++)
+        free(r->sizes[i]);
+    free(r->sizes);
+    for (size_t i = 0; i < r->nattrs; i++) {
+        free(r->attr_keys[i]);
+        free(r->attr_vals[i]);
+    }
+    free(r->attr_keys);
+    free(r->attr_vals);
+    free(r->vec);
+    free(r);
+}
+
+static char *attr_value_text(const lookalike_attr_t *a)
+{
+    char buf[64];
+    switch (a->type) {
+    case LOOKALIKE_ATTR_STRING:
+        return svc_fold(a->str);
+    case LOOKALIKE_ATTR_NUMBER:
+        snprintf(buf, sizeof buf, "%.17g", a->num);
+        return strdup(buf);
+    default:
+        return strdup(a->boolean ? "true" : "false");
+    }
+}
+
+static svc_rec_t *rec_new(const lookalike_product_t *p)
+{
+    svc_rec_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->doc_id = p->doc_id;
+    r->seq = p->seq;
+    r->updated_at = p->updated_at;
+    r->price = p->price;
+    r->has_price = p->has_price;
+    memcpy(r->image_sha256, p->image_sha256, sizeof r->image_sha256);
+    if (!(r->id = strdup(p->id)) || !(r->json = lookalike_product_to_json(p, LOOKALIKE_PRODUCT_STORED)))
+        goto fail;
+    if (p->category && !(r->category = svc_fold(p->category)))
+        goto fail;
+    if (p->brand && !(r->brand = svc_fold(p->brand)))
+        goto fail;
+    if (p->nsizes) {
+        if (!(r->sizes = calloc(p->nsizes, sizeof *r->sizes)))
+            goto fail;
+        for (; r->nsizes < p->nsizes; r->nsizes++)
+            if (!(r->sizes[r->nsizes] = svc_fold(p->sizes[r->nsizes])))
+                goto fail;
+    }
+    if (p->nattrs) {
+        if (!(r->attr_keys = calloc(p->nattrs, sizeof *r->attr_keys)) ||
+            !(r->attr_vals = calloc(p->nattrs, sizeof *r->attr_vals)))
+            goto fail;
+        for (; r->nattrs < p->nattrs; r->nattrs++) {
+            r->attr_keys[r->nattrs] = strdup(p->attrs[r->nattrs].key);
+            r->attr_vals[r->nattrs] = attr_value_text(&p->attrs[r->nattrs]);
+            if (!r->attr_keys[r->nattrs] || !r->attr_vals[r->nattrs]) {
+                r->nattrs++;
+                goto fail;
+            }
+        }
+    }
+    for (size_t i = 0; i < p->ncolours; i++) {
+        int c = lookalike_colour_lookup(p->colours[i]);
+        if (c >= 0)
+            r->colours |= 1u << c;
+    }
+    for (size_t i = 0; i < p->ndominant_colours; i++) {
+        int c = lookalike_colour_lookup(p->dominant_colours[i]);
+        if (c >= 0)
+            r->colours |= 1u << c;
+    }
+    return r;
+fail:
+    rec_free(r);
+    return NULL;
+}
+
+/* ---- id hash (FNV-1a, linear probing) ---- */
+
+static uint64_t id_hash(const char *id)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *id; id++)
+        h = (h ^ (uint8_t)*id) * 1099511628211ull;
+    return h;
+}
+
+svc_rec_t *svc_rec_find(svc_coll_t *c, const char *id)
+{
+    if (!c->ids_cap)
+        return NULL;
+    size_t mask = c->ids_cap - 1;
+    for (size_t i = id_hash(id) & mask;; i = (i + 1) & mask) {
+        svc_rec_t *r = c->ids[i];
+        if (!r)
+            return NULL;
+        if (r != TOMB && strcmp(r->id, id) == 0)
+            return r;
+    }
+}
+
+static int ids_grow(svc_coll_t *c)
+{
+    size_t cap = c->ids_cap ? c->ids_cap * 2 : 1024;
+    if (c->nlive * 4 < c->ids_cap)
+        cap = c->ids_cap; /* mostly tombstones: rehash in place size */
+    svc_rec_t **n = calloc(cap, sizeof *n);
+    if (!n)
+        return LOOKALIKE_ENOMEM;
+    for (size_t i = 0; i < c->ids_cap; i++) {
+        svc_rec_t *r = c->ids[i];
+        if (!r || r == TOMB)
+            continue;
+        size_t j = id_hash(r->id) & (cap - 1);
+        while (n[j])
+            j = (j + 1) & (cap - 1);
+        n[j] = r;
+    }
+    free(c->ids);
+    c->ids = n;
+    c->ids_cap = cap;
+    c->ids_used = c->nlive;
+    return 0;
+}
+
+/* Swaps rec in for its product id (caller holds c->lock for writing); frees the old record. */
+static int coll_install(svc_coll_t *c, svc_rec_t *rec)
+{
+    if (rec->doc_id >= c->by_doc_cap) {
+        size_t cap = c->by_doc_cap ? c->by_doc_cap : 1024;
+        while (cap <= rec->doc_id)
+            cap *= 2;
+        svc_rec_t **n = realloc(c->by_doc, cap * sizeof *n);
+        if (!n)
+            return LOOKALIKE_ENOMEM;
+        memset(n + c->by_doc_cap, 0, (cap - c->by_doc_cap) * sizeof *n);
+        c->by_doc = n;
+        c->by_doc_cap = cap;
+    }
+    if ((c->ids_used + 1) * 2 > c->ids_cap && ids_grow(c) != 0)
+        return LOOKALIKE_ENOMEM;
+    size_t mask = c->ids_cap - 1, tomb = SIZE_MAX, slot;
+    for (size_t i = id_hash(rec->id) & mask;; i = (i + 1) & mask) {
+        svc_rec_t *r = c->ids[i];
+        if (!r) {
+            if (tomb != SIZE_MAX) {
+                slot = tomb;
+            } else {
+                slot = i;
+                c->ids_used++;
+            }
+            c->nlive++;
+            break;
+        }
+        if (r == TOMB) {
+            if (tomb == SIZE_MAX)
+                tomb = i;
+            continue;
+        }
+        if (strcmp(r->id, rec->id) == 0) {
+            if (r->doc_id < c->by_doc_cap && c->by_doc[r->doc_id] == r)
+                c->by_doc[r->doc_id] = NULL;
+            if (!rec->vec && r->vec && strcmp(r->image_sha256, rec->image_sha256) == 0) {
+                rec->vec = r->vec;
+                r->vec = NULL;
+            }
+            rec_free(r);
+            slot = i;
+            break;
+        }
+    }
+    c->ids[slot] = rec;
+    c->by_doc[rec->doc_id] = rec;
+    return 0;
+}
+
+/* Removes product id's record (caller holds c->lock for writing). */
+static void coll_remove(svc_coll_t *c, const char *id)
+{
+    if (!c->ids_cap)
+        return;
+    size_t mask = c->ids_cap - 1;
+    for (size_t i = id_hash(id) & mask;; i = (i + 1) & mask) {
+        svc_rec_t *r = c->ids[i];
+        if (!r)
+            return;
+        if (r != TOMB && strcmp(r->id, id) == 0) {
+            if (r->doc_id < c->by_doc_cap && c->by_doc[r->doc_id] == r)
+                c->by_doc[r->doc_id] = NULL;
+            rec_free(r);
+            c->ids[i] = TOMB;
+            c->nlive--;
+            return;
+        }
+    }
+}
+
+/* ---- collections ---- */
+
+svc_coll_t *svc_coll_find(lookalike_svc_t *s, const char *name)
+{
+    svc_coll_t *found = NULL;
+    pthread_rwlock_rdlock(&s->colls_lock);
+    for (size_t i = 0; i < s->ncolls && !found; i++)
+        if (strcmp(s->colls[i]->info.name, name) == 0)
+            found = s->colls[i];
+    pthread_rwlock_unlock(&s->colls_lock);
+    return found;
+}
+
+static void coll_free(svc_coll_t *c)
+{
+    if (!c)
+        return;
+    char err[256];
+    if (c->vx && vindex_sync(c->vx, err, sizeof err) != 0)
+        fprintf(stderr, "lookalike: collection %s: %s\n", c->info.name, err);
+    vindex_free(c->vx);
+    lookalike_bm25_free(c->bm);
+    for (size_t i = 0; i < c->ids_cap; i++)
+        rec_free(c->ids[i]);
+    free(c->ids);
+    free(c->by_doc);
+    pthread_rwlock_destroy(&c->lock);
+    free(c);
+}
+
+/* Reads the index settings a collection was created with (index_params JSON). */
+static int index_params_read(const lookalike_collection_t *col, uint32_t dim, vindex_params_t *vp,
+                             char kind_out[16], char *err, size_t errlen)
+{
+    json_error_t je;
+    json_t *o = json_loads(col->index_params, 0, &je);
+    if (!o || !json_is_object(o)) {
+        json_decref(o);
+        serr(err, errlen, "collection %s: index_params is not a JSON object", col->name);
+        return LOOKALIKE_EINVAL;
+    }
+    const char *kind = json_string_value(json_object_get(o, "index"));
+    if (!kind)
+        kind = "hnsw";
+    vindex_kind_t k;
+    if (strcmp(kind, "hnsw") == 0)
+        k = VINDEX_HNSW;
+    else if (strcmp(kind, "flat") == 0)
+        k = VINDEX_FLAT;
+    else {
+        json_decref(o);
+        serr(err, errlen, "collection %s: unknown index \"%s\"", col->name, kind);
+        return LOOKALIKE_EINVAL;
+    }
+    vindex_metric_t m = strcmp(col->metric, "l2") == 0   ? VINDEX_L2
+                        : strcmp(col->metric, "ip") == 0 ? VINDEX_IP
+                                                         : VINDEX_COSINE;
+    vindex_params_default(vp, k, m, dim);
+    vp->capacity = 1u << 24;
+    json_t *v;
+    if ((v = json_object_get(o, "M")) && json_is_integer(v))
+        vp->M = (uint32_t)json_integer_value(v);
+    if ((v = json_object_get(o, "ef_construction")) && json_is_integer(v))
+        vp->ef_construction = (uint32_t)json_integer_value(v);
+    if ((v = json_object_get(o, "ef_search")) && json_is_integer(v))
+        vp->ef_search = (uint32_t)json_integer_value(v);
+    snprintf(kind_out, 16, "%s", kind);
+    json_decref(o);
+    return 0;
+}
+
+static int coll_open(lookalike_svc_t *s, const lookalike_collection_t *col, svc_coll_t **out, char *err,
+                     size_t errlen)
+{
+    char dir[4096];
+    vindex_params_t vp;
+    svc_coll_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return LOOKALIKE_ENOMEM;
+    pthread_rwlock_init(&c->lock, NULL);
+    c->info = *col;
+    int rc;
+    if (col->dim != s->dim) {
+        serr(err, errlen, "collection %s has dimension %u but the model gives %u", col->name, col->dim,
+             s->dim);
+        rc = LOOKALIKE_EINVAL;
+        goto fail;
+    }
+    if ((rc = index_params_read(col, col->dim, &vp, c->index_kind, err, errlen)) != 0)
+        goto fail;
+    snprintf(dir, sizeof dir, "%s/vindex", s->data_dir);
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        serr(err, errlen, "%s: %s", dir, strerror(errno));
+        rc = LOOKALIKE_EIO;
+        goto fail;
+    }
+    snprintf(dir, sizeof dir, "%s/vindex/%s", s->data_dir, col->name);
+    char verr[512];
+    if (!(c->vx = vindex_open(dir, &vp, VINDEX_DURABILITY_BATCH, verr, sizeof verr))) {
+        serr(err, errlen, "collection %s: %s", col->name, verr);
+        rc = LOOKALIKE_EIO;
+        goto fail;
+    }
+    if (!(c->bm = lookalike_bm25_new(NULL, err, errlen))) {
+        rc = LOOKALIKE_ENOMEM;
+        goto fail;
+    }
+    *out = c;
+    return 0;
+fail:
+    coll_free(c);
+    return rc;
+}
+
+static int colls_add(lookalike_svc_t *s, svc_coll_t *c, char *err, size_t errlen)
+{
+    pthread_rwlock_wrlock(&s->colls_lock);
+    int rc = 0;
+    if (s->ncolls >= COLLECTIONS_MAX) {
+        serr(err, errlen, "too many collections (at most %d)", COLLECTIONS_MAX);
+        rc = LOOKALIKE_ETOOLARGE;
+    } else {
+        svc_coll_t **n = realloc(s->colls, (s->ncolls + 1) * sizeof *n);
+        if (!n)
+            rc = LOOKALIKE_ENOMEM;
+        else {
+            s->colls = n;
+            s->colls[s->ncolls++] = c;
+        }
+    }
+    pthread_rwlock_unlock(&s->colls_lock);
+    return rc;
+}
+
+/* ---- embedding and colours ---- */
+
+int svc_embed(lookalike_svc_t *s, const void *img, size_t len, float *vec, char *err, size_t errlen)
+{
+    size_t tlen = embed_image_tensor_len(&s->iopts);
+    float *t = malloc(tlen * sizeof *t);
+    if (!t)
+        return LOOKALIKE_ENOMEM;
+    char e[512];
+    int rc = embed_image_tensor_buffer(img, len, &s->iopts, t, e, sizeof e);
+    if (rc != 0) {
+        serr(err, errlen, "not a readable image: %s", e);
+        free(t);
+        return rc == EMBED_IMAGE_ETOOLARGE ? LOOKALIKE_ETOOLARGE
+               : rc == EMBED_IMAGE_ENOMEM  ? LOOKALIKE_ENOMEM
+                                           : LOOKALIKE_SVC_EIMAGE;
+    }
+    rc = embed_model_run(s->model, t, 1, s->out_name, vec, s->dim, e, sizeof e);
+    free(t);
+    if (rc != 0) {
+        serr(err, errlen, "embedding failed: %s", e);
+        return LOOKALIKE_EIO;
+    }
+    embed_l2_normalize(vec, s->dim);
+    return 0;
+}
+
+/* Replaces p's dominant colours with those of the photo. */
+static int extract_colours(lookalike_svc_t *s, const void *img, size_t len, lookalike_product_t *p, char *err,
+                           size_t errlen)
+{
+    uint8_t *rgb = NULL;
+    uint32_t w, h;
+    char e[512];
+    int rc = embed_image_rgb_buffer(img, len, &s->iopts, COLOUR_SIDE, &rgb, &w, &h, e, sizeof e);
+    if (rc != 0) {
+        serr(err, errlen, "not a readable image: %s", e);
+        return rc == EMBED_IMAGE_ETOOLARGE ? LOOKALIKE_ETOOLARGE : LOOKALIKE_SVC_EIMAGE;
+    }
+    lookalike_colour_t cols[LOOKALIKE_COLOUR_K_MAX];
+    size_t n = 0;
+    rc = lookalike_colours_extract(rgb, w, h, NULL, cols, LOOKALIKE_COLOUR_K_MAX, &n, err, errlen);
+    free(rgb);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < p->ndominant_colours; i++)
+        free(p->dominant_colours[i]);
+    free(p->dominant_colours);
+    p->dominant_colours = NULL;
+    p->ndominant_colours = 0;
+    if (!n)
+        return 0;
+    if (!(p->dominant_colours = calloc(n, sizeof *p->dominant_colours)))
+        return LOOKALIKE_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        if (!(p->dominant_colours[i] = strdup(cols[i].name)))
+            return LOOKALIKE_ENOMEM;
+        p->ndominant_colours++;
+    }
+    return 0;
+}
+
+/* Puts a catalogue product into a collection's memory tables and BM25 (caller holds
+ * write_mu). vec, when not NULL, goes into the vindex first. */
+static int coll_apply(svc_coll_t *c, const lookalike_product_t *p, const float *vec, char *err, size_t errlen)
+{
+    if (vec) {
+        char verr[512];
+        if (vindex_upsert(c->vx, p->doc_id, vec, verr, sizeof verr) != 0) {
+            serr(err, errlen, "vector index: %s", verr);
+            return LOOKALIKE_EIO;
+        }
+    }
+    svc_rec_t *rec = rec_new(p);
+    if (!rec)
+        return LOOKALIKE_ENOMEM;
+    char *attrs = lookalike_product_attrs_text(p);
+    if (!attrs) {
+        rec_free(rec);
+        return LOOKALIKE_ENOMEM;
+    }
+    const char *fields[LOOKALIKE_FIELD_COUNT] = {p->title, p->description, p->brand, p->category, attrs};
+    int rc = lookalike_bm25_put(c->bm, p->doc_id, fields, err, errlen);
+    free(attrs);
+    if (rc != 0) {
+        rec_free(rec);
+        return rc;
+    }
+    pthread_rwlock_wrlock(&c->lock);
+    svc_rec_t *old = svc_rec_find(c, p->id);
+    uint64_t old_doc = old ? old->doc_id : 0;
+    rc = coll_install(c, rec);
+    pthread_rwlock_unlock(&c->lock);
+    if (rc != 0) {
+        rec_free(rec);
+        serr(err, errlen, "out of memory");
+        return rc;
+    }
+    /* doc_id is stable across upserts, so this only happens if the catalogue said otherwise. */
+    if (old && old_doc != p->doc_id) {
+        lookalike_bm25_remove(c->bm, old_doc);
+        vindex_delete(c->vx, old_doc, NULL, 0);
+    }
+    return 0;
+}
+
+static void coll_unapply(svc_coll_t *c, const char *id, uint64_t doc_id)
+{
+    lookalike_bm25_remove(c->bm, doc_id);
+    if (vindex_contains(c->vx, doc_id))
+        vindex_delete(c->vx, doc_id, NULL, 0);
+    pthread_rwlock_wrlock(&c->lock);
+    coll_remove(c, id);
+    pthread_rwlock_unlock(&c->lock);
+}
+
+/* ---- start-up ---- */
+
+static int rebuild(lookalike_svc_t *s, FILE *progress, char *err, size_t errlen)
+{
+    lookalike_change_t *ch = calloc(LOOKALIKE_PAGE_MAX, sizeof *ch);
+    float *vec = malloc(s->dim * sizeof *vec);
+    int rc = 0;
+    uint64_t since = 0, live = 0, reembedded = 0, removed = 0;
+    if (!ch || !vec) {
+        rc = LOOKALIKE_ENOMEM;
+        goto fail;
+    }
+    for (;;) {
+        size_t n = 0;
+        if ((rc = lookalike_catalog_changes(s->cat, since, LOOKALIKE_PAGE_MAX, ch, &n, err, errlen)) != 0)
+            goto fail;
+        for (size_t i = 0; i < n; i++) {
+            since = ch[i].seq;
+            svc_coll_t *c = svc_coll_find(s, ch[i].collection);
+            if (!c)
+                continue;
+            if (ch[i].deleted) {
+                if (vindex_contains(c->vx, ch[i].doc_id)) {
+                    vindex_delete(c->vx, ch[i].doc_id, NULL, 0);
+                    removed++;
+                }
+                continue;
+            }
+            char cname[LOOKALIKE_COLLECTION_NAME_MAX + 1];
+            lookalike_product_t p;
+            if ((rc = lookalike_catalog_get_by_doc(s->cat, ch[i].doc_id, cname, &p, err, errlen)) != 0)
+                goto fail;
+            const float *v = NULL;
+            if (p.image_sha256[0] && !vindex_contains(c->vx, p.doc_id)) {
+                void *img = NULL;
+                size_t len = 0;
+                char e[512];
+                if (lookalike_catalog_get_image(s->cat, p.image_sha256, &img, &len, e, sizeof e) == 0 &&
+                    svc_embed(s, img, len, vec, e, sizeof e) == 0) {
+                    v = vec;
+                    reembedded++;
+                } else if (progress) {
+                    fprintf(progress, "lookalike: product %s: photo not indexed: %s\n", p.id, e);
+                }
+                free(img);
+            }
+            rc = coll_apply(c, &p, v, err, errlen);
+            lookalike_product_release(&p);
+            if (rc != 0)
+                goto fail;
+            live++;
+        }
+        if (n < LOOKALIKE_PAGE_MAX)
+            break;
+    }
+    atomic_store(&s->applied_seq, since);
+    if (progress)
+        fprintf(progress,
+                "lookalike: loaded %" PRIu64 " products (%" PRIu64 " photos embedded again, %" PRIu64
+                " stale vectors removed)\n",
+                live, reembedded, removed);
+fail:
+    free(ch);
+    free(vec);
+    return rc;
+}
+
+static int mkdir_p(const char *path, char *err, size_t errlen)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
+        serr(err, errlen, "data directory path too large");
+        return LOOKALIKE_ETOOLARGE;
+    }
+    for (char *q = buf + 1;; q++) {
+        if (*q == '/' || !*q) {
+            char saved = *q;
+            *q = 0;
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
+                serr(err, errlen, "%s: %s", buf, strerror(errno));
+                return LOOKALIKE_EIO;
+            }
+            *q = saved;
+            if (!saved)
+                return 0;
+        }
+    }
+}
+
+static void collection_defaults(lookalike_svc_t *s, lookalike_collection_t *col, const char *name)
+{
+    memset(col, 0, sizeof *col);
+    snprintf(col->name, sizeof col->name, "%s", name);
+    snprintf(col->model, sizeof col->model, "%s", s->model_name);
+    snprintf(col->metric, sizeof col->metric, "cosine");
+    col->dim = s->dim;
+    snprintf(col->index_params, sizeof col->index_params, "{\"index\":\"hnsw\"}");
+}
+
+lookalike_svc_t *lookalike_svc_open(const lookalike_svc_opts_t *opts, char *err, size_t errlen)
+{
+    lookalike_svc_t *s = calloc(1, sizeof *s);
+    lookalike_collection_t *cols = NULL;
+    size_t ncols = 0;
+    if (!s) {
+        serr(err, errlen, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&s->write_mu, NULL);
+    pthread_mutex_init(&s->vec_mu, NULL);
+    pthread_rwlock_init(&s->colls_lock, NULL);
+    if (mkdir_p(opts->data_dir, err, errlen) != 0 || !(s->data_dir = strdup(opts->data_dir)))
+        goto fail;
+    char e[512];
+    if (embed_image_global_init("lookalike", 1, e, sizeof e) != 0) {
+        serr(err, errlen, "image pipeline: %s", e);
+        goto fail;
+    }
+    embed_model_options mo = {.threads = opts->embed_threads, .reference = 0};
+    if (!(s->model = embed_model_load(opts->model_path, &mo, e, sizeof e))) {
+        serr(err, errlen, "model %s: %s", opts->model_path, e);
+        goto fail;
+    }
+    if (!(s->out_name = embed_model_default_output(s->model))) {
+        serr(err, errlen, "model %s: no embedding output (no \"embedding\" output, no final Gemm)",
+             opts->model_path);
+        goto fail;
+    }
+    long dim = embed_model_output_dim(s->model, s->out_name, e, sizeof e);
+    if (dim < VINDEX_DIM_MIN || dim > VINDEX_DIM_MAX) {
+        serr(err, errlen, "model %s: embedding size %ld unusable: %s", opts->model_path, dim,
+             dim < 0 ? e : "");
+        goto fail;
+    }
+    s->dim = (uint32_t)dim;
+    const char *base = strrchr(opts->model_path, '/');
+    snprintf(s->model_name, sizeof s->model_name, "%s", base ? base + 1 : opts->model_path);
+    embed_image_opts_init(&s->iopts);
+    const char *pre = embed_model_metadata(s->model, "preprocessing");
+    if (pre)
+        embed_image_opts_parse_preprocessing(&s->iopts, pre, NULL, 0);
+    if (!(s->cat = lookalike_catalog_open_sqlite(opts->data_dir, err, errlen)))
+        goto fail;
+    lookalike_collection_t def;
+    int rc = lookalike_catalog_get_collection(s->cat, LOOKALIKE_DEFAULT_COLLECTION, &def, e, sizeof e);
+    if (rc == LOOKALIKE_ENOTFOUND) {
+        collection_defaults(s, &def, LOOKALIKE_DEFAULT_COLLECTION);
+        rc = lookalike_catalog_create_collection(s->cat, &def, e, sizeof e);
+    }
+    if (rc != 0) {
+        serr(err, errlen, "default collection: %s", e);
+        goto fail;
+    }
+    if (lookalike_catalog_list_collections(s->cat, &cols, &ncols, err, errlen) != 0)
+        goto fail;
+    for (size_t i = 0; i < ncols; i++) {
+        svc_coll_t *c;
+        if (coll_open(s, &cols[i], &c, err, errlen) != 0)
+            goto fail;
+        if (colls_add(s, c, err, errlen) != 0) {
+            coll_free(c);
+            goto fail;
+        }
+    }
+    free(cols);
+    cols = NULL;
+    if (rebuild(s, opts->progress, err, errlen) != 0)
+        goto fail;
+    return s;
+fail:
+    free(cols);
+    lookalike_svc_close(s);
+    return NULL;
+}
+
+void lookalike_svc_close(lookalike_svc_t *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->ncolls; i++)
+        coll_free(s->colls[i]);
+    free(s->colls);
+    lookalike_catalog_close(s->cat);
+    embed_model_free(s->model);
+    free(s->data_dir);
+    pthread_mutex_destroy(&s->write_mu);
+    pthread_mutex_destroy(&s->vec_mu);
+    pthread_rwlock_destroy(&s->colls_lock);
+    free(s);
+}
+
+static json_t *coll_json(lookalike_svc_t *s, svc_coll_t *c)
+{
+    return json_pack("{s:s,s:s,s:s,s:i,s:s,s:I,s:I}", "name", c->info.name, "metric", c->info.metric, "index",
+                     c->index_kind, "dim", (int)c->info.dim, "model", c->info.model, "count",
+                     (json_int_t)lookalike_svc_count(s, c->info.name), "created_at",
+                     (json_int_t)c->info.created_at);
+}
+
+json_t *lookalike_svc_list_collections(lookalike_svc_t *s)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a; i++) {
+        /* Collections are only appended, never removed: index i stays the same one. */
+        pthread_rwlock_rdlock(&s->colls_lock);
+        svc_coll_t *c = i < s->ncolls ? s->colls[i] : NULL;
+        pthread_rwlock_unlock(&s->colls_lock);
+        if (!c)
+            break;
+        json_array_append_new(a, coll_json(s, c));
+    }
+    return a;
+}
+
+int lookalike_svc_has_collection(lookalike_svc_t *s, const char *name)
+{
+    return svc_coll_find(s, name) != NULL;
+}
+
+int lookalike_svc_create_collection(lookalike_svc_t *s, json_t *spec, json_t **out, char *err, size_t errlen)
+{
+    static const char *const allowed[] = {"name",      "metric", "index", "M", "ef_construction",
+                                          "ef_search", "model"};
+    const char *key;
+    json_t *v;
+    if (!json_is_object(spec)) {
+        serr(err, errlen, "the request body must be a JSON object");
+        return LOOKALIKE_EINVAL;
+    }
+    json_object_foreach(spec, key, v)
+    {
+        size_t i = 0;
+        while (i < sizeof allowed / sizeof *allowed && strcmp(allowed[i], key) != 0)
+            i++;
+        if (i == sizeof allowed / sizeof *allowed) {
+            serr(err, errlen, "unknown field \"%s\"", key);
+            return LOOKALIKE_EINVAL;
+        }
+    }
+    const char *name = json_string_value(json_object_get(spec, "name"));
+    if (!name || !lookalike_collection_name_valid(name)) {
+        serr(err, errlen, "field \"name\": expected 1..64 of A-Z a-z 0-9 _ -");
+        return LOOKALIKE_EINVAL;
+    }
+    lookalike_collection_t col;
+    collection_defaults(s, &col, name);
+    if ((v = json_object_get(spec, "model")) &&
+        (!json_is_string(v) || strcmp(json_string_value(v), s->model_name) != 0)) {
+        serr(err, errlen, "field \"model\": this server runs \"%s\" only", s->model_name);
+        return LOOKALIKE_EINVAL;
+    }
+    if ((v = json_object_get(spec, "metric"))) {
+        const char *m = json_string_value(v);
+        if (!m || (strcmp(m, "cosine") && strcmp(m, "l2") && strcmp(m, "ip"))) {
+            serr(err, errlen, "field \"metric\": expected \"cosine\", \"l2\" or \"ip\"");
+            return LOOKALIKE_EINVAL;
+        }
+        snprintf(col.metric, sizeof col.metric, "%s", m);
+    }
+    json_t *params = json_object();
+    if (!params)
+        return LOOKALIKE_ENOMEM;
+    const char *kind = "hnsw";
+    if ((v = json_object_get(spec, "index"))) {
+        kind = json_string_value(v);
+        if (!kind || (strcmp(kind, "hnsw") && strcmp(kind, "flat"))) {
+            json_decref(params);
+            serr(err, errlen, "field \"index\": expected \"hnsw\" or \"flat\"");
+            return LOOKALIKE_EINVAL;
+        }
+    }
+    json_object_set_new(params, "index", json_string(kind));
+    static const struct {
+        const char *name;
+        long long lo, hi;
+    } ints[] = {{"M", 4, 64}, {"ef_construction", 8, 4096}, {"ef_search", 8, 4096}};
+    for (size_t i = 0; i < sizeof ints / sizeof *ints; i++) {
+        if (!(v = json_object_get(spec, ints[i].name)))
+            continue;
+        if (!json_is_integer(v) || json_integer_value(v) < ints[i].lo || json_integer_value(v) > ints[i].hi) {
+            json_decref(params);
+            serr(err, errlen, "field \"%s\": expected an integer in %lld..%lld", ints[i].name, ints[i].lo,
+                 ints[i].hi);
+            return LOOKALIKE_EINVAL;
+        }
+        json_object_set(params, ints[i].name, v);
+    }
+    char *ptext = json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(params);
+    if (!ptext)
+        return LOOKALIKE_ENOMEM;
+    snprintf(col.index_params, sizeof col.index_params, "%s", ptext);
+    free(ptext);
+    pthread_mutex_lock(&s->write_mu);
+    int rc = lookalike_catalog_create_collection(s->cat, &col, err, errlen);
+    svc_coll_t *c = NULL;
+    if (rc == 0 && (rc = coll_open(s, &col, &c, err, errlen)) == 0 &&
+        (rc = colls_add(s, c, err, errlen)) != 0)
+        coll_free(c);
+    pthread_mutex_unlock(&s->write_mu);
+    if (rc != 0)
+        return rc;
+    *out = coll_json(s, c);
+    return *out ? 0 : LOOKALIKE_ENOMEM;
+}
+
+/* ---- writes ---- */
+
+int lookalike_svc_put(lookalike_svc_t *s, const char *coll, lookalike_product_t *p, int mode,
+                      const void *image, size_t image_len, char *err, size_t errlen)
+{
+    svc_coll_t *c = svc_coll_find(s, coll);
+    if (!c) {
+        serr(err, errlen, "no collection named \"%s\"", coll);
+        return LOOKALIKE_ENOTFOUND;
+    }
+    if (mode == LOOKALIKE_PUT_INSERT && !image) {
+        serr(err, errlen, "a new product needs a photo (the \"image\" part)");
+        return LOOKALIKE_EINVAL;
+    }
+    if (image && image_len > LOOKALIKE_IMAGE_MAX) {
+        serr(err, errlen, "image too large (at most %d bytes)", LOOKALIKE_IMAGE_MAX);
+        return LOOKALIKE_ETOOLARGE;
+    }
+    float *vec = NULL;
+    int rc;
+    if ((rc = lookalike_product_validate(p, err, errlen)) != 0)
+        return rc;
+    if (image) {
+        if (!(vec = malloc(s->dim * sizeof *vec)))
+            return LOOKALIKE_ENOMEM;
+        if ((rc = svc_embed(s, image, image_len, vec, err, errlen)) != 0 ||
+            (rc = extract_colours(s, image, image_len, p, err, errlen)) != 0)
+            goto out;
+        /* Stored (and fsync'd) before taking the writer lock, so writers overlap here. */
+        if ((rc = lookalike_catalog_put_image(s->cat, image, image_len, p->image_sha256, err, errlen)) != 0)
+            goto out;
+    }
+    pthread_mutex_lock(&s->write_mu);
+    if (!image && p->id) {
+        /* An upsert without a photo keeps the stored one and its colours. */
+        lookalike_product_t old;
+        char e[256];
+        if (lookalike_catalog_get(s->cat, coll, p->id, &old, e, sizeof e) == 0) {
+            memcpy(p->image_sha256, old.image_sha256, sizeof p->image_sha256);
+            p->dominant_colours = old.dominant_colours;
+            p->ndominant_colours = old.ndominant_colours;
+            old.dominant_colours = NULL;
+            old.ndominant_colours = 0;
+            lookalike_product_release(&old);
+        } else {
+            pthread_mutex_unlock(&s->write_mu);
+            serr(err, errlen, "a new product needs a photo (the \"image\" part)");
+            rc = LOOKALIKE_EINVAL;
+            goto out;
+        }
+    }
+    rc = lookalike_catalog_put(s->cat, coll, p, mode, NULL, 0, err, errlen);
+    if (rc == 0) {
+        rc = coll_apply(c, p, vec, err, errlen);
+        if (rc == 0)
+            atomic_store(&s->applied_seq, p->seq);
+    }
+    pthread_mutex_unlock(&s->write_mu);
+out:
+    free(vec);
+    return rc;
+}
+
+int lookalike_svc_delete(lookalike_svc_t *s, const char *coll, const char *id, uint64_t *seq, char *err,
+                         size_t errlen)
+{
+    svc_coll_t *c = svc_coll_find(s, coll);
+    if (!c) {
+        serr(err, errlen, "no collection named \"%s\"", coll);
+        return LOOKALIKE_ENOTFOUND;
+    }
+    pthread_mutex_lock(&s->write_mu);
+    pthread_rwlock_rdlock(&c->lock);
+    svc_rec_t *r = svc_rec_find(c, id);
+    uint64_t doc = r ? r->doc_id : 0;
+    pthread_rwlock_unlock(&c->lock);
+    int rc = lookalike_catalog_delete(s->cat, coll, id, seq, err, errlen);
+    if (rc == 0) {
+        if (r)
+            coll_unapply(c, id, doc);
+        atomic_store(&s->applied_seq, *seq);
+    }
+    pthread_mutex_unlock(&s->write_mu);
+    return rc;
+}
+
+/* ---- reads ---- */
+
+int lookalike_svc_contains(lookalike_svc_t *s, const char *coll, const char *id)
+{
+    svc_coll_t *c = svc_coll_find(s, coll);
+    if (!c)
+        return 0;
+    pthread_rwlock_rdlock(&c->lock);
+    int found = svc_rec_find(c, id) != NULL;
+    pthread_rwlock_unlock(&c->lock);
+    return found;
+}
+
+json_t *lookalike_svc_get(lookalike_svc_t *s, const char *coll, const char *id)
+{
+    svc_coll_t *c = svc_coll_find(s, coll);
+    if (!c)
+        return NULL;
+    json_t *o = NULL;
+    pthread_rwlock_rdlock(&c->lock);
+    svc_rec_t *r = svc_rec_find(c, id);
+    if (r)
+        o = json_loads(r->json, 0, NULL);
+    pthread_rwlock_unlock(&c->lock);
+    return o;
+}
+
+int lookalike_svc_image(lookalike_svc_t *s, const char *coll, const char *id, void **data, size_t *len,
+                        char *err, size_t errlen)
+{
+    svc_coll_t *c = svc_coll_find(s, coll);
+    char sha[65] = "";
+    if (c) {
+        pthread_rwlock_rdlock(&c->lock);
+        svc_rec_t *r = svc_rec_find(c, id);
+        if (r)
+            memcpy(sha, r->image_sha256, sizeof sha);
+        pthread_rwlock_unlock(&c->lock);
+    }
+    if (!sha[0]) {
+        serr(err, errlen, "no product \"%s\" with a photo in \"%s\"", id, coll);
+        return LOOKALIKE_ENOTFOUND;
+    }
+    return lookalike_catalog_get_image(s->cat, sha, data, len, err, errlen);
+}
+
+int lookalike_svc_list(lookalike_svc_t *s, const char *coll, const char *cursor, size_t limit, json_t **out,
+                       char *err, size_t errlen)
+{
+    if (!svc_coll_find(s, coll)) {
+        serr(err, errlen, "no collection named \"%s\"", coll);
+        return LOOKALIKE_ENOTFOUND;
+    }
+    lookalike_product_t *ps = calloc(limit, sizeof *ps);
+    if (!ps)
+        return LOOKALIKE_ENOMEM;
+    size_t n = 0;
+    uint64_t total = 0;
+    char next[LOOKALIKE_ID_MAX + 1];
+    int rc = lookalike_catalog_list(s->cat, coll, cursor, limit, ps, &n, next, &total, err, errlen);
+    if (rc == 0) {
+        json_t *items = json_array();
+        for (size_t i = 0; i < n; i++) {
+            char *j = lookalike_product_to_json(&ps[i], LOOKALIKE_PRODUCT_STORED);
+            json_t *o = j ? json_loads(j, 0, NULL) : NULL;
+            free(j);
+            if (o)
+                json_array_append_new(items, o);
+        }
+        *out = json_pack("{s:o,s:I,s:o}", "items", items, "total", (json_int_t)total, "next_cursor",
+                         next[0] ? json_string(next) : json_null());
+        if (!*out)
+            rc = LOOKALIKE_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++)
+        lookalike_product_release(&ps[i]);
+    free(ps);
+    return rc;
+}
+
+uint64_t lookalike_svc_count(lookalike_svc_t *s, const char *coll)
+{
+    svc_coll_t *c = svc_coll_find(s, coll);
+    if (!c)
+        return 0;
+    pthread_rwlock_rdlock(&c->lock);
+    uint64_t n = c->nlive;
+    pthread_rwlock_unlock(&c->lock);
+    return n;
+}
+
+uint64_t lookalike_svc_applied_seq(lookalike_svc_t *s)
+{
+    return atomic_load(&s->applied_seq);
+}
