@@ -13,7 +13,7 @@ bench_ann_MODULES := vindex
 bench_ann_LDLIBS := -lz
 bench_ann_CXXFLAGS := -march=native -Wno-unused-parameter -Wno-sign-compare -Wno-unused-variable
 bench_ann_RUN := $(BUILD)/bench/ann --fashion-mnist $(DATA_DIR)/fashion-mnist --nq 1000 \
-	--ef 10,16,24,32,48,64,96,128,200 --filter-selectivity 0.5,0.1,0.01,0.001
+	--ef 10,16,24,32,48,64,96,128 --filter-selectivity 0.5,0.1,0.01,0.001 --filter-ef 10,32,64
 
 # tests/integration/vindex_concurrency.c: readers and a writer, runnable under SAN=thread.
 IT_MODULES_vindex_concurrency := vindex

@@ -32,6 +32,7 @@ typedef struct {
     vindex_metric_t metric;
     vindex_kind_t kind;
     unsigned ef[MAX_LIST], n_ef;
+    unsigned fef[MAX_LIST], n_fef; /* ef list for filtered runs (default: ef) */
     unsigned nprobe[MAX_LIST], n_nprobe;
     double sel[MAX_LIST];
     unsigned n_sel;
@@ -411,7 +412,7 @@ static void usage(void)
             "usage: ann (--fashion-mnist DIR | --fvecs BASE QUERIES) [--k 10] [--metric l2|ip|cosine]\n"
             "           [--index hnsw|ivf_flat|flat] [--M 16] [--ef-construction 200] [--ef 10,20,...]\n"
             "           [--nlist 1024] [--nprobe 1,2,...] [--threads 2] [--nq 1000] [--n N]\n"
-            "           [--filter-selectivity 0.5,0.1,...] [--no-peer]\n");
+            "           [--filter-selectivity 0.5,0.1,...] [--filter-ef LIST] [--no-peer]\n");
 }
 
 static int parse_args(int argc, char **argv, opts_t *o)
@@ -460,6 +461,8 @@ static int parse_args(int argc, char **argv, opts_t *o)
             o->nlist = (unsigned)atoi(v);
         else if (!strcmp(a, "--ef"))
             bad = parse_uints(v, o->ef, &o->n_ef);
+        else if (!strcmp(a, "--filter-ef"))
+            bad = parse_uints(v, o->fef, &o->n_fef);
         else if (!strcmp(a, "--nprobe"))
             bad = parse_uints(v, o->nprobe, &o->n_nprobe);
         else if (!strcmp(a, "--filter-selectivity"))
@@ -475,6 +478,10 @@ static int parse_args(int argc, char **argv, opts_t *o)
             usage();
             return -1;
         }
+    }
+    if (!o->n_fef) {
+        memcpy(o->fef, o->ef, sizeof(o->ef));
+        o->n_fef = o->n_ef;
     }
     if ((!o->fmnist && !o->fvecs_base) || o->k < 1 || o->k > 1024 || o->threads < 1) {
         usage();
@@ -610,8 +617,11 @@ int main(int argc, char **argv)
     static point_t ours[MAX_LIST + 1][MAX_LIST], theirs[MAX_LIST + 1][MAX_LIST];
     for (unsigned s = 0; s < n_sets; s++) {
         vindex_filter_t f = {.bitmap = bitmaps[s], .bitmap_bits = base.n};
+        const unsigned *efs = s ? o.fef : o.ef;
+        if (o.kind == VINDEX_HNSW)
+            n_knob = s ? o.n_fef : o.n_ef;
         for (unsigned e = 0; e < n_knob; e++) {
-            unsigned ef = o.kind == VINDEX_HNSW ? o.ef[e] : 0,
+            unsigned ef = o.kind == VINDEX_HNSW ? efs[e] : 0,
                      np = o.kind == VINDEX_IVF_FLAT ? o.nprobe[e] : 0;
             measure(&o, ix, hp, &q, &pq, ef, np, s ? &f : NULL, sels[s], gts[s], ngts[s], &ours[s][e],
                     &theirs[s][e]);
@@ -638,12 +648,12 @@ int main(int argc, char **argv)
                    sels[s], targets[t]);
             if (a < 0 || b < 0) {
                 printf("\"vindex_ef\":%d,\"hnswlib_ef\":%d,\"note\":\"target not reached by one library\"}\n",
-                       a < 0 ? -1 : (int)o.ef[a], b < 0 ? -1 : (int)o.ef[b]);
+                       a < 0 ? -1 : (int)efs[a], b < 0 ? -1 : (int)efs[b]);
                 continue;
             }
             printf("\"vindex_ef\":%u,\"vindex_recall\":%.4f,\"vindex_qps_cpu\":%.1f,\"hnswlib_ef\":%u,"
                    "\"hnswlib_recall\":%.4f,\"hnswlib_qps_cpu\":%.1f,\"qps_cpu_ratio\":%.3f}\n",
-                   o.ef[a], ours[s][a].recall, ours[s][a].qps_cpu, o.ef[b], theirs[s][b].recall,
+                   efs[a], ours[s][a].recall, ours[s][a].qps_cpu, efs[b], theirs[s][b].recall,
                    theirs[s][b].qps_cpu, ours[s][a].qps_cpu / theirs[s][b].qps_cpu);
         }
         fflush(stdout);

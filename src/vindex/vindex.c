@@ -13,7 +13,7 @@
 #include <string.h>
 
 /* Below this many expected passing items a filtered search scans them exactly. */
-#define EXACT_FILTER_ITEMS 4096
+#define EXACT_FILTER_ITEMS 2048
 /* Results a query asks for beyond k when an upsert made it drop duplicates. */
 #define RESULT_SPARE 4
 
@@ -326,10 +326,12 @@ int vindex_check_search_params(const vindex_t *ix, const vindex_search_params_t 
     return 0;
 }
 
-/* ef for a filtered graph walk: about ef/s candidates are needed for ef of them to pass. */
+/* ef for a filtered graph walk. The walk already goes on until ef passing items are found,
+ * which visits about 1/sel times more nodes; widening ef by 1/sqrt(sel) more makes up for the
+ * sparser passing neighbourhoods without paying 1/sel twice. */
 static uint32_t widen_ef(uint32_t ef, double sel)
 {
-    double w = (double)ef / (sel > 0.01 ? sel : 0.01);
+    double w = (double)ef / sqrt(sel > 0.001 ? sel : 0.001);
     return w > VINDEX_EF_MAX ? VINDEX_EF_MAX : (uint32_t)w;
 }
 

@@ -45,11 +45,12 @@
  *   at first use from the CPU's features (AVX-512 F/BW/VL, AVX2+FMA, or portable C).
  *
  * Filters. A filter is a bitmap over external ids or a callback; rejected items still guide
- * the graph walk but are never returned. The search estimates the filter's selectivity
- * (bitmap popcount, or sampling the callback) and, when few ids pass, scans exactly the ids
- * that pass instead of walking the graph; at middling selectivity it widens ef. Either way
- * it returns min(k, number of passing live items) results.
- *
+ * the graph walk but are never returned. The search estimates the filter's selectivity s
+ * (bitmap popcount, the caller's hint, or 256 sampled callback calls). When s * count is at
+ * most 2048 it scans exactly the items that pass (walking a sparse bitmap's set bits through
+ * the id map); otherwise the hnsw walk keeps only passing items in its result list and runs
+ * with ef / sqrt(s). Either way it returns min(k, number of passing live items) results.
+
  * Deletes and upsert. vindex_delete marks the slot dead (a tombstone): dead slots still route
  * graph searches but are never returned and leave vindex_count. vindex_upsert writes the new
  * vector into a fresh slot, repoints the id, and tombstones the old slot; readers see the old

@@ -81,7 +81,7 @@ exec 3<>/dev/tcp/127.0.0.1/$PORT
 printf 'GET /api/upgrade-echo HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: x-echo\r\n\r\nearly-bytes|' >&3
 sleep 0.3
 printf 'ping-pong' >&3
-echoed=$(timeout 1 cat <&3)
+echoed=$(timeout 2 cat <&3)
 exec 3<&-
 check "upgrade answers 101" grep -q '^HTTP/1.1 101' <<<"$echoed"
 check "upgraded socket echoes bytes sent with and after the headers" grep -q 'early-bytes|ping-pong' <<<"$echoed"

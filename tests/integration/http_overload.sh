@@ -6,9 +6,19 @@ source "$(dirname "$0")/http_lib.inc"
 start_server --pool-threads 1 --pool-queue 1 --retry-after 7
 
 clients=()
-for i in 1 2 3 4 5 6; do
-    curl -s --max-time 20 -D "$TMP/h$i" -o "$TMP/b$i" "$BASE/api/sleep?ms=1500" &
+start_client() {
+    curl -s --max-time 30 -D "$TMP/h$1" -o "$TMP/b$1" "$BASE/api/sleep?ms=3000" &
     clients+=($!)
+}
+# The first request must be running (taken off the queue by the one worker) before the burst,
+# or the burst could find the queue still holding it.
+start_client 1
+for _ in $(seq 1 100); do
+    curl -s "$BASE/debug" | grep -q '"in_flight":2,.*"pool_queued":0' && break
+    sleep 0.05
+done
+for i in 2 3 4 5 6; do
+    start_client $i
 done
 sleep 0.5
 # While the pool is busy, an event-loop route still answers at once.
