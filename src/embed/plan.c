@@ -1058,7 +1058,7 @@ plan *plan_compile(const eg_graph *g, dnnl_engine_t eng, const plan_input *input
     for (int i = 0; i < g->n_nodes; i++) {
         if (!need[i])
             continue;
-        int f;
+        int f = 0;
         if ((rc = infer_node(&b, &g->nodes[i], &f)))
             goto fail;
         folded[i] = (char)f;
