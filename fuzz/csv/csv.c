@@ -1,5 +1,6 @@
-/* Fuzz target for the ingest metadata CSV reader: any bytes, read with a header and without,
- * under the default limits and under tiny ones, must parse or fail cleanly. */
+/* Fuzz target for the ingest metadata CSV reader and the row-to-product mapping: any bytes,
+ * read with a header and without, under the default limits and under tiny ones, must parse or
+ * fail cleanly with a line number. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,8 +30,19 @@ static void read_all(const uint8_t *data, size_t size, const lookalike_csv_limit
             if (!f || strlen(f) != len || (lim && len > lim->max_field))
                 abort();
         }
-        if (header)
+        if (header) {
             (void)lookalike_csv_get(c, lookalike_csv_col_name(c, 0));
+            lookalike_product_t p;
+            const char *image;
+            char perr[256];
+            if (lookalike_product_from_csv(c, &p, &image, perr, sizeof perr) == 0) {
+                if (lookalike_product_validate(&p, NULL, 0) != 0)
+                    abort();
+                lookalike_product_release(&p);
+            } else if (strncmp(perr, "line ", 5) != 0 || image) {
+                abort();
+            }
+        }
     }
     /* Every error message says where. */
     if (rc < 0 && strncmp(err, "line ", 5) != 0)

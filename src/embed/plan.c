@@ -875,14 +875,46 @@ static int memory_plan(builder *b)
         free(slot_busy);
         return errf(b->err, b->errlen, EMBED_ENOMEM, "out of memory");
     }
-    for (int i = 0; i < p->n_tensors; i++)
+    /* Tensors bucketed by the step that writes them and the step that last reads them, so the
+     * walk is linear in steps plus tensors. */
+    int *by_first = malloc(((size_t)p->n_tensors + 1) * sizeof(int)),
+        *by_last = malloc(((size_t)p->n_tensors + 1) * sizeof(int));
+    int *start_f = calloc((size_t)p->n_steps + 2, sizeof(int)),
+        *start_l = calloc((size_t)p->n_steps + 2, sizeof(int));
+    if (!by_first || !by_last || !start_f || !start_l) {
+        free(by_first);
+        free(by_last);
+        free(start_f);
+        free(start_l);
+        free(slot_of);
+        free(slot_size);
+        free(slot_busy);
+        return errf(b->err, b->errlen, EMBED_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < p->n_tensors; i++) {
+        const plan_tensor *t = &p->tensors[i];
         slot_of[i] = -1;
-    for (int s = 0; s < p->n_steps; s++) {
-        for (int i = 0; i < p->n_tensors; i++) {
-            plan_tensor *t = &p->tensors[i];
-            if (t->alias >= 0 || t->cdata || t->input >= 0 || t->first != s)
-                continue;
-            size_t need = (t->bytes + 63) & ~(size_t)63;
+        if (t->alias >= 0 || t->cdata || t->input >= 0 || t->first < 0 || t->first >= p->n_steps)
+            continue;
+        start_f[t->first + 1]++;
+        start_l[(t->last < p->n_steps ? t->last : p->n_steps) + 1]++;
+    }
+    for (int s = 0; s <= p->n_steps; s++) {
+        start_f[s + 1] += start_f[s];
+        start_l[s + 1] += start_l[s];
+    }
+    for (int i = 0; i < p->n_tensors; i++) {
+        const plan_tensor *t = &p->tensors[i];
+        if (t->alias >= 0 || t->cdata || t->input >= 0 || t->first < 0 || t->first >= p->n_steps)
+            continue;
+        by_first[start_f[t->first]++] = i;
+        by_last[start_l[t->last < p->n_steps ? t->last : p->n_steps]++] = i;
+    }
+    /* start_x[s] now points past bucket s; bucket s begins where bucket s-1 ended. */
+    for (int s = 0, fi = 0, li = 0; s < p->n_steps; s++) {
+        for (; fi < start_f[s]; fi++) {
+            int i = by_first[fi];
+            size_t need = (p->tensors[i].bytes + 63) & ~(size_t)63;
             int best = -1;
             for (int k = 0; k < n_slots; k++) {
                 if (slot_busy[k])
@@ -900,10 +932,13 @@ static int memory_plan(builder *b)
             slot_busy[best] = 1;
             slot_of[i] = best;
         }
-        for (int i = 0; i < p->n_tensors; i++)
-            if (slot_of[i] >= 0 && p->tensors[i].last == s)
-                slot_busy[slot_of[i]] = 0;
+        for (; li < start_l[s]; li++)
+            slot_busy[slot_of[by_last[li]]] = 0;
     }
+    free(by_first);
+    free(by_last);
+    free(start_f);
+    free(start_l);
     size_t off = 0, *slot_off = calloc((size_t)n_slots + 1, sizeof(size_t));
     int rc = 0;
     if (!slot_off) {

@@ -359,7 +359,8 @@ int lookalike_api_routes(lookalike_api_t *api, core_http_server *srv, char *err,
                       .max_total = API_BODY_MAX},
     };
     static const char *const prefixes[] = {"/api/collections/{c}", "/api"};
-    if (core_http_route(srv, "GET", "/api/collections", collections_list, api, &small, err, errlen) ||
+    if (core_http_route(srv, "GET", "/api/openapi.json", lookalike_api_openapi, NULL, NULL, err, errlen) ||
+        core_http_route(srv, "GET", "/api/collections", collections_list, api, &small, err, errlen) ||
         core_http_route(srv, "POST", "/api/collections", collections_create, api, &small, err, errlen))
         return -1;
     for (size_t i = 0; i < 2; i++) {

@@ -18,6 +18,12 @@ int lookalike_api_routes(lookalike_api_t *api, core_http_server *srv, char *err,
 /* Subcommands: argv[0] is the subcommand's name; they return the process exit code. */
 int lookalike_cmd_serve(int argc, char **argv);
 int lookalike_cmd_ingest(int argc, char **argv);
+int lookalike_cmd_create_collection(int argc, char **argv);
+int lookalike_cmd_search(int argc, char **argv);
+int lookalike_cmd_stats(int argc, char **argv);
+
+/* GET /api/openapi.json: the OpenAPI description of the routes above (api_openapi.c). */
+int lookalike_api_openapi(core_http_req *req, void *ud);
 
 /* The model `serve` and `ingest` use when none is given (set by the build from MODELS_DIR). */
 #ifndef LOOKALIKE_DEFAULT_MODEL

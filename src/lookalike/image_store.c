@@ -21,9 +21,12 @@ int image_store_hash_valid(const char *s)
     return s[64] == '\0';
 }
 
+/* Creates one directory level; 1 if it was created now, 0 if it was there, or an error. */
 static int mkdir_p1(const char *path, char *err, size_t errlen)
 {
-    if (mkdir(path, 0755) == 0 || errno == EEXIST)
+    if (mkdir(path, 0755) == 0)
+        return 1;
+    if (errno == EEXIST)
         return 0;
     if (err && errlen)
         snprintf(err, errlen, "cannot create directory %s: %s", path, strerror(errno));
@@ -48,7 +51,8 @@ int image_store_init(const char *dir, char *err, size_t errlen)
             snprintf(err, errlen, "data directory path too large");
         return LOOKALIKE_ETOOLARGE;
     }
-    return mkdir_p1(path, err, errlen);
+    int rc = mkdir_p1(path, err, errlen);
+    return rc < 0 ? rc : 0;
 }
 
 static int write_all(int fd, const unsigned char *p, size_t len)
@@ -87,8 +91,16 @@ int image_store_put(const char *dir, const void *data, size_t len, char sha256[6
     if (stat(final, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size == len)
         return 0;
     int rc = mkdir_p1(sub, err, errlen);
-    if (rc)
+    if (rc < 0)
         return rc;
+    /* A new fan-out directory must itself be durable before a file in it can be. */
+    char images[PATH_CAP];
+    snprintf(images, sizeof images, "%s/images", dir);
+    if (rc == 1 && fsync_dir(images) != 0) {
+        if (err && errlen)
+            snprintf(err, errlen, "cannot sync %s: %s", images, strerror(errno));
+        return LOOKALIKE_EIO;
+    }
     uint64_t r = 0;
     if (getrandom(&r, sizeof r, 0) != sizeof r)
         r = (uint64_t)getpid();

@@ -18,6 +18,7 @@
  *   colour.c   dominant colours of a photo, named from a 13-colour palette (English, Vietnamese)
  *   csv.c      RFC 4180 CSV reader for ingest metadata, streaming, capped, line-numbered errors
  *   product.c  the product record: strict JSON parsing and validation (jansson), serialisation
+ *   product_csv.c  a product from a row of an ingest metadata CSV
  *   sha256.c   SHA-256, naming stored images by their content
  *   catalog.c  the catalogue interface (collections, products, images, change log) and the
  *              checks every backend shares; image_store.c keeps images as files by hash
@@ -504,6 +505,25 @@ int lookalike_product_validate(const lookalike_product_t *p, char *err, size_t e
 /* Compact JSON for *p, fields in the order of the table above (server fields only in STORED
  * mode). malloc'd NUL-terminated string, caller frees; NULL when out of memory. */
 char *lookalike_product_to_json(const lookalike_product_t *p, int mode);
+
+/* Builds *p (initialised here; release it after a success) from the current row of a CSV
+ * reader whose header was read. Columns are matched by name, ASCII case ignored:
+ *
+ *   id, product_id       -> id          image_id -> id, unless an id column is there too
+ *   title, name          -> title       description, category, brand -> the same fields
+ *   price                -> price (a decimal number)      currency -> currency
+ *   colours, colors, colour, color -> colours    sizes, size -> sizes
+ *                           (list items separated by ';', '|' or ',', trimmed)
+ *   image, path, image_path, file -> *image: the photo's path as written in the cell
+ *   any other column     -> an attribute of that name: a number when the cell is a plain
+ *                           decimal ("400", "-1.5"; not "007" or "1e3"), else a string
+ *
+ * Empty cells are absent; *image is NULL when there is no image column or it is empty, and
+ * otherwise points into the reader's row (valid until its next lookalike_csv_next). The
+ * product is then validated as lookalike_product_validate does. Errors start "line N: " and
+ * name the column. */
+int lookalike_product_from_csv(const lookalike_csv_t *c, lookalike_product_t *p, const char **image,
+                               char *err, size_t errlen);
 
 /* The text the BM25 attributes field indexes: colours, dominant colours (English and
  * Vietnamese names), sizes, and the string and number attribute values, separated by spaces,

@@ -13,6 +13,9 @@ typedef struct {
 static const subcommand_t subcommands[] = {
     {"serve", lookalike_cmd_serve, "serve the JSON API over HTTP"},
     {"ingest", lookalike_cmd_ingest, "add a folder of photos (with optional metadata) to a collection"},
+    {"create-collection", lookalike_cmd_create_collection, "create a collection"},
+    {"search", lookalike_cmd_search, "search by photo, text, product or filters from the shell"},
+    {"stats", lookalike_cmd_stats, "collections and product counts of a data directory"},
 };
 
 static void usage(FILE *f)
@@ -20,7 +23,7 @@ static void usage(FILE *f)
     fprintf(f, "lookalike: similar-product search (image, text, attributes)\n"
                "usage: lookalike <command> [--flag value]...   (lookalike <command> --help)\n\ncommands:\n");
     for (size_t i = 0; i < sizeof subcommands / sizeof *subcommands; i++)
-        fprintf(f, "  %-10s %s\n", subcommands[i].name, subcommands[i].help);
+        fprintf(f, "  %-18s %s\n", subcommands[i].name, subcommands[i].help);
 }
 
 int main(int argc, char **argv)

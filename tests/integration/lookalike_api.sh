@@ -57,6 +57,21 @@ echo "measure: ingest of 40 photos took $(python3 -c "print(round($end-$start,2)
 timeout 120 "$LK" ingest --data "$DATA" --metadata "$SUB/metadata.csv" "$SUB" >"$TMP/ingest2.log" 2>&1
 grep -q "0 added, 40 already in" "$TMP/ingest2.log" && ok "ingest is resumable" || fail "re-ingest: $(tail -2 "$TMP/ingest2.log")"
 
+# ---- the shell subcommands, on the data directory (no server holds it) ----
+expect_eq "stats counts the ingested products" \
+    "$("$LK" stats --data "$DATA" | jq_ '[(c["name"], c["count"], c["index"]) for c in d["collections"]]')" "[('products', 40, 'hnsw')]"
+expect_eq "search from the shell by photo" \
+    "$("$LK" search --data "$DATA" --k 3 --image "$SUB/$(grep ',hat,' "$SUB/metadata.csv" | head -1 | cut -d, -f1)" |
+        jq_ 'd["results"][0]["product"]["category"]')" hat
+expect_eq "search from the shell by text and filters" \
+    "$("$LK" search --data "$DATA" --text dress --filters '{"category":"dress"}' | jq_ 'len(d["results"])')" 4
+"$LK" search --data "$DATA" >/dev/null 2>&1
+expect_eq "search without a query fails" "$?" 1
+expect_eq "create-collection from the shell" \
+    "$("$LK" create-collection --data "$DATA" --name cli1 --index flat | jq_ 'd["name"], d["index"]')" "('cli1', 'flat')"
+"$LK" create-collection --data "$DATA" --name cli1 >/dev/null 2>&1
+expect_eq "create-collection of an existing name fails" "$?" 1
+
 STARTS=0
 start_server() { # ARGS...
     # A fresh log per start: the background shell may not have truncated an old one yet.
@@ -95,8 +110,8 @@ is_json_error() { python3 -c "import json; d=json.load(open('$TMP/body')); asser
 start_server
 expect_eq "serve loads the ingested products" "$(count)" 40
 expect_eq "healthz" "$(status "$B/healthz")" 200
-expect_eq "GET /api/collections lists products" \
-    "$("${CURL[@]}" "$B/api/collections" | jq_ '[c["name"] for c in d["collections"]]')" "['products']"
+expect_eq "GET /api/collections lists them all" \
+    "$("${CURL[@]}" "$B/api/collections" | jq_ '[c["name"] for c in d["collections"]]')" "['cli1', 'products']"
 
 # ---- products ----
 TEE=$(grep ',t-shirt,' "$SUB/metadata.csv" | head -1 | cut -d, -f1)
@@ -212,6 +227,22 @@ expect_eq "deleted product is gone" "$(status "$B/api/products/vn-2")" 404
 expect_eq "deleted product is not searchable" \
     "$("${CURL[@]}" "${J[@]}" -d '{"text":"quan jean"}' "$B/api/search" | jq_ '"vn-2" in [r["id"] for r in d["results"]]')" False
 expect_eq "/metrics answers" "$(status "$B/metrics")" 200
+"${CURL[@]}" "$B/api/openapi.json" >"$TMP/openapi.json"
+expect_eq "every GET route in /api/openapi.json exists" "$(python3 - "$TMP/openapi.json" "$B" <<'PY'
+import json, sys, urllib.request
+spec = json.load(open(sys.argv[1]))
+bad = []
+for path, ops in spec["paths"].items():
+    if "get" not in ops:
+        continue
+    url = sys.argv[2] + path.replace("{c}", "products").replace("{id}", "vn-1")
+    try:
+        urllib.request.urlopen(url, timeout=30)
+    except Exception as e:
+        bad.append(f"{path}: {e}")
+print(len(spec["paths"]), bad)
+PY
+)" "13 []"
 
 # ---- restart keeps everything; API key ----
 before=$(count)

@@ -1,6 +1,6 @@
 /* The shared pretrained MobileNet v1 0.75 against the ONNX Runtime outputs recorded in
  * mobilenet_v1_0.75_224.testvec.json (input built from the formula in MODELS.md). */
-#include "embed/embed.h"
+#include "embed/model_internal.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -151,4 +151,33 @@ Test(mobilenet, l2_normalize)
     cr_assert_float_eq(v[2], 0.8f, 1e-6);
     embed_l2_normalize(z, 2);
     cr_assert_eq(z[0], 0.0f);
+}
+
+Test(mobilenet, memory_plan_reuses_buffers)
+{
+    char path[1024], err[256];
+    int rc;
+    snprintf(path, sizeof(path), "%s/mobilenet_v1_0.75_224.onnx", models_dir());
+    embed_model_options opt = {.threads = 1};
+    embed_model *m = embed_model_load(path, &opt, err, sizeof(err));
+    cr_assert(m, "%s", err);
+    const eg_graph *g = embed_model_graph(m);
+    plan_input pi = {g->inputs[0], 4, {4, 3, HW, HW}, NULL, ONNX_FLOAT};
+    plan *p =
+        plan_compile(g, embed_model_engine(m), &pi, 1, eg_graph_find(g, "logits"), 0, err, sizeof(err), &rc);
+    cr_assert(p, "%s", err);
+    size_t total = 0, largest = 0;
+    for (int i = 0; i < p->n_tensors; i++) {
+        const plan_tensor *t = &p->tensors[i];
+        if (!t->cdata && t->input < 0 && t->alias < 0 && t->first >= 0) {
+            total += t->bytes;
+            largest = t->bytes > largest ? t->bytes : largest;
+        }
+    }
+    /* A chain network needs about two live activations at a time, not all of them. */
+    cr_assert(p->arena_bytes >= largest);
+    cr_assert(p->arena_bytes * 3 < total, "arena %zu bytes for %zu bytes of activations", p->arena_bytes,
+              total);
+    plan_free(p);
+    embed_model_free(m);
 }
