@@ -136,60 +136,41 @@ static void id_from_path(const char *rel, char *id, size_t cap)
         snprintf(id, cap, "photo");
 }
 
-/* CSV metadata: columns path (required), id or image_id, title, description, category, brand,
- * price, currency, colour, size; other columns are ignored. */
+/* CSV metadata, read by lookalike_product_from_csv (its header comment maps the columns): the
+ * image column names the photo relative to FOLDER. A bad row is reported and skipped. */
 static int load_csv(const char *file, items_t *items, char *err, size_t errlen)
 {
     FILE *f = fopen(file, "rb");
     if (!f) {
-        snprintf(err, errlen, "%s: cannot open", file);
+        snprintf(err, errlen, "%.300s: cannot open", file);
         return -1;
     }
-    int rc = -1;
+    int rc = -1, r;
     lookalike_csv_t *c = lookalike_csv_open_file(f, NULL, err, errlen);
     if (!c || lookalike_csv_read_header(c, err, errlen) != 0)
         goto done;
-    if (lookalike_csv_column(c, "path") < 0) {
-        snprintf(err, errlen, "%s: no \"path\" column", file);
-        goto done;
-    }
-    int r;
     while ((r = lookalike_csv_next(c, err, errlen)) == 1) {
-        item_t *it = item_find(items, lookalike_csv_get(c, "path"));
-        if (!it)
+        lookalike_product_t p;
+        const char *image = NULL;
+        char rerr[512];
+        if (lookalike_product_from_csv(c, &p, &image, rerr, sizeof rerr) != 0) {
+            fprintf(stderr, "%.300s: %s (row skipped)\n", file, rerr);
             continue;
-        json_t *o = json_object();
-        const char *id = lookalike_csv_get(c, "id");
-        if (!id || !*id)
-            id = lookalike_csv_get(c, "image_id");
-        if (id && *id)
-            json_object_set_new(o, "id", json_string(id));
-        static const char *const strs[] = {"title", "description", "category", "brand", "currency"};
-        for (size_t i = 0; i < sizeof strs / sizeof *strs; i++) {
-            const char *v = lookalike_csv_get(c, strs[i]);
-            if (v && *v)
-                json_object_set_new(o, strs[i], json_string(v));
         }
-        const char *cat = lookalike_csv_get(c, "category");
-        if (!lookalike_csv_get(c, "title") && cat && *cat && id && *id) {
+        item_t *it = image ? item_find(items, image) : NULL;
+        if (it && !p.title && p.category && p.id) {
             /* The demo set has no titles: "Dress 06a00c" reads well and is searchable. */
             char title[160];
             snprintf(title, sizeof title, "%c%.100s %.6s",
-                     (cat[0] >= 'a' && cat[0] <= 'z') ? cat[0] - 32 : cat[0], cat + 1, id);
-            json_object_set_new(o, "title", json_string(title));
+                     (p.category[0] >= 'a' && p.category[0] <= 'z') ? p.category[0] - 32 : p.category[0],
+                     p.category + 1, p.id);
+            p.title = strdup(title);
         }
-        const char *price = lookalike_csv_get(c, "price");
-        if (price && *price)
-            json_object_set_new(o, "price", json_real(strtod(price, NULL)));
-        const char *lists[][2] = {{"colour", "colours"}, {"size", "sizes"}};
-        for (size_t i = 0; i < 2; i++) {
-            const char *v = lookalike_csv_get(c, lists[i][0]);
-            if (v && *v)
-                json_object_set_new(o, lists[i][1], json_pack("[s]", v));
+        if (it) {
+            free(it->meta);
+            it->meta = lookalike_product_to_json(&p, LOOKALIKE_PRODUCT_INPUT);
         }
-        free(it->meta);
-        it->meta = json_dumps(o, JSON_COMPACT);
-        json_decref(o);
+        lookalike_product_release(&p);
     }
     if (r == 0)
         rc = 0;
