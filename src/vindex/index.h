@@ -72,6 +72,9 @@ typedef struct vindex_kind_ops {
 /* One table per kind; vindex.c's kind_ops() maps vindex_kind_t to it. ivf.c adds
  * vindex_ivf_flat_ops here and there when it lands. */
 extern const vindex_kind_ops_t vindex_flat_ops;
+/* flat: serve slots [0, n) from `vecs` (n rows of dim floats, prepared) instead of copying them;
+ * vecs must outlive the index (the snapshot mapping does). Only on an empty index. */
+int vindex_flat_use_mapped(vindex_t *ix, const float *vecs, uint32_t n);
 extern const vindex_kind_ops_t vindex_hnsw_ops;
 
 struct vindex {

@@ -17,6 +17,8 @@
  * - Storage that grows without moving: every per-slot array lives in a virtual-address
  *   reservation (region.h) sized for `capacity` slots; pages are committed by first touch, so
  *   readers may hold pointers into it while the writer appends. mem_bytes counts touched pages.
+ *   The arrays a search reads at random (hnsw level-0 blocks, flat rows) ask for transparent
+ *   huge pages once they pass 8 MiB (madvise), which cuts the TLB misses of a graph walk.
  * - flat (flat.c): one contiguous array of vectors, each row padded to 64 bytes; search is a
  *   scan with the SIMD kernel and a bounded max-heap.
  * - hnsw (hnsw.c): hierarchical navigable small-world graph. Level 0 is one block per slot
@@ -85,8 +87,9 @@
  *   wal.log      the write-ahead log of changes after the snapshot (same atomic creation).
  *   LOCK         flock()ed by the one process that has the directory open.
  * vindex_open maps index.snap (read-only, MAP_SHARED), checks every checksum, rebuilds the index
- * (flat rows and ivf lists are copied from the mapping, the hnsw graph is restored from its
- * sections; the id map is rebuilt), then replays the
+ * (flat reads its rows in place from the mapping, so they cost page cache rather than heap;
+ * ivf lists are copied from it, the hnsw graph is restored from its sections; the id map is
+ * rebuilt), then replays the
  * log records with lsn > wal_lsn. vindex_save into the index's own directory is a checkpoint:
  * snapshot with wal_lsn = the last record, then the log is replaced by an empty one. A crash
  * between the two leaves records the snapshot already holds, which replay skips by lsn. A new
