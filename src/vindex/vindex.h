@@ -37,8 +37,9 @@
  *   cosine), trained by vindex_train or by the first vindex_add_batch. Each list is a chain of
  *   blocks (64, 128, 256... entries) that never move, holding slot numbers and float rows or
  *   sq8 codes; `nprobe` nearest lists are scanned per query. A filter is checked inside the
- *   scan; when few items pass, nprobe widens to meet about 2k of them, and past half the lists
- *   (or when the lists yield fewer than k) the search scans the passing items exactly.
+ *   scan (before each distance when fewer than half the items pass it, so failing items cost
+ *   no distance); when few items pass, nprobe widens to meet about 2k of them, and past half
+ *   the lists (or when the lists yield fewer than k) the search scans the passing items exactly.
  * - sq8 (sq8.c): optional per-dimension 8-bit codes for ivf_flat (bias = training minimum,
  *   scale = range/255), compared with the float query by the kernels' u8 paths; the best
  *   `rerank` (default 4k) candidates are re-scored with the float vectors.
