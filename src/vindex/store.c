@@ -25,7 +25,7 @@ typedef struct {
     char dir[PATH_MAX];       /* canonical path of the data directory */
     vindex_durability_t mode; /* NONE: nothing logged after open */
     vindex_wal_t *wal;        /* open for the index's lifetime (it also holds the directory lock) */
-    vindex_snap_file_t snap;  /* the mapping the index was loaded from; sq8 re-ranks from it */
+    vindex_snap_file_t snap;  /* the mapping the index was loaded from, kept while flat or sq8 read it */
 } vindex_store_t;
 
 /* ---- hooks ---------------------------------------------------------------------------------- */
@@ -560,6 +560,10 @@ vindex_t *vindex_open(const char *dir, const vindex_params_t *p, vindex_durabili
                               VINDEX_STORE_SYNC_INTERVAL_US, replay_apply, ix, err, errlen);
     if (!st->wal)
         goto fail;
+    /* Only flat (rows read in place) and sq8 (floats for re-ranking) keep reading the mapping;
+     * the other kinds copied what they need, so its pages leave the process. */
+    if (!(ix->p.kind == VINDEX_FLAT || (ix->p.kind == VINDEX_IVF_FLAT && ix->p.sq8)))
+        vindex_snap_file_release(&st->snap);
     ix->store = st;
     return ix;
 fail:
