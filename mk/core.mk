@@ -27,3 +27,10 @@ core_LDLIBS += -lwslay
 DEB_PKGS += libwslay-dev
 FUZZERS += ws_frame
 fuzz_ws_frame_MODULES := core
+
+# Idle WebSockets on core-example's hub against Node's `ws` (Debian's node-ws), same run.
+DEB_PKGS += node-ws
+BENCHES += ws
+bench_ws_SRCS := bench/ws/ws.c
+bench_ws_MODULES := core
+bench_ws_RUN := $(BUILD)/bench/ws --server $(BUILD)/core-example --peer bench/ws/peer.js

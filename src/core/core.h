@@ -58,9 +58,11 @@
  *     been read and dropped, so keep-alive survives; larger bodies close the connection.
  *
  * Upgrades. For an upgraded request, MHD reports completion (access log with status 101 and
- * the connection's whole lifetime, arena freed) only after core_http_upgrade_close, so memory
- * from core_http_req_arena may back the upgrade callback's ud. An upgraded connection counts
- * against connection_limit but not as a request in flight.
+ * the time until core_http_upgrade_close, arena freed) only after core_http_upgrade_close, so
+ * memory from core_http_req_arena may back the upgrade callback's ud. An upgraded connection
+ * counts against connection_limit until then, but not as a request in flight. WebSockets
+ * (core_ws_http_accept) close the upgrade as soon as the hub has the socket, so they leave
+ * MHD, its per-connection memory and connection_limit right after the handshake.
  */
 #ifndef CORE_CORE_H
 #define CORE_CORE_H
@@ -540,7 +542,10 @@ long long core_proc_raise_nofile(long long want);
  * Memory per connection. An idle connection costs one small struct (~200 bytes) plus its
  * slot. wslay's parser state (about 8.8 KiB) is allocated when bytes arrive and freed again
  * as soon as the input ends on a frame boundary outside a fragmented message, so 10,000 idle
- * connections hold no parser. The read buffer (64 KiB) is the hub's, shared by all.
+ * connections hold no parser. The read buffer (64 KiB) is the hub's, shared by all. Through
+ * core_ws_http_accept, the hub holds a duplicate of the socket and MHD lets its own
+ * connection go (memory pool and request arena freed) right after the 101, so the handshake's
+ * memory is transient. bench/ws measures the whole: docs/benchmarks.md has the figures.
  *
  * Bounds. Per connection: max_message (inbound message), max_send_queue (bytes queued for a
  * client that does not read: past it the connection is dropped, on_close sees 1008);
@@ -671,9 +676,9 @@ bool core_ws_room_valid(const char *name);
  * missing or wrong), 426 upgrade_required with Sec-WebSocket-Version: 13. If the hub cannot
  * take the socket after the 101 (full, or shutting down) the client gets a close frame, 1013
  * or 1001, and the connection is closed. Nothing is sent as a WebSocket subprotocol or
- * extension: both are declined by omission, as RFC 6455 allows. The server must have
- * core_ws_hub_shutdown_hook registered: the hub hands its sockets back to MHD, so it has to
- * be shut down before MHD stops. */
+ * extension: both are declined by omission, as RFC 6455 allows. The hub owns the socket
+ * from then on (MHD's side of the upgrade is closed at once); register
+ * core_ws_hub_shutdown_hook on the server so that clients get 1001 on SIGTERM. */
 int core_ws_http_accept(core_http_req *req, core_ws_hub *hub, const char *room);
 /* ---- end WebSocket ---- */
 

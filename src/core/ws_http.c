@@ -1,8 +1,12 @@
 /* The WebSocket handshake on the HTTP server, and the hand-over of the upgraded socket to the
- * hub (see core.h, WebSocket). The room name travels in the request's arena, which MHD keeps
- * until the upgraded connection is closed. */
+ * hub (see core.h, WebSocket). The room name travels in the request's arena, which lives
+ * until the upgrade callback has run. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "core/core.h"
 
@@ -12,10 +16,10 @@ typedef struct ws_accept {
     char room[CORE_WS_ROOM_MAX + 1];
 } ws_accept;
 
-static void release_upgrade(void *arg, int fd)
+static void release_fd(void *arg, int fd)
 {
-    (void)fd;
-    core_http_upgrade_close(arg);
+    (void)arg;
+    close(fd);
 }
 
 /* A client refused after its 101 learns why in WebSocket terms before the socket closes. The
@@ -26,17 +30,27 @@ static void send_refusal(int fd, unsigned code)
     (void)!send(fd, frame, sizeof frame, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
+/* The hub gets a duplicate of the socket and MHD's upgrade is closed at once, so MHD frees the
+ * connection (its memory pool, header_limit bytes) and the request's arena now rather than
+ * when the WebSocket ends: an idle WebSocket then costs the hub's small struct, not ~40 KiB.
+ * This relies on MHD not shutting the socket down when it closes its descriptor, which is what
+ * MHD_USE_TURBO (set by server.c) guarantees. */
 static void on_upgraded(void *ud, int fd, const char *extra, size_t extra_len, core_http_upgrade *up)
 {
     ws_accept *a = ud;
     char err[160];
-    /* Once adopted, the hub may release the socket (and so free `a`) at any moment: touch
-     * nothing after a successful adopt. */
-    int rc = core_ws_hub_adopt(a->hub, fd, a->room, extra, extra_len, release_upgrade, up, err, sizeof err);
-    if (rc == 0)
-        return;
-    core_log_warn(a->log, "ws", "%s", err);
-    send_refusal(fd, rc == CORE_ESTATE ? 1001 : 1013);
+    int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    int rc = own < 0 ? CORE_EIO : 0;
+    if (own < 0)
+        snprintf(err, sizeof err, "websocket: dup: %s", strerror(errno));
+    else
+        rc = core_ws_hub_adopt(a->hub, own, a->room, extra, extra_len, release_fd, NULL, err, sizeof err);
+    if (rc != 0) {
+        core_log_warn(a->log, "ws", "%s", err);
+        send_refusal(fd, rc == CORE_ESTATE ? 1001 : 1013);
+        if (own >= 0)
+            close(own);
+    }
     core_http_upgrade_close(up);
 }
 

@@ -3,12 +3,11 @@
  * usage: http_websocket PORT SERVER_PID
  *
  * The server is expected to run with --ws-max-message 1k --ws-ping-interval 1s
- * --ws-pong-timeout 1s --idle-timeout 1s. Clients speak through Debian's wslay (client side:
- * masking, control frames, the close handshake); a few frames are written raw where a test
- * needs what a well-behaved library will not send (fragments with a ping between them, an
- * unmasked frame, a client that never answers pings). The last step sends SIGTERM to the
- * server and expects close 1001 on every open client. Prints one "ok:" or "FAIL:" line per
- * check and exits 1 if any check failed. */
+ * --ws-pong-timeout 1s --idle-timeout 1s --connection-limit 8. Clients speak through Debian's wslay (client
+ * side: masking, control frames, the close handshake); a few frames are written raw where a test needs what a
+ * well-behaved library will not send (fragments with a ping between them, an unmasked frame, a client that
+ * never answers pings). The last step sends SIGTERM to the server and expects close 1001 on every open
+ * client. Prints one "ok:" or "FAIL:" line per check and exits 1 if any check failed. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -28,7 +27,8 @@
 
 #include "core/core.h"
 
-#define MAX_CLIENTS 16
+#define MAX_CLIENTS 40
+#define CROWD 20
 #define MAX_INBOX 16
 #define WAIT_MS 3000
 
@@ -636,6 +636,29 @@ static void client_close(world *w)
     check(w, wait_eof(w, leaving, WAIT_MS), "and closes the TCP connection");
 }
 
+/* More WebSockets than --connection-limit: the hub, not MHD, holds them after the handshake. */
+static void crowd(world *w)
+{
+    client *c[CROWD];
+    size_t n = 0;
+    for (; n < CROWD; n++) {
+        char name[16];
+        snprintf(name, sizeof name, "crowd%zu", n);
+        if (!(c[n] = client_open(w, name, "crowd", false)))
+            break;
+    }
+    check(w, n == CROWD, "%zu of %d WebSockets open with --connection-limit 8", n, CROWD);
+    static const char hi[] = "hello crowd";
+    check(w, http_post(w->port, "/api/rooms/crowd/broadcast", "text/plain", hi, sizeof hi - 1) == 202,
+          "HTTP still answers with them open");
+    size_t got = 0, one = 1;
+    for (size_t i = 0; i < n; i++)
+        if (wait_for(w, c[i], has_messages, &one, WAIT_MS) &&
+            msg_is(c[i], 0, WSLAY_TEXT_FRAME, hi, sizeof hi - 1))
+            got++;
+    check(w, got == CROWD, "the broadcast reached %zu of %d", got, CROWD);
+}
+
 static void graceful_shutdown(world *w, pid_t server)
 {
     client *open[MAX_CLIENTS];
@@ -677,6 +700,7 @@ int main(int argc, char **argv)
         size_cap(&w, b);
         masking(&w);
         client_close(&w);
+        crowd(&w);
         graceful_shutdown(&w, server);
     }
     for (size_t i = 0; i < w.n; i++)

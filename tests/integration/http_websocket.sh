@@ -3,9 +3,10 @@
 # C client on Debian's wslay (http_websocket.c) for relay and HTTP broadcast between clients
 # in a room, ping/pong, server pings and the drop of a client that never answers, fragmented
 # messages, the size cap, masking, the close handshake, and graceful shutdown (SIGTERM with
-# sockets open: close 1001 to every client, exit 0).
+# sockets open: close 1001 to every client, exit 0). WebSockets outnumber --connection-limit:
+# once the hub has a socket, MHD no longer holds it.
 source "$(dirname "$0")/http_lib.inc"
-start_server --ws-max-message 1k --ws-ping-interval 1s --ws-pong-timeout 1s --idle-timeout 1s
+start_server --ws-max-message 1k --ws-ping-interval 1s --ws-pong-timeout 1s --idle-timeout 1s --connection-limit 8
 
 C="curl -s --max-time 10"
 WS=(-H 'Connection: Upgrade' -H 'Upgrade: websocket' -H 'Sec-WebSocket-Version: 13')
