@@ -1,6 +1,7 @@
 /* WebSocket clients over real sockets against core-example's rooms (run by http_websocket.sh).
  *
  * usage: http_websocket PORT SERVER_PID
+ *        http_websocket PORT SERVER_PID hub-full   (server run with --ws-max-connections 1)
  *
  * The server is expected to run with --ws-max-message 1k --ws-ping-interval 1s
  * --ws-pong-timeout 1s --idle-timeout 1s --connection-limit 8. Clients speak through Debian's wslay (client
@@ -678,15 +679,47 @@ static void graceful_shutdown(world *w, pid_t server)
     }
 }
 
+/* A hub that is full still completes the handshake (the 101 is out before the hub is asked),
+ * then says why in WebSocket terms: close 1013, "try again later" (IANA-registered after RFC
+ * 6455; wslay 1.1 refuses to parse it, so this client reads raw bytes). */
+static void hub_full(world *w)
+{
+    client *first = client_open(w, "first", "lobby", false);
+    client *second = client_open(w, "second", "lobby", true);
+    check(w, first && second, "two handshakes complete");
+    if (!first || !second)
+        return;
+    uint8_t buf[16];
+    size_t n = second->early_len;
+    memcpy(buf, second->early, n < sizeof buf ? n : sizeof buf);
+    if (n < 4) {
+        ssize_t k = raw_read(w, second, buf + n, sizeof buf - n, WAIT_MS);
+        n += k > 0 ? (size_t)k : 0;
+    }
+    check(w, n == 4 && buf[0] == 0x88 && buf[1] == 2 && (buf[2] << 8 | buf[3]) == 1013,
+          "the one past --ws-max-connections gets close 1013");
+    check(w, wait_eof(w, second, WAIT_MS), "and its connection is closed");
+    int pongs = first->pongs + 1;
+    check(w, queue_msg(w, first, WSLAY_PING, "still", 5) && wait_for(w, first, has_pongs, &pongs, WAIT_MS),
+          "the first one is still served");
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: http_websocket PORT SERVER_PID\n");
+    if (argc != 3 && !(argc == 4 && strcmp(argv[3], "hub-full") == 0)) {
+        fprintf(stderr, "usage: http_websocket PORT SERVER_PID [hub-full]\n");
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
     world w = {.port = atoi(argv[1])};
     pid_t server = (pid_t)atoi(argv[2]);
+    if (argc == 4) {
+        hub_full(&w);
+        for (size_t i = 0; i < w.n; i++)
+            client_free(w.c[i]);
+        printf("%d check(s) failed\n", w.fails);
+        return w.fails ? 1 : 0;
+    }
     client *a = client_open(&w, "a", "lobby", false);
     client *b = client_open(&w, "b", "lobby", false);
     client *other = client_open(&w, "other", "kitchen", false);

@@ -4,9 +4,10 @@
 # in a room, ping/pong, server pings and the drop of a client that never answers, fragmented
 # messages, the size cap, masking, the close handshake, and graceful shutdown (SIGTERM with
 # sockets open: close 1001 to every client, exit 0). WebSockets outnumber --connection-limit:
-# once the hub has a socket, MHD no longer holds it.
+# once the hub has a socket, MHD no longer holds it. A full hub answers the handshake, then
+# closes with 1013.
 source "$(dirname "$0")/http_lib.inc"
-start_server --ws-max-message 1k --ws-ping-interval 1s --ws-pong-timeout 1s --idle-timeout 1s --connection-limit 8
+start_server --ws-max-message 1k --ws-ping-interval 1s --ws-pong-timeout 1s --idle-timeout 1s --connection-limit 8 --threads 2
 
 C="curl -s --max-time 10"
 WS=(-H 'Connection: Upgrade' -H 'Upgrade: websocket' -H 'Sec-WebSocket-Version: 13')
@@ -34,4 +35,11 @@ SERVER_PID=
 expect_eq "server exits 0 after SIGTERM with WebSockets open" "$rc" 0
 check "upgraded connections logged with status 101" grep -q '"route":"/ws/{room}","status":101' "$LOG"
 check "shutdown logged" grep -q '"msg":"stopped"' "$LOG"
+
+# A full hub: the handshake completes, then close 1013.
+start_server --ws-max-connections 1
+"$BUILD/tests/http_websocket" "$PORT" "$SERVER_PID" hub-full
+rc=$?
+check "full-hub checks (exit $rc)" [ "$rc" = 0 ]
+check "the refusal is logged" grep -q 'hub full' "$LOG"
 finish

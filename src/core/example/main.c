@@ -167,7 +167,7 @@ int main(int argc, char **argv)
     core_ws_config ws_cfg;
     core_ws_config_defaults(&ws_cfg);
     ws_cfg.relay = true;
-    core_flag flags[CORE_HTTP_CONFIG_NFLAGS + 5];
+    core_flag flags[CORE_HTTP_CONFIG_NFLAGS + 6];
     size_t nflags = core_http_config_flags(&cfg, flags, CORE_HTTP_CONFIG_NFLAGS);
     flags[nflags++] = (core_flag){"static-dir",
                                   CORE_FLAG_STR,
@@ -204,6 +204,14 @@ int main(int argc, char **argv)
                                   1,
                                   3600000,
                                   "drop a WebSocket that sends nothing this long after a ping"};
+    int ws_max_connections = 0;
+    flags[nflags++] = (core_flag){"ws-max-connections",
+                                  CORE_FLAG_INT,
+                                  &ws_max_connections,
+                                  "100000",
+                                  1,
+                                  10000000,
+                                  "WebSockets held at once (past it a new one gets close 1013)"};
     char err[512] = "";
     int rc = core_flags_parse(flags, nflags, "CORE", argc, argv,
                               "core-example: the runtime's example HTTP server\n"
@@ -244,6 +252,7 @@ int main(int argc, char **argv)
         goto done;
     }
     ws_cfg.metrics = metrics;
+    ws_cfg.max_connections = (size_t)ws_max_connections;
     ex.hub = core_ws_hub_new(&ws_cfg, err, sizeof err);
     if (!ex.hub)
         goto fail;
