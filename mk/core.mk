@@ -25,8 +25,9 @@ fuzz_json_MODULES := core
 # ---- WebSocket ----
 core_LDLIBS += -lwslay
 DEB_PKGS += libwslay-dev
-FUZZERS += ws_frame
+FUZZERS += ws_frame ws_handshake
 fuzz_ws_frame_MODULES := core
+fuzz_ws_handshake_MODULES := core
 
 # Idle WebSockets on core-example's hub against Node's `ws` (Debian's node-ws), same run.
 DEB_PKGS += node-ws
