@@ -7,7 +7,7 @@
 # once the hub has a socket, MHD no longer holds it. A full hub answers the handshake, then
 # closes with 1013.
 source "$(dirname "$0")/http_lib.inc"
-start_server --ws-max-message 1k --ws-ping-interval 1s --ws-pong-timeout 1s --idle-timeout 1s --connection-limit 8 --threads 2
+start_server --ws-max-message 1k --ws-ping-interval 1s --ws-pong-timeout 2s --idle-timeout 1s --connection-limit 8 --threads 2
 
 C="curl -s --max-time 10"
 WS=(-H 'Connection: Upgrade' -H 'Upgrade: websocket' -H 'Sec-WebSocket-Version: 13')
