@@ -477,6 +477,7 @@ async function main() {
   $('collection').addEventListener('change', async () => {
     state.coll = $('collection').value;
     clearFilters();
+    setBusy(true, true); // until the new collection's first page is in
     await loadFacets().catch((e) => showError(`Could not load the catalogue's filters: ${e.message}.`));
     startOver();
   });
