@@ -5,6 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* GET /: the page itself. Its other files are under /ui/, so every path outside /ui/ and /
+ * keeps the router's own 404 and 405 answers (an unknown /api route stays a 404 JSON). */
+static int web_index(core_http_req *req, void *ud)
+{
+    return core_http_reply_file(req, ud, "index.html");
+}
+
 static int service_ready(void *ud, char *msg, size_t msglen)
 {
     (void)ud;
@@ -110,7 +117,8 @@ int lookalike_cmd_serve(int argc, char **argv)
         goto fail;
     core_http_set_debug_config(srv, core_flags_to_json(flags, nflags));
     if (lookalike_api_routes(&api, srv, err, sizeof err) != 0 ||
-        (site && core_http_route_static(srv, "/", site, err, sizeof err) != 0) ||
+        (site && (core_http_route(srv, "GET", "/", web_index, site, NULL, err, sizeof err) != 0 ||
+                  core_http_route_static(srv, "/ui", site, err, sizeof err) != 0)) ||
         core_http_add_ready_check(srv, "catalogue", service_ready, svc) != 0 ||
         core_http_server_start(srv, err, sizeof err) != 0)
         goto fail;

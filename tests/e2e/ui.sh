@@ -82,30 +82,54 @@ timeout 300 "$LK" ingest --data "$DATA" --metadata "$META" "$SUB" >"$TMP/ingest.
     }
 grep -q "31 added" "$TMP/ingest.log" && ok "ingest adds 31 products" || fail "ingest: $(tail -2 "$TMP/ingest.log")"
 
-# ---- serve with the default web directory (the build points it at web/) ----
-LOG=$TMP/server.log
-"$LK" serve --data "$DATA" --port 0 2>"$LOG" &
-SERVER_PID=$!
-PORT=
-for _ in $(seq 1 600); do
-    PORT=$(grep -o '"msg":"listening".*"port":[0-9]*' "$LOG" 2>/dev/null | grep -o '"port":[0-9]*' | cut -d: -f2)
-    [ -n "$PORT" ] && break
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    sleep 0.1
-done
-if [ -z "$PORT" ]; then
-    echo "server did not start:"
-    cat "$LOG"
-    exit 1
-fi
-B=http://127.0.0.1:$PORT
-
+# start_server DATA_DIR ARGS...: serve on a free port (read back from the "listening" log
+# line); sets SERVER_PID, LOG and B.
+STARTS=0
+start_server() {
+    local data=$1 port=
+    shift
+    STARTS=$((STARTS + 1))
+    LOG=$TMP/server-$STARTS.log
+    "$LK" serve --data "$data" --port 0 "$@" 2>"$LOG" &
+    SERVER_PID=$!
+    for _ in $(seq 1 600); do
+        port=$(grep -o '"msg":"listening".*"port":[0-9]*' "$LOG" 2>/dev/null | grep -o '"port":[0-9]*' | cut -d: -f2)
+        [ -n "$port" ] && break
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [ -z "$port" ]; then
+        echo "server did not start:"
+        cat "$LOG"
+        exit 1
+    fi
+    B=http://127.0.0.1:$port
+}
+stop_server() {
+    kill "$SERVER_PID"
+    wait "$SERVER_PID" || fail "server exited with $? on SIGTERM"
+    SERVER_PID=
+}
 head_of() { curl -s --max-time 30 -o /dev/null -w '%{http_code} %{content_type}' "$@"; }
+
+# ---- --web '': the API alone ----
+start_server "$TMP/api-only" --web ''
+expect_eq "--web '' leaves / unrouted" "$(head_of "$B/" | cut -d' ' -f1)" 404
+expect_eq "--web '' still serves the API" "$(head_of "$B/api/facets")" "200 application/json"
+stop_server
+
+# ---- serve with the default web directory (the build points it at web/) ----
+start_server "$DATA"
 expect_eq "GET / serves the page" "$(head_of "$B/")" "200 text/html; charset=utf-8"
-expect_eq "GET /app.js serves the script" "$(head_of "$B/app.js")" "200 text/javascript; charset=utf-8"
-expect_eq "GET /app.css serves the style sheet" "$(head_of "$B/app.css")" "200 text/css; charset=utf-8"
-expect_eq "a missing file is a JSON 404" "$(head_of "$B/nothing-here.js")" "404 application/json"
+expect_eq "GET /ui serves it too" "$(head_of "$B/ui")" "200 text/html; charset=utf-8"
+expect_eq "GET /ui/app.js serves the script" "$(head_of "$B/ui/app.js")" "200 text/javascript; charset=utf-8"
+expect_eq "GET /ui/app.css serves the style sheet" "$(head_of "$B/ui/app.css")" "200 text/css; charset=utf-8"
+expect_eq "a missing file is a JSON 404" "$(head_of "$B/ui/nothing-here.js")" "404 application/json"
+expect_eq "no climbing out of web/" "$(head_of --path-as-is "$B/ui/../Makefile" | cut -d' ' -f1)" 400
 expect_eq "the API still answers beside the page" "$(head_of "$B/api/facets")" "200 application/json"
+expect_eq "an unknown API route is still a 404" "$(head_of "$B/api/nope")" "404 application/json"
+expect_eq "a wrong method on an API route is still a 405" "$(head_of -X DELETE "$B/api/facets" | cut -d' ' -f1)" 405
+expect_eq "a POST outside the API is a 404" "$(head_of -X POST "$B/nope" | cut -d' ' -f1)" 404
 etag=$(curl -s --max-time 30 -D - -o /dev/null "$B/" | tr -d '\r' | awk -F': ' 'tolower($1)=="etag"{print $2}')
 expect_eq "an unchanged page revalidates to 304" "$(head_of -H "If-None-Match: $etag" "$B/" | cut -d' ' -f1)" 304
 expect_eq "the page is revalidated on every load" \
@@ -132,8 +156,10 @@ rc=$?
 
 kill -0 "$SERVER_PID" 2>/dev/null && ok "the server is still up" || fail "the server died"
 if [ -n "${E2E_SCREENSHOT:-}" ] && [ -f "$OUT/desktop-photo-search.png" ]; then
-    # A 128-colour palette keeps the README's picture small.
-    python3 -c "import sys; from PIL import Image; Image.open(sys.argv[1]).convert('RGB').quantize(128).save(sys.argv[2], optimize=True)" \
+    # A 256-colour palette (octree: small swatches keep their hue) keeps the README's picture
+    # small; Debian's python3 with its PIL.
+    scripts/deps.sh python3-pil || exit 1
+    /usr/bin/python3 -c "import sys; from PIL import Image; Image.open(sys.argv[1]).convert('RGB').quantize(256, method=Image.Quantize.FASTOCTREE).save(sys.argv[2], optimize=True)" \
         "$OUT/desktop-photo-search.png" "$E2E_SCREENSHOT" && ok "wrote $E2E_SCREENSHOT" || fail "screenshot"
 fi
 [ $FAILS -eq 0 ] || {
