@@ -123,7 +123,7 @@ async function searchPage(q, append, signal) {
   state.offset += PAGE;
   $('results-title').textContent = 'Results';
   $('status').textContent = state.shown === 0 ? 'Nothing matches; try fewer filters or other words.'
-    : `${state.shown} of ${ans.total} ${ans.total === 1 ? 'match' : 'matches'} · ${Math.round(ans.took_ms)} ms`;
+    : `Showing ${state.shown} of the ${ans.total} best ${ans.total === 1 ? 'match' : 'matches'} · ${Math.round(ans.took_ms)} ms`;
   $('more').hidden = !(ans.results.length > 0 && state.offset < ans.total);
 }
 

@@ -118,7 +118,7 @@ test('uploading a photo finds that product first, with title, price and why', as
   assert.match(await first.locator('.price').textContent(), /₫\s?[\d,.]+|[\d,.]+\s?₫/);
   assert.match(await first.locator('.why').textContent(), /Photo #1 (1\.00|0\.99)/);
   assert.ok(await page.isVisible('#photo-preview'), 'the chosen photo is previewed');
-  assert.match(await page.textContent('#status'), /of \d+ matches · \d+ ms/);
+  assert.match(await page.textContent('#status'), /^Showing 24 of the \d+ best matches · \d+ ms$/);
   // Most of the nearest photos of a hat are hats: the search is real, not an echo.
   const top = await page.$$eval('#grid > li.card .card-meta', (m) => m.slice(0, 3).map((e) => e.textContent));
   assert.ok(top.filter((m) => m.startsWith('Hat')).length >= 2, `top 3: ${top}`);
