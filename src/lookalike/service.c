@@ -504,7 +504,7 @@ static int rebuild(lookalike_svc_t *s, FILE *progress, char *err, size_t errlen)
     lookalike_change_t *ch = calloc(LOOKALIKE_PAGE_MAX, sizeof *ch);
     float *vec = malloc(s->dim * sizeof *vec);
     int rc = 0;
-    uint64_t since = 0, live = 0, reembedded = 0, removed = 0;
+    uint64_t since = 0, live = 0, restored = 0, reembedded = 0, removed = 0;
     if (!ch || !vec) {
         rc = LOOKALIKE_ENOMEM;
         goto fail;
@@ -530,10 +530,14 @@ static int rebuild(lookalike_svc_t *s, FILE *progress, char *err, size_t errlen)
             if ((rc = lookalike_catalog_get_by_doc(s->cat, ch[i].doc_id, cname, &p, err, errlen)) != 0)
                 goto fail;
             const float *v = NULL;
-            if (p.image_sha256[0] && !vindex_contains(c->vx, p.doc_id)) {
+            char e[512];
+            if (p.image_sha256[0] && !vindex_contains(c->vx, p.doc_id) &&
+                lookalike_catalog_get_vector(s->cat, p.doc_id, vec, s->dim, e, sizeof e) == 0) {
+                v = vec;
+                restored++;
+            } else if (p.image_sha256[0] && !vindex_contains(c->vx, p.doc_id)) {
                 void *img = NULL;
                 size_t len = 0;
-                char e[512];
                 if (lookalike_catalog_get_image(s->cat, p.image_sha256, &img, &len, e, sizeof e) == 0 &&
                     svc_embed(s, img, len, vec, e, sizeof e) == 0) {
                     v = vec;
@@ -555,9 +559,10 @@ static int rebuild(lookalike_svc_t *s, FILE *progress, char *err, size_t errlen)
     atomic_store(&s->applied_seq, since);
     if (progress)
         fprintf(progress,
-                "lookalike: loaded %" PRIu64 " products (%" PRIu64 " photos embedded again, %" PRIu64
+                "lookalike: loaded %" PRIu64 " products (%" PRIu64
+                " vectors read from the catalogue, %" PRIu64 " photos embedded again, %" PRIu64
                 " stale vectors removed)\n",
-                live, reembedded, removed);
+                live, restored, reembedded, removed);
 fail:
     free(ch);
     free(vec);
@@ -638,7 +643,7 @@ lookalike_svc_t *lookalike_svc_open(const lookalike_svc_opts_t *opts, char *err,
     const char *pre = embed_model_metadata(s->model, "preprocessing");
     if (pre)
         embed_image_opts_parse_preprocessing(&s->iopts, pre, NULL, 0);
-    if (!(s->cat = lookalike_catalog_open_sqlite(opts->data_dir, err, errlen)))
+    if (!(s->cat = lookalike_catalog_open(opts->store, opts->data_dir, err, errlen)))
         goto fail;
     lookalike_collection_t def;
     int rc = lookalike_catalog_get_collection(s->cat, LOOKALIKE_DEFAULT_COLLECTION, &def, e, sizeof e);
@@ -854,10 +859,11 @@ int lookalike_svc_put(lookalike_svc_t *s, const char *coll, lookalike_product_t 
             goto out;
         }
     }
-    rc = lookalike_catalog_put(s->cat, coll, p, mode, NULL, 0, err, errlen);
+    rc = lookalike_catalog_put(s->cat, coll, p, mode, NULL, 0, vec, s->dim, err, errlen);
     if (rc == 0) {
         rc = coll_apply(c, p, vec, err, errlen);
-        if (rc == 0)
+        /* A retried insert answers with the seq it had, which may be behind. */
+        if (rc == 0 && p->seq > atomic_load(&s->applied_seq))
             atomic_store(&s->applied_seq, p->seq);
     }
     pthread_mutex_unlock(&s->write_mu);
