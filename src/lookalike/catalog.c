@@ -369,6 +369,16 @@ int lookalike_catalog_max_seq(lookalike_catalog_t *c, uint64_t *seq, char *err, 
     return c->ops->max_seq(c, seq, err, errlen);
 }
 
+int lookalike_catalog_changes_wait(lookalike_catalog_t *c, uint64_t since, int timeout_ms, char *err,
+                                   size_t errlen)
+{
+    if (timeout_ms < 0 || timeout_ms > 60000) {
+        cerr(err, errlen, "timeout must be 0 to 60000 ms");
+        return LOOKALIKE_EINVAL;
+    }
+    return c->ops->changes_wait(c, since, timeout_ms, err, errlen);
+}
+
 int lookalike_catalog_put_image(lookalike_catalog_t *c, const void *data, size_t len, char sha256[65],
                                 char *err, size_t errlen)
 {

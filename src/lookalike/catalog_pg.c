@@ -164,6 +164,9 @@ typedef struct {
     pthread_mutex_t mu; /* guards slots[].busy */
     pthread_cond_t freed;
     pg_slot_t slots[POOL_SIZE];
+    /* The LISTEN lookalike_changes connection of changes_wait, opened on first use. */
+    pthread_mutex_t listen_mu;
+    PGconn *listen;
 } pg_catalog_t;
 
 /* One statement's parameters, as text except for bytea (binary). */
@@ -246,7 +249,7 @@ static int prepare_all(PGconn *conn, char *err, size_t errlen)
             char t = stmts[i].types[j];
             types[j] = t == 't' ? 25 : t == 'i' ? 20 : t == 'y' ? 17 : 16;
         }
-        char name[8];
+        char name[16];
         snprintf(name, sizeof name, "s%d", i);
         PGresult *r = PQprepare(conn, name, stmts[i].sql, n, types);
         int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
@@ -290,7 +293,10 @@ static int acquire(pg_catalog_t *pg, pg_slot_t **out, char *err, size_t errlen)
         slot_drop(s);
     if (!s->conn) {
         int rc = LOOKALIKE_EAGAIN;
-        if (!(s->conn = connect_raw(pg, err, errlen)) || (rc = prepare_all(s->conn, err, errlen)) != 0) {
+        char why[512];
+        if (!(s->conn = connect_raw(pg, why, sizeof why)) ||
+            (rc = prepare_all(s->conn, why, sizeof why)) != 0) {
+            perr(err, errlen, "%s (retry later)", why);
             slot_drop(s);
             pthread_mutex_lock(&pg->mu);
             s->busy = 0;
@@ -327,7 +333,7 @@ static int conn_failure(PGconn *conn, const char *state)
  * LOOKALIKE_EEXIST on a unique violation, LOOKALIKE_EIO otherwise. */
 static PGresult *run(pg_slot_t *s, int st, const params_t *p, int binary, int *rc, char *err, size_t errlen)
 {
-    char name[8], line[512];
+    char name[16], line[512];
     snprintf(name, sizeof name, "s%d", st);
     PGresult *r = PQexecPrepared(s->conn, name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
                                  p ? p->fmt : NULL, binary);
@@ -820,6 +826,69 @@ static int max_seq(lookalike_catalog_t *c, uint64_t *seq, char *err, size_t errl
     return 0;
 }
 
+/* Drops the listening connection; a lost connection is only a reason to wake the caller, who
+ * reads the change log (on a connection of the pool) and comes back. */
+static int listen_lost(pg_catalog_t *pg, char *err, size_t errlen)
+{
+    char line[512];
+    perr(err, errlen, "catalog: the connection that waits for changes dropped: %s",
+         one_line(PQerrorMessage(pg->listen), line, sizeof line));
+    PQfinish(pg->listen);
+    pg->listen = NULL;
+    return LOOKALIKE_EAGAIN;
+}
+
+static int changes_wait(lookalike_catalog_t *c, uint64_t since, int timeout_ms, char *err, size_t errlen)
+{
+    pg_catalog_t *pg = (pg_catalog_t *)c;
+    PGresult *r = NULL;
+    PGnotify *n;
+    int rc;
+    pthread_mutex_lock(&pg->listen_mu);
+    if (!pg->listen) {
+        char why[512];
+        if (!(pg->listen = connect_raw(pg, why, sizeof why))) {
+            perr(err, errlen, "%s (retry later)", why);
+            rc = LOOKALIKE_EAGAIN;
+            goto out;
+        }
+        r = PQexec(pg->listen, "LISTEN lookalike_changes");
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            rc = listen_lost(pg, err, errlen);
+            goto out;
+        }
+        PQclear(r);
+    }
+    /* Read after LISTEN took effect: a commit after this read also sends us a notification. */
+    r = PQexec(pg->listen, "SELECT value FROM lookalike.meta WHERE key = 'seq'");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        rc = listen_lost(pg, err, errlen);
+        goto out;
+    }
+    rc = u64(r, 0, 0) > since;
+    while ((n = PQnotifies(pg->listen))) {
+        PQfreemem(n);
+        rc = 1;
+    }
+    if (rc)
+        goto out;
+    struct pollfd pfd = {.fd = PQsocket(pg->listen), .events = POLLIN};
+    if (poll(&pfd, 1, timeout_ms) > 0) {
+        if (!PQconsumeInput(pg->listen)) {
+            rc = listen_lost(pg, err, errlen);
+            goto out;
+        }
+        while ((n = PQnotifies(pg->listen))) {
+            PQfreemem(n);
+            rc = 1;
+        }
+    }
+out:
+    PQclear(r);
+    pthread_mutex_unlock(&pg->listen_mu);
+    return rc;
+}
+
 /* ---- images and vectors ---- */
 
 static int image_put(lookalike_catalog_t *c, const void *data, size_t len, char sha256[65], char *err,
@@ -927,7 +996,9 @@ static void pg_close(lookalike_catalog_t *c)
     pg_catalog_t *pg = (pg_catalog_t *)c;
     for (int i = 0; i < POOL_SIZE; i++)
         slot_drop(&pg->slots[i]);
+    PQfinish(pg->listen);
     free_params(pg);
+    pthread_mutex_destroy(&pg->listen_mu);
     pthread_mutex_destroy(&pg->mu);
     pthread_cond_destroy(&pg->freed);
     free(pg);
@@ -946,6 +1017,7 @@ static const lookalike_catalog_ops_t pg_ops = {
     .product_list = prod_list,
     .changes = changes,
     .max_seq = max_seq,
+    .changes_wait = changes_wait,
     .image_put = image_put,
     .image_get = image_get,
     .vector_get = vector_get,
@@ -1067,6 +1139,7 @@ lookalike_catalog_t *lookalike_catalog_open_pg(const char *conninfo, char *err, 
     }
     pg->base.ops = &pg_ops;
     pthread_mutex_init(&pg->mu, NULL);
+    pthread_mutex_init(&pg->listen_mu, NULL);
     pthread_cond_init(&pg->freed, NULL);
     if (build_params(pg, conninfo, err, errlen) != 0 || !(conn = connect_raw(pg, err, errlen)))
         goto fail;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #define BUSY_TIMEOUT_MS 5000
 
@@ -606,6 +607,21 @@ static int max_seq(lookalike_catalog_t *c, uint64_t *seq, char *err, size_t errl
     return ret;
 }
 
+/* Another process may write the same file, and SQLite has no way to say so: poll. */
+static int changes_wait(lookalike_catalog_t *c, uint64_t since, int timeout_ms, char *err, size_t errlen)
+{
+    for (int waited = 0;; waited += 50) {
+        uint64_t seq = 0;
+        int rc = max_seq(c, &seq, err, errlen);
+        if (rc || seq > since)
+            return rc ? rc : 1;
+        if (waited >= timeout_ms)
+            return 0;
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
 static int image_put(lookalike_catalog_t *c, const void *data, size_t len, char sha256[65], char *err,
                      size_t errlen)
 {
@@ -672,6 +688,7 @@ static const lookalike_catalog_ops_t sqlite_ops = {
     .product_list = prod_list,
     .changes = changes,
     .max_seq = max_seq,
+    .changes_wait = changes_wait,
     .image_put = image_put,
     .image_get = image_get,
     .vector_get = vector_get,

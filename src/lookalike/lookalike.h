@@ -674,6 +674,7 @@ typedef struct {
     int (*changes)(lookalike_catalog_t *c, uint64_t since, size_t limit, lookalike_change_t *out, size_t *n,
                    char *err, size_t errlen);
     int (*max_seq)(lookalike_catalog_t *c, uint64_t *seq, char *err, size_t errlen);
+    int (*changes_wait)(lookalike_catalog_t *c, uint64_t since, int timeout_ms, char *err, size_t errlen);
     int (*image_put)(lookalike_catalog_t *c, const void *data, size_t len, char sha256[65], char *err,
                      size_t errlen);
     int (*image_get)(lookalike_catalog_t *c, const char *sha256, void **data, size_t *len, char *err,
@@ -780,6 +781,13 @@ int lookalike_catalog_changes(lookalike_catalog_t *c, uint64_t since, size_t lim
 
 /* The last sequence number handed out (0 for a new catalogue). */
 int lookalike_catalog_max_seq(lookalike_catalog_t *c, uint64_t *seq, char *err, size_t errlen);
+
+/* Waits up to timeout_ms (0..60000) for a change with seq > since to be committed, by any
+ * process: 1 when there is one (or may be: a wake-up is a hint, read the changes to know), 0
+ * when the time ran out. PostgreSQL wakes on NOTIFY lookalike_changes (one extra connection,
+ * kept LISTENing); SQLite polls the counter every 50 ms. */
+int lookalike_catalog_changes_wait(lookalike_catalog_t *c, uint64_t since, int timeout_ms, char *err,
+                                   size_t errlen);
 
 /* Stores image bytes (1..LOOKALIKE_IMAGE_MAX) by content; sha256 gets their hex hash. */
 int lookalike_catalog_put_image(lookalike_catalog_t *c, const void *data, size_t len, char sha256[65],
