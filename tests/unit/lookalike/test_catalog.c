@@ -858,12 +858,14 @@ Test(pg, reconnects_after_server_restart)
     pgt_ctl("stop", sdir);
 }
 
-/* ---- concurrent writers and a tailer ---- */
+/* ---- concurrent writers and a tailer: four writer threads on two catalogue handles, so
+ * writes come from several connections and each handle's pool is shared by two threads ---- */
 
 enum { WRITERS = 4, PER_WRITER = 150 };
 
 typedef struct {
     int writer;
+    lookalike_catalog_t *c; /* shared by two writers: its connection pool serves both */
     int failures;
     char err[256];
 } writer_t;
@@ -880,11 +882,6 @@ typedef struct {
 static void *writer_main(void *arg)
 {
     writer_t *w = arg;
-    lookalike_catalog_t *c = lookalike_catalog_open(pg_uri, NULL, w->err, sizeof w->err);
-    if (!c) {
-        w->failures = PER_WRITER;
-        return NULL;
-    }
     for (int i = 0; i < PER_WRITER; i++) {
         char id[32];
         snprintf(id, sizeof id, "w%d-%04d", w->writer, i);
@@ -892,12 +889,11 @@ static void *writer_main(void *arg)
         lookalike_product_init(&p);
         p.id = strdup(id);
         p.title = strdup("concurrent");
-        if (lookalike_catalog_put(c, "products", &p, LOOKALIKE_PUT_INSERT, NULL, 0, NULL, 0, w->err,
+        if (lookalike_catalog_put(w->c, "products", &p, LOOKALIKE_PUT_INSERT, NULL, 0, NULL, 0, w->err,
                                   sizeof w->err) != 0)
             w->failures++;
         lookalike_product_release(&p);
     }
-    lookalike_catalog_close(c);
     return NULL;
 }
 
@@ -955,8 +951,9 @@ Test(pg, change_log_is_gap_free_under_concurrent_writers)
     tailer_t t = {0};
     pthread_mutex_init(&t.mu, NULL);
     cr_assert_eq(pthread_create(&tt, NULL, tailer_main, &t), 0);
+    lookalike_catalog_t *handles[2] = {open_cat(), open_cat()};
     for (int i = 0; i < WRITERS; i++) {
-        w[i] = (writer_t){.writer = i};
+        w[i] = (writer_t){.writer = i, .c = handles[i % 2]};
         cr_assert_eq(pthread_create(&wt[i], NULL, writer_main, &w[i]), 0);
     }
     for (int i = 0; i < WRITERS; i++) {
@@ -975,6 +972,8 @@ Test(pg, change_log_is_gap_free_under_concurrent_writers)
     cr_assert_eq(max, WRITERS * PER_WRITER);
     cr_assert_eq(t.last, max);
     pthread_mutex_destroy(&t.mu);
+    lookalike_catalog_close(handles[0]);
+    lookalike_catalog_close(handles[1]);
     lookalike_catalog_close(c);
 }
 
