@@ -1,8 +1,9 @@
 # lookalike library parts: text analysis, BM25, fusion, colours, CSV, product JSON, catalogue.
 MODULES += lookalike
 lookalike_DEPS := vindex
-lookalike_PKGS += jansson sqlite3
-DEB_PKGS += libjansson-dev libsqlite3-dev
+lookalike_PKGS += jansson sqlite3 libpq
+# postgresql: the tests start a real server (tests/lib/pg_server.sh).
+DEB_PKGS += libjansson-dev libsqlite3-dev libpq-dev postgresql
 FUZZERS += csv
 fuzz_csv_MODULES := lookalike
 FUZZERS += product_json
