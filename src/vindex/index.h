@@ -18,7 +18,7 @@
 
 /* Largest k a search accepts ("too large" past it). */
 #define VINDEX_K_MAX 100000u
-/* Largest ef a search uses after widening for a filter. */
+/* Largest ef a caller or a snapshot may set, and a search uses after widening for a filter. */
 #define VINDEX_EF_MAX 100000u
 /* Query scratch areas kept for reuse; more concurrent searches allocate their own. */
 #define VINDEX_SCRATCH_POOL 16

@@ -206,8 +206,8 @@ typedef struct {
     uint32_t threads;         /* for add_batch/search_batch; 0 = every online CPU */
     uint64_t seed;            /* hnsw levels, k-means init: same seed + same inserts = same index */
     uint32_t M;               /* hnsw: links per node on levels >= 1 (2*M on level 0); 4..64 */
-    uint32_t ef_construction; /* hnsw: candidate list size while inserting */
-    uint32_t ef_search;       /* hnsw: default candidate list size of a query (>= k is used) */
+    uint32_t ef_construction; /* hnsw: candidate list size while inserting (1..100000) */
+    uint32_t ef_search;       /* hnsw: default candidate list size of a query, 1..100000 (>= k is used) */
     uint32_t nlist;           /* ivf_flat: number of k-means lists */
     uint32_t nprobe;          /* ivf_flat: default lists scanned per query */
     int sq8;                  /* ivf_flat: store int8 codes (1) instead of float vectors (0) */
@@ -262,7 +262,7 @@ typedef struct {
 
 typedef struct {
     uint32_t k;                    /* results wanted, >= 1 */
-    uint32_t ef;                   /* hnsw: candidate list size; 0 = params.ef_search */
+    uint32_t ef;                   /* hnsw: candidate list size, at most 100000; 0 = params.ef_search */
     uint32_t nprobe;               /* ivf_flat: lists scanned; 0 = params.nprobe */
     const vindex_filter_t *filter; /* NULL = every live item may be returned */
 } vindex_search_params_t;
