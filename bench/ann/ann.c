@@ -683,10 +683,10 @@ static vindex_t *reopen(vindex_t *ix, const vindex_params_t *p, char *dir, size_
 static void remove_dir(const char *dir)
 {
     static const char *const files[] = {"index.snap", "wal.log", "LOCK"};
-    char path[4200];
+    char path[4300];
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-        snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
-        unlink(path);
+        if (snprintf(path, sizeof(path), "%s/%s", dir, files[i]) < (int)sizeof(path))
+            unlink(path);
     }
     rmdir(dir);
 }
