@@ -29,7 +29,11 @@ static const char *const migrations[] = {
     "CREATE TABLE changes(seq INTEGER PRIMARY KEY, collection TEXT NOT NULL, id TEXT NOT NULL,"
     " doc_id INTEGER NOT NULL, deleted INTEGER NOT NULL);"
     "CREATE UNIQUE INDEX changes_product ON changes(collection, id);",
+    "ALTER TABLE products ADD COLUMN vector BLOB;",
 };
+
+/* products.vector is float32 little-endian, written and read as the host's floats. */
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "products.vector assumes a little-endian host");
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
 enum {
@@ -66,11 +70,12 @@ static const char *const sql[S_COUNT] = {
     [S_COL_LIST] = "SELECT name, model, metric, dim, index_params, created_at FROM collections ORDER BY name",
     [S_PROD_FIND] = "SELECT doc_id, created_at, image_sha256 FROM products WHERE collection = ? AND id = ?",
     [S_PROD_PUT] = "INSERT OR REPLACE INTO products(collection, id, doc_id, seq, created_at, updated_at,"
-                   " image_sha256, body) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
-    [S_PROD_GET] = "SELECT body, doc_id FROM products WHERE collection = ? AND id = ?",
-    [S_PROD_GET_DOC] = "SELECT body, doc_id, collection FROM products WHERE doc_id = ?",
+                   " image_sha256, body, vector) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    [S_PROD_GET] = "SELECT body, doc_id, vector FROM products WHERE collection = ? AND id = ?",
+    [S_PROD_GET_DOC] = "SELECT body, doc_id, vector, collection FROM products WHERE doc_id = ?",
     [S_PROD_DELETE] = "DELETE FROM products WHERE collection = ? AND id = ?",
-    [S_PROD_LIST] = "SELECT body, doc_id FROM products WHERE collection = ? AND id > ? ORDER BY id LIMIT ?",
+    [S_PROD_LIST] =
+        "SELECT body, doc_id, vector FROM products WHERE collection = ? AND id > ? ORDER BY id LIMIT ?",
     [S_PROD_COUNT] = "SELECT count(*) FROM products WHERE collection = ?",
     [S_CHANGE_DELETE] = "DELETE FROM changes WHERE collection = ? AND id = ?",
     [S_CHANGE_INSERT] = "INSERT INTO changes(seq, collection, id, doc_id, deleted) VALUES(?, ?, ?, ?, ?)",
@@ -290,8 +295,15 @@ static int prod_put(lookalike_catalog_t *c, const char *collection, lookalike_pr
         ret = db_fail(s, "begin", err, errlen);
         goto out;
     }
-    if ((ret = col_get_locked(s, collection, NULL, err, errlen)) != 0)
+    lookalike_collection_t col;
+    if ((ret = col_get_locked(s, collection, &col, err, errlen)) != 0)
         goto fail;
+    if (p->vector && p->vector_dim != col.dim) {
+        serr(err, errlen, "field \"vector\": %u numbers, but collection %s has dimension %u", p->vector_dim,
+             collection, col.dim);
+        ret = LOOKALIKE_EINVAL;
+        goto fail;
+    }
     sqlite3_stmt *st = stmt(s, S_PROD_FIND);
     bind_text(st, 1, collection);
     bind_text(st, 2, p->id);
@@ -347,6 +359,10 @@ static int prod_put(lookalike_catalog_t *c, const char *collection, lookalike_pr
     sqlite3_bind_int64(st, 6, p->updated_at);
     bind_text(st, 7, p->image_sha256[0] ? p->image_sha256 : NULL);
     bind_text(st, 8, body);
+    if (p->vector)
+        sqlite3_bind_blob(st, 9, p->vector, (int)(p->vector_dim * sizeof *p->vector), SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 9);
     rc = sqlite3_step(st);
     done(st);
     if (rc != SQLITE_DONE) {
@@ -371,9 +387,11 @@ out:
     return ret;
 }
 
-/* Turns a stored row (body, doc_id) into *out. */
+/* Turns a stored row (body, doc_id, vector) into *out. */
 static int load_product(sqlite3_stmt *st, lookalike_product_t *out, char *err, size_t errlen)
 {
+    const void *vec = sqlite3_column_blob(st, 2);
+    int vbytes = sqlite3_column_bytes(st, 2);
     const char *body = (const char *)sqlite3_column_text(st, 0);
     int len = sqlite3_column_bytes(st, 0);
     char perr[192];
@@ -383,6 +401,17 @@ static int load_product(sqlite3_stmt *st, lookalike_product_t *out, char *err, s
         return LOOKALIKE_EIO;
     }
     out->doc_id = (uint64_t)sqlite3_column_int64(st, 1);
+    if (vec) {
+        size_t n = (size_t)vbytes / sizeof *out->vector;
+        if (n == 0 || n > LOOKALIKE_VECTOR_MAX || (size_t)vbytes % sizeof *out->vector ||
+            !(out->vector = malloc((size_t)vbytes))) {
+            serr(err, errlen, "catalog: product %s: stored vector of %d bytes is unusable", out->id, vbytes);
+            lookalike_product_release(out);
+            return LOOKALIKE_EIO;
+        }
+        memcpy(out->vector, vec, (size_t)vbytes);
+        out->vector_dim = (uint32_t)n;
+    }
     return 0;
 }
 
@@ -421,7 +450,7 @@ static int prod_get_doc(lookalike_catalog_t *c, uint64_t doc_id,
         ret = load_product(st, out, err, errlen);
         if (ret == 0)
             snprintf(collection, LOOKALIKE_COLLECTION_NAME_MAX + 1, "%s",
-                     (const char *)sqlite3_column_text(st, 2));
+                     (const char *)sqlite3_column_text(st, 3));
     } else if (rc == SQLITE_DONE) {
         serr(err, errlen, "no product with doc_id %llu", (unsigned long long)doc_id);
         ret = LOOKALIKE_ENOTFOUND;

@@ -413,6 +413,13 @@ uint64_t lookalike_csv_line(const lookalike_csv_t *c);
  *   currency          string                     3 ASCII letters, stored upper case ("VND")
  *   attributes        object                     <= 64 keys of 1..64 bytes; values are strings
  *                                                (<= 1024 bytes), finite numbers or booleans
+ *   vector            array of numbers           1..LOOKALIKE_VECTOR_MAX finite numbers, not all
+ *                                                zero: the product's embedding, given by the
+ *                                                caller instead of (or besides) a photo
+ *
+ * The vector is input only: LOOKALIKE_PRODUCT_STORED JSON never holds it (search results
+ * would carry thousands of numbers each); the catalogue keeps it beside the product, and
+ * lookalike_product_to_json writes it in INPUT mode, which is what `lookalike export` emits.
  *
  * and, only in LOOKALIKE_PRODUCT_STORED mode (what the catalogue keeps and the API returns;
  * on input they are rejected as "set by the server"):
@@ -436,6 +443,8 @@ uint64_t lookalike_csv_line(const lookalike_csv_t *c);
 #define LOOKALIKE_ATTR_VALUE_MAX 1024
 #define LOOKALIKE_PRICE_MAX 1e15
 #define LOOKALIKE_PRODUCT_JSON_MAX (256 * 1024)
+/* Most numbers in a product's vector (the vector index's largest dimension). */
+#define LOOKALIKE_VECTOR_MAX 4096
 /* lookalike_product_attrs_text stops adding values at this many bytes. */
 #define LOOKALIKE_ATTRS_TEXT_MAX LOOKALIKE_BM25_FIELD_MAX
 
@@ -479,6 +488,8 @@ typedef struct {
     char **dominant_colours;
     size_t ndominant_colours;
     uint64_t doc_id; /* the catalogue's number for it (see below); not part of the JSON */
+    float *vector;   /* caller-supplied embedding of vector_dim numbers, or NULL */
+    uint32_t vector_dim;
 } lookalike_product_t;
 
 /* Zeroes *p (an empty product). */
@@ -560,6 +571,9 @@ void lookalike_sha256_hex(const void *data, size_t len, char out[65]);
  *   there; upsert replaces the whole product but keeps created_at, doc_id and (when the new
  *   version brings no image) the stored image. An insert without id gets a random 16-hex-digit
  *   id. updated_at is the write time; created_at the first insert's (ms since the epoch).
+ * - A product's vector (when it has one) is stored with it, as given: its length must be the
+ *   collection's dim, and an upsert without one stores none (the service carries the old
+ *   one over when it means to keep it).
  * - doc_id is a 64-bit number, unique in the catalogue and never reused, that the in-memory
  *   indexes use for the product; it stays the same across upserts and is the seq of the
  *   product's first insert.
@@ -583,6 +597,9 @@ void lookalike_sha256_hex(const void *data, size_t len, char out[65]);
  *   products(collection, id, doc_id UNIQUE, seq, created_at, updated_at, image_sha256, body)
  *            PRIMARY KEY (collection, id); body is the product as STORED JSON
  *   changes(seq PRIMARY KEY, collection, id, doc_id, deleted)  UNIQUE (collection, id)
+ *
+ * Version 2 adds products.vector: the product's vector as float32 in little-endian byte order
+ * (4 * dim bytes), NULL when it has none.
  *
  * Threading: a catalogue handle may be used from any number of threads; the SQLite backend
  * serialises calls on one connection with a mutex. Two processes may open the same directory

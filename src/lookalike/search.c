@@ -263,7 +263,8 @@ static int vector_search(svc_coll_t *c, const float *q, size_t k, bitmap_t *bm, 
     return 0;
 }
 
-/* The vector of a product's stored photo, embedded once and cached in its record. */
+/* The vector of a product: the one it was given, else its stored photo's, embedded again;
+ * either is read once and cached in its record. */
 static int product_vector(lookalike_svc_t *s, svc_coll_t *c, const char *id, float *vec, uint64_t *doc,
                           char *err, size_t errlen)
 {
@@ -288,16 +289,24 @@ static int product_vector(lookalike_svc_t *s, svc_coll_t *c, const char *id, flo
     }
     if (cached)
         return 0;
-    if (!sha[0]) {
-        serr(err, errlen, "product_id: product \"%s\" has no photo", id);
-        return LOOKALIKE_EINVAL;
+    lookalike_product_t p;
+    int rc = lookalike_catalog_get(s->cat, c->info.name, id, &p, err, errlen);
+    if (rc != 0)
+        return rc;
+    if (p.vector && p.vector_dim == s->dim) {
+        memcpy(vec, p.vector, s->dim * sizeof *vec);
+    } else if (!sha[0]) {
+        serr(err, errlen, "product_id: product \"%s\" has neither a photo nor a vector", id);
+        rc = LOOKALIKE_EINVAL;
+    } else {
+        void *img = NULL;
+        size_t len = 0;
+        rc = lookalike_catalog_get_image(s->cat, sha, &img, &len, err, errlen);
+        if (rc == 0)
+            rc = svc_embed(s, img, len, vec, err, errlen);
+        free(img);
     }
-    void *img = NULL;
-    size_t len = 0;
-    int rc = lookalike_catalog_get_image(s->cat, sha, &img, &len, err, errlen);
-    if (rc == 0)
-        rc = svc_embed(s, img, len, vec, err, errlen);
-    free(img);
+    lookalike_product_release(&p);
     if (rc != 0)
         return rc == LOOKALIKE_SVC_EIMAGE ? LOOKALIKE_EIO : rc;
     float *copy = malloc(s->dim * sizeof *copy);

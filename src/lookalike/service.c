@@ -175,8 +175,9 @@ static int ids_grow(svc_coll_t *c)
     return 0;
 }
 
-/* Swaps rec in for its product id (caller holds c->lock for writing); frees the old record. */
-static int coll_install(svc_coll_t *c, svc_rec_t *rec)
+/* Swaps rec in for its product id (caller holds c->lock for writing); frees the old record.
+ * keep_vec: the product's vector did not change, so the old record's cached one carries over. */
+static int coll_install(svc_coll_t *c, svc_rec_t *rec, int keep_vec)
 {
     if (rec->doc_id >= c->by_doc_cap) {
         size_t cap = c->by_doc_cap ? c->by_doc_cap : 1024;
@@ -212,7 +213,7 @@ static int coll_install(svc_coll_t *c, svc_rec_t *rec)
         if (strcmp(r->id, rec->id) == 0) {
             if (r->doc_id < c->by_doc_cap && c->by_doc[r->doc_id] == r)
                 c->by_doc[r->doc_id] = NULL;
-            if (!rec->vec && r->vec && strcmp(r->image_sha256, rec->image_sha256) == 0) {
+            if (keep_vec && !rec->vec && r->vec && strcmp(r->image_sha256, rec->image_sha256) == 0) {
                 rec->vec = r->vec;
                 r->vec = NULL;
             }
@@ -472,7 +473,7 @@ static int coll_apply(svc_coll_t *c, const lookalike_product_t *p, const float *
     pthread_rwlock_wrlock(&c->lock);
     svc_rec_t *old = svc_rec_find(c, p->id);
     uint64_t old_doc = old ? old->doc_id : 0;
-    rc = coll_install(c, rec);
+    rc = coll_install(c, rec, vec == NULL);
     pthread_rwlock_unlock(&c->lock);
     if (rc != 0) {
         rec_free(rec);
@@ -504,7 +505,7 @@ static int rebuild(lookalike_svc_t *s, FILE *progress, char *err, size_t errlen)
     lookalike_change_t *ch = calloc(LOOKALIKE_PAGE_MAX, sizeof *ch);
     float *vec = malloc(s->dim * sizeof *vec);
     int rc = 0;
-    uint64_t since = 0, live = 0, reembedded = 0, removed = 0;
+    uint64_t since = 0, live = 0, restored = 0, removed = 0;
     if (!ch || !vec) {
         rc = LOOKALIKE_ENOMEM;
         goto fail;
@@ -530,14 +531,17 @@ static int rebuild(lookalike_svc_t *s, FILE *progress, char *err, size_t errlen)
             if ((rc = lookalike_catalog_get_by_doc(s->cat, ch[i].doc_id, cname, &p, err, errlen)) != 0)
                 goto fail;
             const float *v = NULL;
-            if (p.image_sha256[0] && !vindex_contains(c->vx, p.doc_id)) {
+            if (p.vector && !vindex_contains(c->vx, p.doc_id)) {
+                v = p.vector;
+                restored++;
+            } else if (p.image_sha256[0] && !vindex_contains(c->vx, p.doc_id)) {
                 void *img = NULL;
                 size_t len = 0;
                 char e[512];
                 if (lookalike_catalog_get_image(s->cat, p.image_sha256, &img, &len, e, sizeof e) == 0 &&
                     svc_embed(s, img, len, vec, e, sizeof e) == 0) {
                     v = vec;
-                    reembedded++;
+                    restored++;
                 } else if (progress) {
                     fprintf(progress, "lookalike: product %s: photo not indexed: %s\n", p.id, e);
                 }
@@ -555,9 +559,9 @@ static int rebuild(lookalike_svc_t *s, FILE *progress, char *err, size_t errlen)
     atomic_store(&s->applied_seq, since);
     if (progress)
         fprintf(progress,
-                "lookalike: loaded %" PRIu64 " products (%" PRIu64 " photos embedded again, %" PRIu64
+                "lookalike: loaded %" PRIu64 " products (%" PRIu64 " vectors restored, %" PRIu64
                 " stale vectors removed)\n",
-                live, reembedded, removed);
+                live, restored, removed);
 fail:
     free(ch);
     free(vec);
@@ -813,8 +817,13 @@ int lookalike_svc_put(lookalike_svc_t *s, const char *coll, lookalike_product_t 
         serr(err, errlen, "no collection named \"%s\"", coll);
         return LOOKALIKE_ENOTFOUND;
     }
-    if (mode == LOOKALIKE_PUT_INSERT && !image) {
-        serr(err, errlen, "a new product needs a photo (the \"image\" part)");
+    if (mode == LOOKALIKE_PUT_INSERT && !image && !p->vector) {
+        serr(err, errlen, "a new product needs a photo (the \"image\" part) or a \"vector\"");
+        return LOOKALIKE_EINVAL;
+    }
+    if (p->vector && p->vector_dim != c->info.dim) {
+        serr(err, errlen, "field \"vector\": expected %u numbers (the collection's dimension), got %u",
+             c->info.dim, p->vector_dim);
         return LOOKALIKE_EINVAL;
     }
     if (image && image_len > LOOKALIKE_IMAGE_MAX) {
@@ -822,14 +831,19 @@ int lookalike_svc_put(lookalike_svc_t *s, const char *coll, lookalike_product_t 
         return LOOKALIKE_ETOOLARGE;
     }
     float *vec = NULL;
-    int rc;
+    int rc, kept_vector = 0;
     if ((rc = lookalike_product_validate(p, err, errlen)) != 0)
         return rc;
     if (image) {
-        if (!(vec = malloc(s->dim * sizeof *vec)))
-            return LOOKALIKE_ENOMEM;
-        if ((rc = svc_embed(s, image, image_len, vec, err, errlen)) != 0 ||
-            (rc = extract_colours(s, image, image_len, p, err, errlen)) != 0)
+        /* A caller's vector wins over the photo's embedding; the photo is still kept and its
+         * colours extracted. */
+        if (!p->vector) {
+            if (!(vec = malloc(s->dim * sizeof *vec)))
+                return LOOKALIKE_ENOMEM;
+            if ((rc = svc_embed(s, image, image_len, vec, err, errlen)) != 0)
+                goto out;
+        }
+        if ((rc = extract_colours(s, image, image_len, p, err, errlen)) != 0)
             goto out;
         /* Stored (and fsync'd) before taking the writer lock, so writers overlap here. */
         if ((rc = lookalike_catalog_put_image(s->cat, image, image_len, p->image_sha256, err, errlen)) != 0)
@@ -837,7 +851,8 @@ int lookalike_svc_put(lookalike_svc_t *s, const char *coll, lookalike_product_t 
     }
     pthread_mutex_lock(&s->write_mu);
     if (!image && p->id) {
-        /* An upsert without a photo keeps the stored one and its colours. */
+        /* An upsert without a photo keeps the stored one and its colours, and without a
+         * vector the stored vector too (the index keeps the one it has). */
         lookalike_product_t old;
         char e[256];
         if (lookalike_catalog_get(s->cat, coll, p->id, &old, e, sizeof e) == 0) {
@@ -846,17 +861,23 @@ int lookalike_svc_put(lookalike_svc_t *s, const char *coll, lookalike_product_t 
             p->ndominant_colours = old.ndominant_colours;
             old.dominant_colours = NULL;
             old.ndominant_colours = 0;
+            if (!p->vector) {
+                p->vector = old.vector;
+                p->vector_dim = old.vector_dim;
+                old.vector = NULL;
+                kept_vector = 1;
+            }
             lookalike_product_release(&old);
-        } else {
+        } else if (!p->vector) {
             pthread_mutex_unlock(&s->write_mu);
-            serr(err, errlen, "a new product needs a photo (the \"image\" part)");
+            serr(err, errlen, "a new product needs a photo (the \"image\" part) or a \"vector\"");
             rc = LOOKALIKE_EINVAL;
             goto out;
         }
     }
     rc = lookalike_catalog_put(s->cat, coll, p, mode, NULL, 0, err, errlen);
     if (rc == 0) {
-        rc = coll_apply(c, p, vec, err, errlen);
+        rc = coll_apply(c, p, vec ? vec : kept_vector ? NULL : p->vector, err, errlen);
         if (rc == 0)
             atomic_store(&s->applied_seq, p->seq);
     }
