@@ -244,6 +244,9 @@ static const char *const input_fields[] = {"id",    "title", "description", "cat
 static const char *const stored_fields[] = {"created_at", "updated_at", "seq", "image_sha256",
                                             "dominant_colours"};
 
+/* Largest magnitude that converts to a finite float32 (FLT_MAX plus just under half an ulp). */
+#define FLOAT_ROUNDS_TO_MAX 3.4028235677973362e38
+
 /* The "vector" field: 1..LOOKALIKE_VECTOR_MAX finite numbers, not all zero. */
 static int get_vector(json_t *v, lookalike_product_t *p, char *err, size_t errlen)
 {
@@ -268,12 +271,15 @@ static int get_vector(json_t *v, lookalike_product_t *p, char *err, size_t errle
     for (size_t i = 0; i < n; i++) {
         json_t *e = json_array_get(v, i);
         double d = json_is_number(e) ? json_number_value(e) : NAN;
-        if (!(fabs(d) <= FLT_MAX)) {
+        /* Up to where float32 rounding still lands on FLT_MAX: the printed FLT_MAX
+         * ("3.40282347e+38") is a little above it and must read back. */
+        if (!(fabs(d) <= FLOAT_ROUNDS_TO_MAX)) {
             perr(err, errlen, "field \"vector[%zu]\": expected a number, got %s", i,
                  json_is_number(e) ? "one out of float32 range" : type_name(e));
             return LOOKALIKE_EINVAL;
         }
-        p->vector[i] = (float)d;
+        /* + 0.0f turns -0 into 0, which JSON reads back the same ("-0" is the integer 0). */
+        p->vector[i] = (fabs(d) > FLT_MAX ? copysignf(FLT_MAX, (float)(d / 2)) : (float)d) + 0.0f;
         nonzero |= p->vector[i] != 0.0f;
     }
     if (!nonzero) {

@@ -571,3 +571,51 @@ Test(catalog, acknowledged_writes_survive_kill_9)
     }
     lookalike_catalog_close(c);
 }
+
+Test(catalog, vectors_are_stored_beside_the_product)
+{
+    lookalike_catalog_t *c = open_cat();
+    create_col(c, "products");
+    char err[256];
+    lookalike_product_t p = make_product("vec1", "with a vector", 5), got;
+    p.vector_dim = 768;
+    p.vector = calloc(768, sizeof(float));
+    for (int i = 0; i < 768; i++)
+        p.vector[i] = (float)i / 7.0f;
+    cr_assert_eq(lookalike_catalog_put(c, "products", &p, LOOKALIKE_PUT_INSERT, NULL, 0, err, sizeof err), 0,
+                 "%s", err);
+    uint64_t doc = p.doc_id;
+    lookalike_catalog_close(c);
+    c = open_cat();
+    cr_assert_eq(lookalike_catalog_get(c, "products", "vec1", &got, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(got.vector_dim, 768);
+    cr_assert_eq(memcmp(got.vector, p.vector, 768 * sizeof(float)), 0);
+    lookalike_product_release(&got);
+    char coll[LOOKALIKE_COLLECTION_NAME_MAX + 1];
+    cr_assert_eq(lookalike_catalog_get_by_doc(c, doc, coll, &got, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(coll, "products");
+    cr_assert_eq(got.vector_dim, 768);
+    lookalike_product_release(&got);
+
+    /* A vector of another length than the collection's dim is refused; nothing changes. */
+    lookalike_product_t bad = make_product("vec2", "short vector", 5);
+    bad.vector_dim = 3;
+    bad.vector = calloc(3, sizeof(float));
+    bad.vector[0] = 1;
+    cr_assert_eq(lookalike_catalog_put(c, "products", &bad, LOOKALIKE_PUT_INSERT, NULL, 0, err, sizeof err),
+                 LOOKALIKE_EINVAL);
+    cr_assert(strstr(err, "dimension 768"), "%s", err);
+    cr_assert_eq(lookalike_catalog_get(c, "products", "vec2", &got, err, sizeof err), LOOKALIKE_ENOTFOUND);
+    lookalike_product_release(&bad);
+
+    /* An upsert stores what it is given: no vector means none. */
+    lookalike_product_t up = make_product("vec1", "now without", 5);
+    cr_assert_eq(lookalike_catalog_put(c, "products", &up, LOOKALIKE_PUT_UPSERT, NULL, 0, err, sizeof err), 0,
+                 "%s", err);
+    cr_assert_eq(lookalike_catalog_get(c, "products", "vec1", &got, err, sizeof err), 0, "%s", err);
+    cr_assert_null(got.vector);
+    lookalike_product_release(&got);
+    lookalike_product_release(&up);
+    lookalike_product_release(&p);
+    lookalike_catalog_close(c);
+}
