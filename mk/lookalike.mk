@@ -22,3 +22,8 @@ prog_lookalike_MODULES := lookalike embed vindex core
 prog_lookalike_CFLAGS := -DLOOKALIKE_DEFAULT_MODEL='"$(MODELS_DIR)/mobilenet_v1_0.75_224.onnx"'
 # `make run`: ingest the demo catalogue on first start, then serve (replaces the core example).
 RUN_CMD = scripts/run-lookalike.sh $(BUILD) $(PORT)
+
+# lookalike-load: the stress test (many keep-alive clients, a mix of searches and inserts).
+PROGRAMS += lookalike-load
+prog_lookalike-load_SRCS := src/lookalike/load_main.c
+prog_lookalike-load_MODULES := load core

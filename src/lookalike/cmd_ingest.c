@@ -399,16 +399,22 @@ static void progress(ingest_t *g, double t0, int tty, int final)
     pthread_mutex_unlock(&g->out_mu);
 }
 
-/* core_flags_parse refuses positional arguments: pull the folder out first. */
-static int split_folder(int argc, char **argv, const char **folder, char **rest, int *nrest)
+/* core_flags_parse refuses positional arguments: pull the folder out first. A flag takes the
+ * next argument as its value unless it has "=value" or is a boolean. */
+static int split_folder(const core_flag *flags, size_t nflags, int argc, char **argv, const char **folder,
+                        char **rest, int *nrest)
 {
     int n = 0;
     rest[n++] = argv[0];
     *folder = NULL;
     for (int i = 1; i < argc; i++) {
         if (argv[i][0] == '-' && argv[i][1] == '-') {
+            int takes_value = !strchr(argv[i], '=') && strcmp(argv[i], "--help") != 0;
+            for (size_t f = 0; takes_value && f < nflags; f++)
+                if (flags[f].type == CORE_FLAG_BOOL && strcmp(argv[i] + 2, flags[f].name) == 0)
+                    takes_value = 0;
             rest[n++] = argv[i];
-            if (!strchr(argv[i], '=') && strcmp(argv[i], "--help") && i + 1 < argc)
+            if (takes_value && i + 1 < argc)
                 rest[n++] = argv[++i];
         } else if (!*folder) {
             *folder = argv[i];
@@ -441,7 +447,7 @@ int lookalike_cmd_ingest(int argc, char **argv)
     int nrest = 0;
     if (!rest)
         return 1;
-    if (split_folder(argc, argv, &folder, rest, &nrest) != 0) {
+    if (split_folder(flags, sizeof flags / sizeof *flags, argc, argv, &folder, rest, &nrest) != 0) {
         fprintf(stderr, "lookalike ingest: give one FOLDER\n");
         free(rest);
         return 2;
