@@ -804,7 +804,8 @@ typedef struct {
 /* Opens the data directory, loads the model, creates the default collection if missing and
  * rebuilds the in-memory indexes. NULL with a message on failure. */
 lookalike_svc_t *lookalike_svc_open(const lookalike_svc_opts_t *opts, char *err, size_t errlen);
-/* Makes the vector logs durable and frees everything; no call may be running. NULL ignored. */
+/* Makes the vector logs durable (a log over 4 MiB is checkpointed into a snapshot, so the
+ * next open need not replay it) and frees everything; no call may be running. NULL ignored. */
 void lookalike_svc_close(lookalike_svc_t *s);
 
 /* Creates a collection from a JSON spec {"name", "metric", "index", "M", "ef_construction",
