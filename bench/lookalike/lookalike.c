@@ -15,6 +15,7 @@
  *
  *   build/bench/lookalike [--products 100000] [--seconds 10] [--connections 8]
  *                         [--image-connections 4] [--sample 20000] [--cache build/bench-data]
+ *                         [--only synthetic|image]
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -39,6 +40,7 @@ extern char **environ;
 typedef struct {
     long products, seconds, connections, image_connections, sample, dim;
     const char *cache, *bin, *models, *data;
+    const char *only; /* "synthetic" or "image": run that part alone */
     char model[PATH_MAX];
 } opts_t;
 
@@ -158,10 +160,18 @@ static pid_t start_server(const opts_t *o, const char *data, int port, const cha
     char lk[PATH_MAX], ports[16];
     snprintf(lk, sizeof lk, "%s/lookalike", o->bin);
     snprintf(ports, sizeof ports, "%d", port);
-    char *argv[] = {
-        lk,        "serve",          "--data",       (char *)data, "--port",          ports,
-        "--model", (char *)o->model, "--access-log", "false",      "--embed-threads", (char *)embed_threads,
-        NULL};
+    char *argv[] = {lk,
+                    "serve",
+                    "--data",
+                    (char *)data,
+                    "--port",
+                    ports,
+                    "--model",
+                    (char *)o->model,
+                    "--access-log=false",
+                    "--embed-threads",
+                    (char *)embed_threads,
+                    NULL};
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 2, log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -188,6 +198,50 @@ static pid_t start_server(const opts_t *o, const char *data, int port, const cha
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     return -1;
+}
+
+/* The peer: build/embed-prof on the same model; images per wall second over its timed runs and
+ * per CPU second of the whole process (its model load and warm-up included: at least 20 s of
+ * runs keep that small). */
+static int embed_peer(const opts_t *o, const char *tmp, const char *batch, const char *threads, double *ips,
+                      double *ipc)
+{
+    char prof[PATH_MAX], secs[32], out[PATH_MAX];
+    snprintf(prof, sizeof prof, "%s/embed-prof", o->bin);
+    snprintf(secs, sizeof secs, "%ld", o->seconds < 20 ? 20 : o->seconds);
+    snprintf(out, sizeof out, "%s/embed.json", tmp);
+    char *argv[] = {prof,        (char *)o->model, "--batch",   (char *)batch,
+                    "--threads", (char *)threads,  "--seconds", secs,
+                    NULL};
+    json_error_t je;
+    double cpu0 = children_cpu_s();
+    json_t *j = run(argv, out, NULL) == 0 ? json_load_file(out, 0, &je) : NULL;
+    double cpu = children_cpu_s() - cpu0;
+    *ips = json_number_value(json_object_get(j, "images_per_s"));
+    double images = (double)json_integer_value(json_object_get(j, "runs")) * atof(batch);
+    json_decref(j);
+    *ipc = cpu > 0 ? images / cpu : 0;
+    if (*ips <= 0 || *ipc <= 0) {
+        fprintf(stderr, "bench/lookalike: embed-prof --batch %s gave no figure\n", batch);
+        return -1;
+    }
+    return 0;
+}
+
+/* The end of a log, to stderr, before the temporary directory holding it goes. */
+static void dump_log(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    char buf[4096];
+    fseek(f, 0, SEEK_END);
+    long end = ftell(f);
+    fseek(f, end > (long)sizeof buf - 1 ? end - (long)sizeof buf + 1 : 0, SEEK_SET);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    fprintf(stderr, "--- %s (end) ---\n%s\n", path, buf);
 }
 
 static void stop_server(pid_t pid)
@@ -222,7 +276,8 @@ static int load_case(const opts_t *o, pid_t server, int port, const char *catalo
     json_error_t je;
     json_t *d = json_load_file(outp, 0, &je);
     if ((rc != 0 && rc != 3) || !d) {
-        fprintf(stderr, "bench/lookalike: lookalike-load %s failed (exit %d), see %s\n", mix, rc, errp);
+        fprintf(stderr, "bench/lookalike: lookalike-load %s failed (exit %d)\n", mix, rc);
+        dump_log(errp);
         json_decref(d);
         return -1;
     }
@@ -285,10 +340,13 @@ int main(int argc, char **argv)
             o.sample = arg_long(argv[i + 1]);
         else if (!strcmp(argv[i], "--cache"))
             o.cache = argv[i + 1];
+        else if (!strcmp(argv[i], "--only") &&
+                 (!strcmp(argv[i + 1], "synthetic") || !strcmp(argv[i + 1], "image")))
+            o.only = argv[i + 1];
         else {
             fprintf(stderr,
                     "usage: %s [--products N] [--seconds S] [--connections C] [--image-connections C] "
-                    "[--sample N] [--cache DIR]\n",
+                    "[--sample N] [--cache DIR] [--only synthetic|image]\n",
                     argv[0]);
             return 2;
         }
@@ -321,6 +379,9 @@ int main(int argc, char **argv)
     int port = free_port(), exit_code = 1;
     json_t *line;
 
+    pid_t srv;
+    if (o.only && strcmp(o.only, "synthetic") != 0)
+        goto image;
     /* ---- 1. synthetic catalogue ---- */
     snprintf(dir, sizeof dir, "%s/synth-%ld-d%ld", o.cache, o.products, o.dim);
     snprintf(data, sizeof data, "%s/data", dir);
@@ -341,9 +402,10 @@ int main(int argc, char **argv)
     char *ingest_synth[] = {lk, "ingest", "--data", data, "--metadata", jsonl, "--model", o.model, NULL};
     if (prepare(dir, "synthetic", ingest_synth) != 0)
         goto out;
-    pid_t srv = start_server(&o, data, port, "0", log);
+    srv = start_server(&o, data, port, "0", log);
     if (srv < 0) {
-        fprintf(stderr, "bench/lookalike: the server did not start, see %s\n", log);
+        fprintf(stderr, "bench/lookalike: the server did not start\n");
+        dump_log(log);
         goto out;
     }
     static const char *const kinds[] = {"similar", "text", "filter", "hybrid"};
@@ -357,7 +419,12 @@ int main(int argc, char **argv)
         json_decref(line);
     }
     stop_server(srv);
+    if (o.only) {
+        exit_code = 0;
+        goto out;
+    }
 
+image:;
     /* ---- 2. image search on the demo catalogue, and the embed engine alone ---- */
     char photos[2048], meta[PATH_MAX];
     snprintf(photos, sizeof photos, "%s/products", o.data);
@@ -370,31 +437,38 @@ int main(int argc, char **argv)
     if (run(mkdir_demo, NULL, NULL) != 0 || prepare(dir, "demo", ingest_demo) != 0)
         goto out;
     if ((srv = start_server(&o, data, port, "1", log)) < 0) {
-        fprintf(stderr, "bench/lookalike: the server did not start, see %s\n", log);
+        fprintf(stderr, "bench/lookalike: the server did not start\n");
+        dump_log(log);
         goto out;
     }
     int rc = load_case(&o, srv, port, "demo", 713, "image", o.image_connections, photos, tmp, &line);
     stop_server(srv);
     if (rc != 0)
         goto out;
-    char prof[PATH_MAX], secs[32], peer_out[PATH_MAX];
-    snprintf(prof, sizeof prof, "%s/embed-prof", bin);
-    snprintf(secs, sizeof secs, "%ld", o.seconds);
-    snprintf(peer_out, sizeof peer_out, "%s/embed.json", tmp);
-    char *peer[] = {prof, o.model, "--batch", "8", "--threads", "2", "--seconds", secs, NULL};
-    json_error_t je;
-    json_t *pj = run(peer, peer_out, NULL) == 0 ? json_load_file(peer_out, 0, &je) : NULL;
-    double peer_ips = json_number_value(json_object_get(pj, "images_per_s"));
-    json_decref(pj);
-    if (peer_ips <= 0) {
-        fprintf(stderr, "bench/lookalike: embed-prof gave no figure\n");
-        json_decref(line);
-        goto out;
-    }
+    /* Peers: the engine's best throughput (batch 8 split over both cores), and the work of one
+     * request without the rest of it (batch 1 on one thread, as the server runs with
+     * --embed-threads 1). */
+    static const struct {
+        const char *name, *batch, *threads;
+    } peers[] = {{"batch8_2threads", "8", "2"}, {"batch1_1thread", "1", "1"}};
     double rps = json_number_value(json_object_get(line, "rps"));
-    json_object_set_new(line, "peer", json_string("embed-prof batch 8, 2 threads"));
-    json_object_set_new(line, "peer_images_per_s", json_real(peer_ips));
-    json_object_set_new(line, "ratio_vs_embed", json_real(rps / peer_ips));
+    double ours_cpu = json_number_value(json_object_get(line, "ok_per_server_cpu_s"));
+    for (size_t pi = 0; pi < sizeof peers / sizeof *peers; pi++) {
+        double ips, ipc;
+        if (embed_peer(&o, tmp, peers[pi].batch, peers[pi].threads, &ips, &ipc) != 0) {
+            json_decref(line);
+            goto out;
+        }
+        char key[96];
+        snprintf(key, sizeof key, "embed_%s_images_per_s", peers[pi].name);
+        json_object_set_new(line, key, json_real(ips));
+        snprintf(key, sizeof key, "embed_%s_images_per_cpu_s", peers[pi].name);
+        json_object_set_new(line, key, json_real(ipc));
+        snprintf(key, sizeof key, "ratio_vs_embed_%s", peers[pi].name);
+        json_object_set_new(line, key, json_real(rps / ips));
+        snprintf(key, sizeof key, "ratio_cpu_vs_embed_%s", peers[pi].name);
+        json_object_set_new(line, key, json_real(ours_cpu / ipc));
+    }
     print_line(line);
     json_decref(line);
     exit_code = 0;

@@ -132,7 +132,7 @@ static int item_cmp(const void *a, const void *b)
 static item_t *item_find(items_t *it, const char *rel)
 {
     item_t key = {.rel = (char *)rel};
-    return bsearch(&key, it->v, it->n, sizeof *it->v, item_cmp);
+    return it->n ? bsearch(&key, it->v, it->n, sizeof *it->v, item_cmp) : NULL;
 }
 
 /* A product id from a file's relative path: its base name without extension, cleaned. */
@@ -477,7 +477,8 @@ int lookalike_cmd_ingest(int argc, char **argv)
     int exit_code = 1;
     if (folder && walk(folder, "", 0, &items, err, sizeof err) != 0)
         goto fail;
-    qsort(items.v, items.n, sizeof *items.v, item_cmp);
+    if (items.n)
+        qsort(items.v, items.n, sizeof *items.v, item_cmp);
     if (jsonl && !(jf = fopen(meta, "rb"))) {
         snprintf(err, sizeof err, "%.300s: cannot open", meta);
         goto fail;

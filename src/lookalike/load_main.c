@@ -558,7 +558,7 @@ static void print_json(const load_result_t *r, const load_opts_t *o, const mix_t
     for (size_t i = 0; i < r->ngaps; i++)
         json_array_append_new(gaps, json_pack("[f,f]", r->gaps[i].start_ms / 1e3, r->gaps[i].end_ms / 1e3));
     json_t *all = kind_json(&r->all, secs);
-    json_object_update(
+    json_object_update_new(
         all, json_pack(
                  "{s:s,s:s,s:i,s:f,s:f,s:f,s:f,s:[f,f],s:o,s:f,s:f,s:I,s:I,s:o}", "tool", "lookalike-load",
                  "collection", m->coll, "connections", o->connections, "rate", o->rate, "duration_s", secs,
@@ -615,7 +615,7 @@ int main(int argc, char **argv)
 {
     const char *url = NULL, *coll = NULL, *mix_spec = NULL, *photos_dir = NULL, *api_key = NULL,
                *id_prefix = NULL, *insert_log = NULL, *check = NULL;
-    int connections = 16, duration_ms = 10000, requests = 0, k = 10, timeout_ms = 10000, gap_ms = 1000,
+    int connections = 16, duration_ms = 0, requests = 0, k = 10, timeout_ms = 10000, gap_ms = 1000,
         sample = 1000, seed = 1;
     int rate = 0;
     bool as_json = false;
@@ -626,8 +626,8 @@ int main(int argc, char **argv)
          "request kinds and weights: similar (more like this), text, filter (more like this within the "
          "product's category), hybrid (product + text + category filter), image (a photo upload), insert"},
         {"connections", CORE_FLAG_INT, &connections, "16", 1, 10000, "concurrent keep-alive connections"},
-        {"duration", CORE_FLAG_MS, &duration_ms, "10s", 0, 24 * 3600 * 1000,
-         "how long to run (0: until --requests)"},
+        {"duration", CORE_FLAG_MS, &duration_ms, "0", 0, 24 * 3600 * 1000,
+         "how long to run (0: until --requests, or 10s when that is 0 too)"},
         {"requests", CORE_FLAG_INT, &requests, "0", 0, 1000000000,
          "stop after this many requests (0: no limit)"},
         {"rate", CORE_FLAG_INT, &rate, "0", 0, 10000000,
@@ -684,10 +684,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "lookalike-load: --check: expected json or status\n");
         return 2;
     }
-    if (duration_ms == 0 && requests == 0) {
-        fprintf(stderr, "lookalike-load: give a --duration or a --requests count\n");
-        return 2;
-    }
+    if (duration_ms == 0 && requests == 0)
+        duration_ms = 10000;
     m.check_json = strcmp(check, "json") == 0;
     snprintf(prefix, sizeof prefix, "load-%ld", (long)getpid());
     m.id_prefix = *id_prefix ? id_prefix : prefix;
