@@ -37,14 +37,15 @@ fail:
     return -1;
 }
 
-static lookalike_svc_t *open_svc(const char *cmd, const char *data, const char *model)
+static lookalike_svc_t *open_svc(const char *cmd, const char *data, const char *store, const char *model)
 {
     char err[1024];
     if (!*data) {
         fprintf(stderr, "lookalike %s: --data (LOOKALIKE_DATA) is required\n", cmd);
         return NULL;
     }
-    lookalike_svc_opts_t so = {.data_dir = data, .model_path = model, .embed_threads = 0, .progress = NULL};
+    lookalike_svc_opts_t so = {
+        .data_dir = data, .store = store, .model_path = model, .embed_threads = 0, .progress = NULL};
     lookalike_svc_t *s = lookalike_svc_open(&so, err, sizeof err);
     if (!s)
         fprintf(stderr, "lookalike %s: %s\n", cmd, err);
@@ -70,9 +71,11 @@ static int parse(core_flag *flags, size_t n, int argc, char **argv, const char *
 
 int lookalike_cmd_create_collection(int argc, char **argv)
 {
-    const char *data = NULL, *model = NULL, *name = NULL, *metric = NULL, *index = NULL;
+    const char *data = NULL, *store = NULL, *model = NULL, *name = NULL, *metric = NULL, *index = NULL;
     core_flag flags[] = {
         {"data", CORE_FLAG_STR, &data, "", 0, 0, "data directory"},
+        {"store", CORE_FLAG_STR, &store, "", 0, 0,
+         "catalogue store (as for serve): empty for SQLite in --data"},
         {"model", CORE_FLAG_STR, &model, LOOKALIKE_DEFAULT_MODEL, 0, 0, "ONNX image model"},
         {"name", CORE_FLAG_STR, &name, "", 0, 0, "collection name (1..64 of A-Z a-z 0-9 _ -)"},
         {"metric", CORE_FLAG_STR, &metric, "cosine", 0, 0, "cosine, l2 or ip"},
@@ -85,7 +88,7 @@ int lookalike_cmd_create_collection(int argc, char **argv)
               "create-collection");
     if (rc)
         return rc == 1 ? 0 : 2;
-    lookalike_svc_t *s = open_svc("create-collection", data, model);
+    lookalike_svc_t *s = open_svc("create-collection", data, store, model);
     if (!s)
         return 1;
     json_t *spec = json_pack("{s:s,s:s,s:s}", "name", name, "metric", metric, "index", index), *out = NULL;
@@ -102,11 +105,13 @@ int lookalike_cmd_create_collection(int argc, char **argv)
 
 int lookalike_cmd_search(int argc, char **argv)
 {
-    const char *data = NULL, *model = NULL, *coll = NULL, *image = NULL, *text = NULL, *product = NULL,
-               *filters = NULL;
+    const char *data = NULL, *store = NULL, *model = NULL, *coll = NULL, *image = NULL, *text = NULL,
+               *product = NULL, *filters = NULL;
     int k = 10;
     core_flag flags[] = {
         {"data", CORE_FLAG_STR, &data, "", 0, 0, "data directory"},
+        {"store", CORE_FLAG_STR, &store, "", 0, 0,
+         "catalogue store (as for serve): empty for SQLite in --data"},
         {"model", CORE_FLAG_STR, &model, LOOKALIKE_DEFAULT_MODEL, 0, 0, "ONNX image model"},
         {"collection", CORE_FLAG_STR, &coll, LOOKALIKE_DEFAULT_COLLECTION, 0, 0, "collection to search"},
         {"image", CORE_FLAG_STR, &image, "", 0, 0, "search by this photo"},
@@ -143,7 +148,7 @@ int lookalike_cmd_search(int argc, char **argv)
     }
     if (*image && read_file(image, LOOKALIKE_IMAGE_MAX, &img, &img_len, err, sizeof err) != 0)
         goto fail;
-    if (!(s = open_svc("search", data, model)))
+    if (!(s = open_svc("search", data, store, model)))
         goto done;
     if (lookalike_svc_search(s, coll, q, img, img_len, &out, err, sizeof err) != 0)
         goto fail;
@@ -160,9 +165,11 @@ done:
 
 int lookalike_cmd_stats(int argc, char **argv)
 {
-    const char *data = NULL, *model = NULL;
+    const char *data = NULL, *store = NULL, *model = NULL;
     core_flag flags[] = {
         {"data", CORE_FLAG_STR, &data, "", 0, 0, "data directory"},
+        {"store", CORE_FLAG_STR, &store, "", 0, 0,
+         "catalogue store (as for serve): empty for SQLite in --data"},
         {"model", CORE_FLAG_STR, &model, LOOKALIKE_DEFAULT_MODEL, 0, 0, "ONNX image model"},
     };
     int rc = parse(flags, sizeof flags / sizeof *flags, argc, argv,
@@ -171,7 +178,7 @@ int lookalike_cmd_stats(int argc, char **argv)
                    "stats");
     if (rc)
         return rc == 1 ? 0 : 2;
-    lookalike_svc_t *s = open_svc("stats", data, model);
+    lookalike_svc_t *s = open_svc("stats", data, store, model);
     if (!s)
         return 1;
     json_t *out = json_pack("{s:o,s:I}", "collections", lookalike_svc_list_collections(s), "seq",
@@ -226,20 +233,26 @@ static int export_image(lookalike_catalog_t *cat, const char *dir, const char *s
 
 int lookalike_cmd_export(int argc, char **argv)
 {
-    const char *data = NULL, *coll = NULL, *out = NULL, *images = NULL;
+    const char *data = NULL, *store = NULL, *coll = NULL, *out = NULL, *images = NULL, *vectors = NULL;
     core_flag flags[] = {
         {"data", CORE_FLAG_STR, &data, "", 0, 0, "data directory"},
+        {"store", CORE_FLAG_STR, &store, "", 0, 0,
+         "catalogue store (as for serve): empty for SQLite in --data"},
         {"collection", CORE_FLAG_STR, &coll, LOOKALIKE_DEFAULT_COLLECTION, 0, 0, "collection to export"},
         {"out", CORE_FLAG_STR, &out, "-", 0, 0, "JSON-lines file to write (- for stdout)"},
         {"images", CORE_FLAG_STR, &images, "", 0, 0,
          "folder to write the photos into (created if missing); each line then names its photo in \"path\""},
+        {"vectors", CORE_FLAG_STR, &vectors, "auto", 0, 0,
+         "which stored vectors to write: auto (of products without a photo, whose vector was given), all "
+         "(re-ingest then skips embedding, for the same model only), none"},
     };
     int rc = parse(flags, sizeof flags / sizeof *flags, argc, argv,
                    "lookalike export: dump a collection as JSON lines (one product per line, with its vector "
                    "when it has one), and its photos into a folder, so that `lookalike ingest --metadata "
                    "FILE.jsonl FOLDER` reads it back. Reads the catalogue only, so a running server may keep "
                    "the data directory.\n"
-                   "usage: lookalike export --data DIR [--collection C] [--out FILE.jsonl] [--images FOLDER]",
+                   "usage: lookalike export --data DIR [--collection C] [--out FILE.jsonl] [--images FOLDER] "
+                   "[--vectors auto|all|none]",
                    "export");
     if (rc)
         return rc == 1 ? 0 : 2;
@@ -250,11 +263,16 @@ int lookalike_cmd_export(int argc, char **argv)
     size_t n = 0, count = 0, photos = 0;
     int exit_code = 1;
     lookalike_collection_t col;
-    if (!*data) {
+    if (!*data && !lookalike_store_is_pg(store)) {
         fprintf(stderr, "lookalike export: --data (LOOKALIKE_DATA) is required\n");
         return 2;
     }
-    if (!(cat = lookalike_catalog_open_sqlite(data, err, sizeof err)) ||
+    int all_vectors = strcmp(vectors, "all") == 0, no_vectors = strcmp(vectors, "none") == 0;
+    if (!all_vectors && !no_vectors && strcmp(vectors, "auto") != 0) {
+        fprintf(stderr, "lookalike export: --vectors: expected auto, all or none\n");
+        return 2;
+    }
+    if (!(cat = lookalike_catalog_open(store, data, err, sizeof err)) ||
         lookalike_catalog_get_collection(cat, coll, &col, err, sizeof err) != 0)
         goto fail;
     if (*images && mkdir(images, 0755) != 0 && errno != EEXIST) {
@@ -275,6 +293,22 @@ int lookalike_cmd_export(int argc, char **argv)
             goto fail;
         for (size_t i = 0; i < n; i++) {
             char rel[160] = "";
+            if (!no_vectors && (all_vectors || !page[i].image_sha256[0])) {
+                if (!(page[i].vector = malloc(col.dim * sizeof *page[i].vector))) {
+                    snprintf(err, sizeof err, "out of memory");
+                    goto fail;
+                }
+                rc = lookalike_catalog_get_vector(cat, page[i].doc_id, page[i].vector, col.dim, err,
+                                                  sizeof err);
+                if (rc == LOOKALIKE_ENOTFOUND) {
+                    free(page[i].vector);
+                    page[i].vector = NULL;
+                } else if (rc != 0) {
+                    goto fail;
+                } else {
+                    page[i].vector_dim = col.dim;
+                }
+            }
             if (*images && page[i].image_sha256[0] &&
                 export_image(cat, images, page[i].image_sha256, rel, sizeof rel, &photos, err, sizeof err) !=
                     0)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # lookalike: products with their own vectors (API, bad inputs, more like this, upsert), and
 # `lookalike export` -> `lookalike ingest` round trip (photos and vectors), plus a restart with
-# the vector index gone (photos embedded again, vectors restored from the catalogue).
+# the vector index gone (every vector read back from the catalogue, photos and given ones).
 . "$(dirname "$0")/lookalike_lib.inc"
 
 SUB=$TMP/photos
@@ -60,8 +60,12 @@ expect_eq "a text search finds vector products" \
 "${CURL[@]}" "$B/api/products/v1/similar?k=3" >"$TMP/before.json"
 
 # ---- export (beside the running server), then ingest into a new data directory ----
-"$LK" export --data "$DATA" --out "$TMP/export.jsonl" --images "$TMP/images" 2>"$TMP/export.log"
+"$LK" export --data "$DATA" --out "$TMP/export.jsonl" --images "$TMP/images" --vectors all 2>"$TMP/export.log"
 expect_eq "export runs beside a running server" "$?" 0
+"$LK" export --data "$DATA" --out "$TMP/export-auto.jsonl" 2>/dev/null
+expect_eq "by default only vectors that were given without a photo are written" \
+    "$(python3 -c "import json; print(sorted(d['id'] for d in map(json.loads, open('$TMP/export-auto.jsonl')) if 'vector' in d))")" \
+    "['v1', 'v2', 'v3']"
 TOTAL=$("${CURL[@]}" "$B/api/products?limit=1" | jq_ 'd["total"]')
 expect_eq "export writes one line per product" "$(wc -l <"$TMP/export.jsonl")" "$TOTAL"
 # 21 products have a photo; v4's is the same bytes as a catalogue shoe, so one file is shared.
@@ -77,7 +81,7 @@ DATA2=$TMP/data2
 timeout 300 "$LK" ingest --data "$DATA2" --metadata "$TMP/export.jsonl" "$TMP/images" >"$TMP/ingest2.log" 2>&1
 grep -q "$TOTAL added, 0 already in, 0 failed" "$TMP/ingest2.log" && ok "re-ingest adds every product" ||
     fail "re-ingest: $(tail -3 "$TMP/ingest2.log")"
-"$LK" export --data "$DATA2" --out "$TMP/export2.jsonl" 2>/dev/null
+"$LK" export --data "$DATA2" --out "$TMP/export2.jsonl" --vectors all 2>/dev/null
 python3 - "$TMP/export.jsonl" "$TMP/export2.jsonl" <<'PY' && ok "round trip: the same products, fields, photos and vectors" || fail "round trip differs"
 import json, sys
 a = {d["id"]: d for d in map(json.loads, open(sys.argv[1]))}
@@ -93,10 +97,11 @@ printf '{"id":"j1","vector":[1]}\nnot json\n{"id":"j2"}\n' >"$TMP/bad.jsonl"
 timeout 120 "$LK" ingest --data "$DATA2" --metadata "$TMP/bad.jsonl" >"$TMP/ingest4.log" 2>&1
 expect_eq "bad JSON lines are reported and skipped" "$?:$(grep -c skipped "$TMP/ingest4.log")" "0:3"
 
-# ---- the vector index lost: photos are embedded again, vectors come back from the catalogue ----
+# ---- the vector index lost: every vector comes back from the catalogue ----
 rm -rf "$DATA2/vindex"
 start_server "$DATA2"
-grep -q "loaded $TOTAL products ($TOTAL vectors restored" "$LOG" && ok "every vector restored at start" ||
+grep -q "loaded $TOTAL products ($TOTAL vectors read from the catalogue, 0 photos embedded again" "$LOG" &&
+    ok "every vector read back from the catalogue at start" ||
     fail "start-up: $(grep loaded "$LOG")"
 "${CURL[@]}" "$B/api/products/v1/similar?k=3" >"$TMP/after.json"
 expect_eq "more like this is the same after the round trip" \
