@@ -110,6 +110,16 @@ long embed_model_output_dim(embed_model *m, const char *name, char *err, size_t 
  * "embedding" output and no final Gemm/MatMul. */
 const char *embed_model_default_output(const embed_model *m);
 
+/* The graph's outputs in file order: embed_model_output_count() of them; a name lives as long
+ * as the model, NULL when i is out of range. */
+int embed_model_output_count(const embed_model *m);
+const char *embed_model_output_name(const embed_model *m, int i);
+
+/* ONNX op type ("Softmax", "Gemm", ...) of the node that produces tensor `name`, or NULL when
+ * no node does (unknown name, graph input, initializer). Lets a caller tell logits from
+ * probabilities. The string lives as long as the model. */
+const char *embed_model_tensor_op(const embed_model *m, const char *name);
+
 /* Value of a metadata_props key (e.g. "preprocessing"), or NULL. */
 const char *embed_model_metadata(const embed_model *m, const char *key);
 
@@ -158,7 +168,8 @@ void embed_l2_normalize(float *v, size_t n);
  * before starting threads; later calls are no-ops). After that every function here may be
  * called from any number of threads at once; they share no mutable state. libvips' operation
  * cache is disabled at init because inputs are never repeated and cached buffer loads would
- * pin memory.
+ * pin memory, and its warnings (printed to stderr per failed tile) are dropped because every
+ * failure is reported through err.
  *
  * Ownership: input buffers are borrowed for the duration of the call. Output tensors are
  * caller-allocated (3 * crop * crop floats). embed_image_rgb_*() return a malloc'd buffer the

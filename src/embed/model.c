@@ -235,6 +235,24 @@ const char *embed_model_default_output(const embed_model *m)
     return m->default_output;
 }
 
+int embed_model_output_count(const embed_model *m)
+{
+    return m->g->n_outputs;
+}
+
+const char *embed_model_output_name(const embed_model *m, int i)
+{
+    return i >= 0 && i < m->g->n_outputs ? m->g->tensors[m->g->outputs[i]].name : NULL;
+}
+
+const char *embed_model_tensor_op(const embed_model *m, const char *name)
+{
+    int t = eg_graph_find(m->g, name);
+    if (t < 0 || m->g->tensors[t].producer < 0)
+        return NULL;
+    return m->g->nodes[m->g->tensors[t].producer].op_type;
+}
+
 const char *embed_model_metadata(const embed_model *m, const char *key)
 {
     const onnx_model *o = m->g->onnx;
