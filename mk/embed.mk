@@ -24,3 +24,8 @@ DEB_PKGS += python3-pil python3-numpy
 PROGRAMS += embed-prof
 prog_embed-prof_SRCS := tools/embed/embed_prof.c
 prog_embed-prof_MODULES := embed
+
+# tests/integration/embed_ort.sh: the engine against ONNX Runtime (tools/ort, npm
+# onnxruntime-node installed by scripts/ort-install.sh) on product photos; embed_ort.c is our side.
+IT_MODULES_embed_ort := embed
+DEB_PKGS += nodejs npm

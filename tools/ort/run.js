@@ -6,7 +6,8 @@
 //
 // FILE holds the input tensor as raw little-endian float32 (NCHW). Without --time, each
 // requested output (default: every graph output) is written to DIR/<name>.f32 as raw float32
-// and its shape printed as one JSON line per output. With --time, the model is run W times to
+// (every character of the name outside A-Z a-z 0-9 _ . - replaced by _) and its shape printed
+// as one JSON line per output. With --time, the model is run W times to
 // warm up, then ITERS times, and one JSON line gives the per-run wall times in milliseconds.
 // --threads sets intra_op_num_threads (inter-op is 1, sequential execution, as in our engine).
 'use strict';
@@ -77,7 +78,8 @@ async function main() {
     fs.mkdirSync(a.outDir, { recursive: true });
     for (const o of outputs) {
         const t = res[o];
-        fs.writeFileSync(path.join(a.outDir, `${o}.f32`), Buffer.from(t.data.buffer, t.data.byteOffset,
+        const file = o.replace(/[^A-Za-z0-9_.-]/g, '_');
+        fs.writeFileSync(path.join(a.outDir, `${file}.f32`), Buffer.from(t.data.buffer, t.data.byteOffset,
             t.data.byteLength));
         process.stdout.write(JSON.stringify({ output: o, dims: t.dims }) + '\n');
     }
