@@ -26,9 +26,9 @@ prog_embed-prof_SRCS := tools/embed/embed_prof.c
 prog_embed-prof_MODULES := embed
 
 # tests/integration/embed_ort.sh: the engine against ONNX Runtime (tools/ort, npm
-# onnxruntime-node installed by scripts/ort-install.sh) on product photos; embed_ort.c is our side.
+# onnxruntime-node installed by scripts/ort-install.sh, which also installs Node when it is
+# missing) on product photos; embed_ort.c is our side.
 IT_MODULES_embed_ort := embed
-DEB_PKGS += nodejs npm
 
 # bench/embed: the engine against ONNX Runtime (latency at batch 1, throughput at 8 and 16, 1
 # and 2 threads) on the shared MobileNet and random-weight ResNet-18/50, and the image pipeline
