@@ -149,10 +149,10 @@ int main(int argc, char **argv)
         goto done;
     qsort(lat, (size_t)n, sizeof(double), cmp_double);
     printf("{\"model\":\"%s\",\"threads\":%d,\"batch\":%d,\"runs\":%d,\"load_s\":%.3f,\"warmup_s\":%.3f,"
-           "\"latency_ms_median\":%.3f,\"latency_ms_min\":%.3f,\"images_per_s\":%.2f,\"cpu_ms_per_image\":%.3f,\"out0\":%g}\n",
+           "\"latency_ms_median\":%.3f,\"latency_ms_min\":%.3f,\"images_per_s\":%.2f,\"cpu_ms_per_image\":%."
+           "3f,\"out0\":%g}\n",
            argv[1], threads, batch, n, load_s, warm_s, lat[n / 2] * 1e3, lat[0] * 1e3, n * batch / total,
-           cpu * 1e3 / (n * batch),
-           (double)out[0]);
+           cpu * 1e3 / (n * batch), (double)out[0]);
     free(lat);
     rc = 0;
 done:
