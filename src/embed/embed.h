@@ -87,8 +87,9 @@ enum {
 #define EMBED_MAX_BATCH 256
 
 typedef struct embed_model_options {
-    int threads;   /* cores one run uses (batch split, or OpenMP inside layers at batch 1); 0 = all */
-    int reference; /* 1 = run only the plain C kernels (slow; for tests and cross-checks) */
+    int threads;     /* cores one run uses (batch split, or OpenMP inside layers at batch 1); 0 = all */
+    int reference;   /* 1 = run only the plain C kernels (slow; for tests and cross-checks) */
+    int direct_only; /* 1 = no Winograd 3x3 convolutions (their weights take up to 4x the memory) */
 } embed_model_options;
 
 typedef struct embed_model embed_model;

@@ -16,7 +16,8 @@ struct embed_model {
     eg_graph *g;
     dnnl_engine_t eng;
     int threads, reference, profiling;
-    int input; /* graph tensor id of the image input, -1 when the graph has none */
+    int plan_flags; /* PLAN_* for every plan */
+    int input;      /* graph tensor id of the image input, -1 when the graph has none */
     int in_c, in_h, in_w;
     const char *default_output;
     pthread_mutex_t mu; /* guards plans and pool */
@@ -107,7 +108,7 @@ static int validate(embed_model *m, char *err, size_t errlen)
     for (int i = 0; i < g->n_outputs; i++) {
         int rc = 0;
         omp_set_num_threads(m->threads);
-        plan *p = plan_compile(g, m->eng, &pi, 1, g->outputs[i], 1, err, errlen, &rc);
+        plan *p = plan_compile(g, m->eng, &pi, 1, g->outputs[i], PLAN_REFERENCE, err, errlen, &rc);
         if (!p)
             return rc;
         plan_free(p);
@@ -137,6 +138,7 @@ embed_model *embed_model_load_rc(const void *data, size_t len, const embed_model
     if (m->threads < 1)
         m->threads = 1;
     m->reference = opt ? opt->reference : 0;
+    m->plan_flags = (m->reference ? PLAN_REFERENCE : 0) | (opt && opt->direct_only ? PLAN_NO_WINOGRAD : 0);
     const char *prof = getenv("EMBED_PROFILE");
     m->profiling = prof && prof[0] && strcmp(prof, "0") != 0;
     onnx_model *om = onnx_model_parse(data, len, err, errlen, &rc);
@@ -292,7 +294,7 @@ static const plan *get_plan(embed_model *m, int batch, int output, int threads, 
     /* oneDNN sizes its work split by the thread count at primitive creation; a mismatch with
      * the run's count leaves threads waiting at barriers. */
     omp_set_num_threads(threads);
-    p = plan_compile(m->g, m->eng, &pi, 1, output, m->reference, err, errlen, rc);
+    p = plan_compile(m->g, m->eng, &pi, 1, output, m->plan_flags, err, errlen, rc);
     if (p) {
         p->batch = batch;
         p->threads = threads;
