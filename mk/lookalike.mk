@@ -1,8 +1,9 @@
 # lookalike library parts: text analysis, BM25, fusion, colours, CSV, product JSON, catalogue.
 MODULES += lookalike
 lookalike_DEPS := vindex
-lookalike_PKGS += jansson sqlite3
-DEB_PKGS += libjansson-dev libsqlite3-dev
+lookalike_PKGS += jansson sqlite3 libpq
+# postgresql: the tests start a real server (tests/lib/pg_server.sh).
+DEB_PKGS += libjansson-dev libsqlite3-dev libpq-dev postgresql
 FUZZERS += csv
 fuzz_csv_MODULES := lookalike
 FUZZERS += product_json
@@ -20,5 +21,12 @@ prog_lookalike_SRCS := src/lookalike/main.c src/lookalike/service.c src/lookalik
 	src/lookalike/cmd_tools.c src/lookalike/cmd_embed.c
 prog_lookalike_MODULES := lookalike embed vindex core
 prog_lookalike_CFLAGS := -DLOOKALIKE_DEFAULT_MODEL='"$(MODELS_DIR)/mobilenet_v1_0.75_224.onnx"'
+# The web page (web/, plain files, no build step) is served from the source tree unless --web
+# (LOOKALIKE_WEB) points elsewhere, so an edit shows on the next reload.
+prog_lookalike_CFLAGS += -DLOOKALIKE_DEFAULT_WEB='"$(abspath web)"'
+# The web page's browser tests (tests/e2e/) drive Debian's chromium through npm playwright-core;
+# ui.sh installs npm itself when the command is missing, since Debian's npm package conflicts
+# with the nodejs builds that ship their own.
+DEB_PKGS += chromium nodejs
 # `make run`: ingest the demo catalogue on first start, then serve (replaces the core example).
 RUN_CMD = scripts/run-lookalike.sh $(BUILD) $(PORT)

@@ -29,6 +29,12 @@ static int reply_lk(core_http_req *req, int rc, const char *msg)
         return core_http_reply_error(req, 409, "conflict", "%s", msg);
     case LOOKALIKE_SVC_EIMAGE:
         return core_http_reply_error(req, 400, "not_an_image", "%s", msg);
+    case LOOKALIKE_EAGAIN:
+        /* The catalogue's database is failing over or restarting: the client may retry. */
+        core_log_warn(core_http_req_log(req), "api", "%s %s: %s", core_http_req_method(req),
+                      core_http_req_path(req), msg);
+        core_http_add_header(req, "Retry-After", "1");
+        return core_http_reply_error(req, 503, "unavailable", "%s", msg);
     default:
         core_log_error(core_http_req_log(req), "api", "%s %s: %s", core_http_req_method(req),
                        core_http_req_path(req), msg);

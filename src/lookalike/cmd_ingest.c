@@ -353,10 +353,12 @@ static int split_folder(int argc, char **argv, const char **folder, char **rest,
 
 int lookalike_cmd_ingest(int argc, char **argv)
 {
-    const char *data = NULL, *coll = NULL, *meta = NULL, *model = NULL, *folder = NULL;
+    const char *data = NULL, *store = NULL, *coll = NULL, *meta = NULL, *model = NULL, *folder = NULL;
     int threads = 2;
     core_flag flags[] = {
         {"data", CORE_FLAG_STR, &data, "", 0, 0, "data directory (as for serve); created if missing"},
+        {"store", CORE_FLAG_STR, &store, "", 0, 0,
+         "catalogue store (as for serve): empty for SQLite in --data"},
         {"collection", CORE_FLAG_STR, &coll, LOOKALIKE_DEFAULT_COLLECTION, 0, 0, "collection to add to"},
         {"metadata", CORE_FLAG_STR, &meta, "", 0, 0,
          "CSV (a \"path\" column relative to FOLDER, plus id or image_id, title, category, brand, price...) "
@@ -403,8 +405,11 @@ int lookalike_cmd_ingest(int argc, char **argv)
             0)
             goto fail;
     }
-    lookalike_svc_opts_t so = {
-        .data_dir = data, .model_path = model, .embed_threads = threads > 1 ? 1 : 0, .progress = stderr};
+    lookalike_svc_opts_t so = {.data_dir = data,
+                               .store = store,
+                               .model_path = model,
+                               .embed_threads = threads > 1 ? 1 : 0,
+                               .progress = stderr};
     if (!(svc = lookalike_svc_open(&so, err, sizeof err)))
         goto fail;
     if (!lookalike_svc_has_collection(svc, coll)) {

@@ -1,8 +1,16 @@
-/* `lookalike serve`: opens the data directory, loads the model once and serves the API. */
+/* `lookalike serve`: opens the data directory, loads the model once and serves the API and,
+ * from --web DIR, the shopper's web page at `/`. */
 #include "lookalike/api.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+/* GET /: the page itself. Its other files are under /ui/, so every path outside /ui/ and /
+ * keeps the router's own 404 and 405 answers (an unknown /api route stays a 404 JSON). */
+static int web_index(core_http_req *req, void *ud)
+{
+    return core_http_reply_file(req, ud, "index.html");
+}
 
 static int service_ready(void *ud, char *msg, size_t msglen)
 {
@@ -18,9 +26,9 @@ int lookalike_cmd_serve(int argc, char **argv)
     core_http_config_defaults(&cfg);
     cfg.service = "lookalike";
     cfg.version = "0.1";
-    const char *data = NULL, *model = NULL, *api_key = NULL, *log_level = NULL;
+    const char *data = NULL, *model = NULL, *api_key = NULL, *log_level = NULL, *web = NULL, *store = NULL;
     int embed_threads = 0;
-    core_flag flags[CORE_HTTP_CONFIG_NFLAGS + 5];
+    core_flag flags[CORE_HTTP_CONFIG_NFLAGS + 8];
     size_t nflags = core_http_config_flags(&cfg, flags, CORE_HTTP_CONFIG_NFLAGS);
     flags[nflags++] = (core_flag){"data",
                                   CORE_FLAG_STR,
@@ -29,6 +37,14 @@ int lookalike_cmd_serve(int argc, char **argv)
                                   0,
                                   0,
                                   "data directory (catalogue, photos, vector indexes); created if missing"};
+    flags[nflags++] = (core_flag){"store",
+                                  CORE_FLAG_STR,
+                                  &store,
+                                  "",
+                                  0,
+                                  0,
+                                  "catalogue store: empty for SQLite in the data directory, or a PostgreSQL "
+                                  "connection string (postgresql://user@host1:5432,host2:5432/db)"};
     flags[nflags++] = (core_flag){"model",
                                   CORE_FLAG_STR,
                                   &model,
@@ -50,13 +66,21 @@ int lookalike_cmd_serve(int argc, char **argv)
                                   0,
                                   256,
                                   "threads per photo inference (0 = every core)"};
+    flags[nflags++] = (core_flag){"web",
+                                  CORE_FLAG_STR,
+                                  &web,
+                                  LOOKALIKE_DEFAULT_WEB,
+                                  0,
+                                  0,
+                                  "directory of the web page served at / (\"\" serves the API alone)"};
     flags[nflags++] =
         (core_flag){"log-level", CORE_FLAG_STR, &log_level, "info", 0, 0, "debug, info, warn or error"};
     char err[1024] = "";
     int rc = core_flags_parse(
         flags, nflags, "LOOKALIKE", argc, argv,
         "lookalike serve: the similar-product search API\n"
-        "usage: lookalike serve --data DIR [--port PORT] [--model FILE.onnx] [--flag value]...",
+        "usage: lookalike serve --data DIR [--store postgresql://...] [--port PORT] [--model FILE.onnx] "
+        "[--flag value]...",
         stdout, err, sizeof err);
     if (rc == 1)
         return 0;
@@ -78,26 +102,47 @@ int lookalike_cmd_serve(int argc, char **argv)
     core_log *log = core_log_new(2, level, getenv("CORE_DEBUG"));
     core_metrics *metrics = core_metrics_new();
     core_http_server *srv = NULL;
+    core_static *site = NULL;
     lookalike_svc_t *svc = NULL;
     if (!log || !metrics) {
         fprintf(stderr, "lookalike serve: out of memory\n");
         goto done;
     }
-    lookalike_svc_opts_t so = {
-        .data_dir = data, .model_path = model, .embed_threads = embed_threads, .progress = stderr};
+    /* Opened before the model loads, so a wrong --web fails in milliseconds. no-cache: the
+     * browser revalidates every file (a 304 through its ETag), so an upgraded page is seen at
+     * once. */
+    if (*web && !(site = core_static_new(web, "no-cache", err, sizeof err))) {
+        fprintf(stderr, "lookalike serve: --web (LOOKALIKE_WEB): %s; pass --web '' to serve the API alone\n",
+                err);
+        exit_code = 2;
+        goto done;
+    }
+    lookalike_svc_opts_t so = {.data_dir = data,
+                               .store = store,
+                               .model_path = model,
+                               .embed_threads = embed_threads,
+                               .progress = stderr};
     if (!(svc = lookalike_svc_open(&so, err, sizeof err)))
         goto fail;
     lookalike_api_t api = {.svc = svc, .api_key = api_key};
     if (!(srv = core_http_server_new(&cfg, log, metrics, err, sizeof err)))
         goto fail;
-    core_http_set_debug_config(srv, core_flags_to_json(flags, nflags));
+    /* The store's password must not reach /debug. */
+    char store_desc[512];
+    lookalike_store_describe(store, store_desc, sizeof store_desc);
+    json_t *dbg = core_flags_to_json(flags, nflags);
+    json_object_set_new(dbg, "store", json_string(store_desc));
+    core_http_set_debug_config(srv, dbg);
     if (lookalike_api_routes(&api, srv, err, sizeof err) != 0 ||
+        (site && (core_http_route(srv, "GET", "/", web_index, site, NULL, err, sizeof err) != 0 ||
+                  core_http_route_static(srv, "/ui", site, err, sizeof err) != 0)) ||
         core_http_add_ready_check(srv, "catalogue", service_ready, svc) != 0 ||
         core_http_server_start(srv, err, sizeof err) != 0)
         goto fail;
-    core_log_info(log, "lookalike", "serving %llu products on http://%s:%d/ (data %s, model %s)",
+    core_log_info(log, "lookalike",
+                  "serving %llu products on http://%s:%d/ (data %s, store %s, model %s, web %s)",
                   (unsigned long long)lookalike_svc_count(svc, LOOKALIKE_DEFAULT_COLLECTION), cfg.bind,
-                  core_http_server_port(srv), data, model);
+                  core_http_server_port(srv), data, store_desc, model, *web ? web : "off");
     core_http_server_wait(srv);
     exit_code = 0;
     goto done;
@@ -105,6 +150,7 @@ fail:
     fprintf(stderr, "lookalike serve: %s\n", err);
 done:
     core_http_server_free(srv);
+    core_static_free(site);
     lookalike_svc_close(svc);
     core_metrics_free(metrics);
     core_log_free(log);

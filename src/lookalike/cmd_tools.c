@@ -34,14 +34,15 @@ fail:
     return -1;
 }
 
-static lookalike_svc_t *open_svc(const char *cmd, const char *data, const char *model)
+static lookalike_svc_t *open_svc(const char *cmd, const char *data, const char *store, const char *model)
 {
     char err[1024];
     if (!*data) {
         fprintf(stderr, "lookalike %s: --data (LOOKALIKE_DATA) is required\n", cmd);
         return NULL;
     }
-    lookalike_svc_opts_t so = {.data_dir = data, .model_path = model, .embed_threads = 0, .progress = NULL};
+    lookalike_svc_opts_t so = {
+        .data_dir = data, .store = store, .model_path = model, .embed_threads = 0, .progress = NULL};
     lookalike_svc_t *s = lookalike_svc_open(&so, err, sizeof err);
     if (!s)
         fprintf(stderr, "lookalike %s: %s\n", cmd, err);
@@ -67,9 +68,11 @@ static int parse(core_flag *flags, size_t n, int argc, char **argv, const char *
 
 int lookalike_cmd_create_collection(int argc, char **argv)
 {
-    const char *data = NULL, *model = NULL, *name = NULL, *metric = NULL, *index = NULL;
+    const char *data = NULL, *store = NULL, *model = NULL, *name = NULL, *metric = NULL, *index = NULL;
     core_flag flags[] = {
         {"data", CORE_FLAG_STR, &data, "", 0, 0, "data directory"},
+        {"store", CORE_FLAG_STR, &store, "", 0, 0,
+         "catalogue store (as for serve): empty for SQLite in --data"},
         {"model", CORE_FLAG_STR, &model, LOOKALIKE_DEFAULT_MODEL, 0, 0, "ONNX image model"},
         {"name", CORE_FLAG_STR, &name, "", 0, 0, "collection name (1..64 of A-Z a-z 0-9 _ -)"},
         {"metric", CORE_FLAG_STR, &metric, "cosine", 0, 0, "cosine, l2 or ip"},
@@ -82,7 +85,7 @@ int lookalike_cmd_create_collection(int argc, char **argv)
               "create-collection");
     if (rc)
         return rc == 1 ? 0 : 2;
-    lookalike_svc_t *s = open_svc("create-collection", data, model);
+    lookalike_svc_t *s = open_svc("create-collection", data, store, model);
     if (!s)
         return 1;
     json_t *spec = json_pack("{s:s,s:s,s:s}", "name", name, "metric", metric, "index", index), *out = NULL;
@@ -99,11 +102,13 @@ int lookalike_cmd_create_collection(int argc, char **argv)
 
 int lookalike_cmd_search(int argc, char **argv)
 {
-    const char *data = NULL, *model = NULL, *coll = NULL, *image = NULL, *text = NULL, *product = NULL,
-               *filters = NULL;
+    const char *data = NULL, *store = NULL, *model = NULL, *coll = NULL, *image = NULL, *text = NULL,
+               *product = NULL, *filters = NULL;
     int k = 10;
     core_flag flags[] = {
         {"data", CORE_FLAG_STR, &data, "", 0, 0, "data directory"},
+        {"store", CORE_FLAG_STR, &store, "", 0, 0,
+         "catalogue store (as for serve): empty for SQLite in --data"},
         {"model", CORE_FLAG_STR, &model, LOOKALIKE_DEFAULT_MODEL, 0, 0, "ONNX image model"},
         {"collection", CORE_FLAG_STR, &coll, LOOKALIKE_DEFAULT_COLLECTION, 0, 0, "collection to search"},
         {"image", CORE_FLAG_STR, &image, "", 0, 0, "search by this photo"},
@@ -140,7 +145,7 @@ int lookalike_cmd_search(int argc, char **argv)
     }
     if (*image && read_file(image, LOOKALIKE_IMAGE_MAX, &img, &img_len, err, sizeof err) != 0)
         goto fail;
-    if (!(s = open_svc("search", data, model)))
+    if (!(s = open_svc("search", data, store, model)))
         goto done;
     if (lookalike_svc_search(s, coll, q, img, img_len, &out, err, sizeof err) != 0)
         goto fail;
@@ -157,9 +162,11 @@ done:
 
 int lookalike_cmd_stats(int argc, char **argv)
 {
-    const char *data = NULL, *model = NULL;
+    const char *data = NULL, *store = NULL, *model = NULL;
     core_flag flags[] = {
         {"data", CORE_FLAG_STR, &data, "", 0, 0, "data directory"},
+        {"store", CORE_FLAG_STR, &store, "", 0, 0,
+         "catalogue store (as for serve): empty for SQLite in --data"},
         {"model", CORE_FLAG_STR, &model, LOOKALIKE_DEFAULT_MODEL, 0, 0, "ONNX image model"},
     };
     int rc = parse(flags, sizeof flags / sizeof *flags, argc, argv,
@@ -168,7 +175,7 @@ int lookalike_cmd_stats(int argc, char **argv)
                    "stats");
     if (rc)
         return rc == 1 ? 0 : 2;
-    lookalike_svc_t *s = open_svc("stats", data, model);
+    lookalike_svc_t *s = open_svc("stats", data, store, model);
     if (!s)
         return 1;
     json_t *out = json_pack("{s:o,s:I}", "collections", lookalike_svc_list_collections(s), "seq",

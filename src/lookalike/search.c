@@ -425,6 +425,10 @@ int lookalike_svc_search(lookalike_svc_t *s, const char *coll, json_t *query, co
     if ((v = json_object_get(query, "weights")) && !json_is_null(v) &&
         (rc = parse_weights(v, weights, err, errlen)) != 0)
         return rc;
+    /* Read-your-writes across nodes: a write acknowledged elsewhere is committed, so catching
+     * up with the change log now brings it here (one query when there is nothing new). */
+    if ((uint64_t)min_seq > lookalike_svc_applied_seq(s) && (rc = svc_catch_up(s, err, errlen)) != 0)
+        return rc;
     if ((uint64_t)min_seq > lookalike_svc_applied_seq(s)) {
         serr(err, errlen, "min_seq %lld is ahead of this node (at %llu)", min_seq,
              (unsigned long long)lookalike_svc_applied_seq(s));
