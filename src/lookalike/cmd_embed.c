@@ -2,7 +2,7 @@
  * see what the model makes of an image without a server or a collection.
  *
  * Images go through in batches of --batch: each batch is decoded by --threads threads at once,
- * the images that decoded are run as one batch (which the engine splits over the same
+ * the images that decoded are run as one batch (the engine deals its samples out to as many
  * threads), and one JSON line per image is printed in argument order. An image that cannot be
  * read is reported on stderr and left out; the others still go through, and the exit status
  * is 1 at the end. Usage errors exit 2, a model that cannot be loaded exits 1 at once. */
@@ -28,7 +28,7 @@ typedef struct {
     long n;
 } labels_t;
 
-/* One batch being decoded: worker k takes images k, k + nthreads, ... */
+/* One batch being decoded: worker k takes images k, k + stride, ... */
 typedef struct {
     char **files;
     int n;
