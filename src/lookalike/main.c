@@ -16,6 +16,7 @@ static const subcommand_t subcommands[] = {
     {"create-collection", lookalike_cmd_create_collection, "create a collection"},
     {"search", lookalike_cmd_search, "search by photo, text, product or filters from the shell"},
     {"stats", lookalike_cmd_stats, "collections and product counts of a data directory"},
+    {"embed", lookalike_cmd_embed, "print the embedding or the top classes of photos (no server needed)"},
 };
 
 static void usage(FILE *f)
