@@ -18,6 +18,7 @@ static const subcommand_t subcommands[] = {
     {"create-collection", lookalike_cmd_create_collection, "create a collection"},
     {"search", lookalike_cmd_search, "search by photo, text, product or filters from the shell"},
     {"stats", lookalike_cmd_stats, "collections and product counts of a data directory"},
+    {"export", lookalike_cmd_export, "dump a collection as JSON lines (and its photos) for re-ingest"},
     {"embed", lookalike_cmd_embed, "print the embedding or the top classes of photos (no server needed)"},
 };
 
