@@ -1,9 +1,12 @@
 /* `lookalike create-collection`, `search` and `stats`: the service's calls from the shell, on a
- * data directory that no server holds open at the time. Each prints JSON on stdout. */
+ * data directory that no server holds open at the time. Each prints JSON on stdout. `export`
+ * reads the catalogue alone, so it also works beside a running server. */
 #include "lookalike/api.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Reads a whole file of at most cap bytes into a malloc'd buffer. */
 static int read_file(const char *path, size_t cap, void **data, size_t *len, char *err, size_t errlen)
@@ -182,4 +185,169 @@ int lookalike_cmd_stats(int argc, char **argv)
                             (json_int_t)lookalike_svc_applied_seq(s));
     lookalike_svc_close(s);
     return print_json(out);
+}
+
+/* File name extension for stored image bytes (the store keeps no type). */
+static const char *image_ext(const unsigned char *b, size_t n)
+{
+    if (n >= 8 && memcmp(b, "\x89PNG\r\n\x1a\n", 8) == 0)
+        return "png";
+    if (n >= 12 && memcmp(b, "RIFF", 4) == 0 && memcmp(b + 8, "WEBP", 4) == 0)
+        return "webp";
+    if (n >= 4 && memcmp(b, "GIF8", 4) == 0)
+        return "gif";
+    if (n >= 4 && (memcmp(b, "II*\0", 4) == 0 || memcmp(b, "MM\0*", 4) == 0))
+        return "tif";
+    return "jpg";
+}
+
+/* Writes a product's photo as DIR/<sha256>.<ext> (once: products may share a photo) and puts
+ * that name into rel. */
+static int export_image(lookalike_catalog_t *cat, const char *dir, const char *sha, char *rel, size_t relcap,
+                        size_t *written, char *err, size_t errlen)
+{
+    void *data = NULL;
+    size_t len = 0;
+    char path[4096];
+    int rc = lookalike_catalog_get_image(cat, sha, &data, &len, err, errlen);
+    if (rc != 0)
+        return rc;
+    snprintf(rel, relcap, "%s.%s", sha, image_ext(data, len));
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    struct stat st;
+    if (stat(path, &st) != 0 || (size_t)st.st_size != len) {
+        FILE *f = fopen(path, "wb");
+        int ok = f && fwrite(data, 1, len, f) == len;
+        if (f && fclose(f) != 0)
+            ok = 0;
+        if (!ok) {
+            snprintf(err, errlen, "%.300s: cannot write", path);
+            rc = LOOKALIKE_EIO;
+        } else {
+            (*written)++;
+        }
+    }
+    free(data);
+    return rc;
+}
+
+int lookalike_cmd_export(int argc, char **argv)
+{
+    const char *data = NULL, *store = NULL, *coll = NULL, *out = NULL, *images = NULL, *vectors = NULL;
+    core_flag flags[] = {
+        {"data", CORE_FLAG_STR, &data, "", 0, 0, "data directory"},
+        {"store", CORE_FLAG_STR, &store, "", 0, 0,
+         "catalogue store (as for serve): empty for SQLite in --data"},
+        {"collection", CORE_FLAG_STR, &coll, LOOKALIKE_DEFAULT_COLLECTION, 0, 0, "collection to export"},
+        {"out", CORE_FLAG_STR, &out, "-", 0, 0, "JSON-lines file to write (- for stdout)"},
+        {"images", CORE_FLAG_STR, &images, "", 0, 0,
+         "folder to write the photos into (created if missing); each line then names its photo in \"path\""},
+        {"vectors", CORE_FLAG_STR, &vectors, "auto", 0, 0,
+         "which stored vectors to write: auto (of products without a photo, whose vector was given), all "
+         "(re-ingest then skips embedding, for the same model only), none"},
+    };
+    int rc = parse(flags, sizeof flags / sizeof *flags, argc, argv,
+                   "lookalike export: dump a collection as JSON lines (one product per line, with its vector "
+                   "when it has one), and its photos into a folder, so that `lookalike ingest --metadata "
+                   "FILE.jsonl FOLDER` reads it back. Reads the catalogue only, so a running server may keep "
+                   "the data directory.\n"
+                   "usage: lookalike export --data DIR [--collection C] [--out FILE.jsonl] [--images FOLDER] "
+                   "[--vectors auto|all|none]",
+                   "export");
+    if (rc)
+        return rc == 1 ? 0 : 2;
+    char err[1024], cursor[LOOKALIKE_ID_MAX + 1] = "", next[LOOKALIKE_ID_MAX + 1];
+    lookalike_catalog_t *cat = NULL;
+    lookalike_product_t *page = NULL;
+    FILE *f = NULL;
+    size_t n = 0, count = 0, photos = 0;
+    int exit_code = 1;
+    lookalike_collection_t col;
+    if (!*data && !lookalike_store_is_pg(store)) {
+        fprintf(stderr, "lookalike export: --data (LOOKALIKE_DATA) is required\n");
+        return 2;
+    }
+    int all_vectors = strcmp(vectors, "all") == 0, no_vectors = strcmp(vectors, "none") == 0;
+    if (!all_vectors && !no_vectors && strcmp(vectors, "auto") != 0) {
+        fprintf(stderr, "lookalike export: --vectors: expected auto, all or none\n");
+        return 2;
+    }
+    if (!(cat = lookalike_catalog_open(store, data, err, sizeof err)) ||
+        lookalike_catalog_get_collection(cat, coll, &col, err, sizeof err) != 0)
+        goto fail;
+    if (*images && mkdir(images, 0755) != 0 && errno != EEXIST) {
+        snprintf(err, sizeof err, "%.300s: %s", images, strerror(errno));
+        goto fail;
+    }
+    if (!(f = strcmp(out, "-") == 0 ? stdout : fopen(out, "w"))) {
+        snprintf(err, sizeof err, "%.300s: cannot create", out);
+        goto fail;
+    }
+    if (!(page = calloc(LOOKALIKE_PAGE_MAX, sizeof *page))) {
+        snprintf(err, sizeof err, "out of memory");
+        goto fail;
+    }
+    do {
+        if (lookalike_catalog_list(cat, coll, cursor, LOOKALIKE_PAGE_MAX, page, &n, next, NULL, err,
+                                   sizeof err) != 0)
+            goto fail;
+        for (size_t i = 0; i < n; i++) {
+            char rel[160] = "";
+            if (!no_vectors && (all_vectors || !page[i].image_sha256[0])) {
+                if (!(page[i].vector = malloc(col.dim * sizeof *page[i].vector))) {
+                    snprintf(err, sizeof err, "out of memory");
+                    goto fail;
+                }
+                rc = lookalike_catalog_get_vector(cat, page[i].doc_id, page[i].vector, col.dim, err,
+                                                  sizeof err);
+                if (rc == LOOKALIKE_ENOTFOUND) {
+                    free(page[i].vector);
+                    page[i].vector = NULL;
+                } else if (rc != 0) {
+                    goto fail;
+                } else {
+                    page[i].vector_dim = col.dim;
+                }
+            }
+            if (*images && page[i].image_sha256[0] &&
+                export_image(cat, images, page[i].image_sha256, rel, sizeof rel, &photos, err, sizeof err) !=
+                    0)
+                goto fail;
+            char *line = lookalike_product_to_json(&page[i], LOOKALIKE_PRODUCT_INPUT);
+            if (!line) {
+                snprintf(err, sizeof err, "out of memory");
+                goto fail;
+            }
+            /* "path" goes first; the object is never empty, since every product has an id. */
+            if (*rel)
+                fprintf(f, "{\"path\":\"%s\",%s\n", rel, line + 1);
+            else
+                fprintf(f, "%s\n", line);
+            free(line);
+            count++;
+        }
+        for (size_t i = 0; i < n; i++)
+            lookalike_product_release(&page[i]);
+        n = 0;
+        snprintf(cursor, sizeof cursor, "%s", next);
+    } while (*cursor);
+    if (fflush(f) != 0 || ferror(f)) {
+        snprintf(err, sizeof err, "%.300s: write failed", out);
+        goto fail;
+    }
+    fprintf(stderr, "export: %zu products of %s (%zu photos written)\n", count, coll, photos);
+    exit_code = 0;
+    goto done;
+fail:
+    fprintf(stderr, "lookalike export: %s\n", err);
+done:
+    for (size_t i = 0; i < n; i++)
+        lookalike_product_release(&page[i]);
+    free(page);
+    if (f && f != stdout && fclose(f) != 0 && exit_code == 0) {
+        fprintf(stderr, "lookalike export: %s: write failed\n", out);
+        exit_code = 1;
+    }
+    lookalike_catalog_close(cat);
+    return exit_code;
 }

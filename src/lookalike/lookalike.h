@@ -415,6 +415,14 @@ uint64_t lookalike_csv_line(const lookalike_csv_t *c);
  *   currency          string                     3 ASCII letters, stored upper case ("VND")
  *   attributes        object                     <= 64 keys of 1..64 bytes; values are strings
  *                                                (<= 1024 bytes), finite numbers or booleans
+ *   vector            array of numbers           1..LOOKALIKE_VECTOR_MAX finite numbers, not all
+ *                                                zero: the product's embedding, given by the
+ *                                                caller instead of (or besides) a photo
+ *
+ * The vector is input only: LOOKALIKE_PRODUCT_STORED JSON never holds it (search results
+ * would carry thousands of numbers each); the service hands it to the catalogue, which keeps
+ * it beside the product (lookalike_catalog_put's vec), and lookalike_product_to_json writes it
+ * in INPUT mode, which is what `lookalike export` emits.
  *
  * and, only in LOOKALIKE_PRODUCT_STORED mode (what the catalogue keeps and the API returns;
  * on input they are rejected as "set by the server"):
@@ -438,6 +446,8 @@ uint64_t lookalike_csv_line(const lookalike_csv_t *c);
 #define LOOKALIKE_ATTR_VALUE_MAX 1024
 #define LOOKALIKE_PRICE_MAX 1e15
 #define LOOKALIKE_PRODUCT_JSON_MAX (256 * 1024)
+/* Most numbers in a product's vector (the vector index's largest dimension). */
+#define LOOKALIKE_VECTOR_MAX 4096
 /* lookalike_product_attrs_text stops adding values at this many bytes. */
 #define LOOKALIKE_ATTRS_TEXT_MAX LOOKALIKE_BM25_FIELD_MAX
 
@@ -481,6 +491,8 @@ typedef struct {
     char **dominant_colours;
     size_t ndominant_colours;
     uint64_t doc_id; /* the catalogue's number for it (see below); not part of the JSON */
+    float *vector;   /* a caller's embedding of vector_dim numbers (INPUT JSON), or NULL */
+    uint32_t vector_dim;
 } lookalike_product_t;
 
 /* Zeroes *p (an empty product). */
@@ -857,7 +869,8 @@ typedef struct {
 /* Opens the data directory, loads the model, creates the default collection if missing and
  * rebuilds the in-memory indexes. NULL with a message on failure. */
 lookalike_svc_t *lookalike_svc_open(const lookalike_svc_opts_t *opts, char *err, size_t errlen);
-/* Makes the vector logs durable and frees everything; no call may be running. NULL ignored. */
+/* Makes the vector logs durable (a log over 4 MiB is checkpointed into a snapshot, so the
+ * next open need not replay it) and frees everything; no call may be running. NULL ignored. */
 void lookalike_svc_close(lookalike_svc_t *s);
 
 /* Creates a collection from a JSON spec {"name", "metric", "index", "M", "ef_construction",
@@ -869,9 +882,12 @@ json_t *lookalike_svc_list_collections(lookalike_svc_t *s);
 int lookalike_svc_has_collection(lookalike_svc_t *s, const char *name);
 
 /* Writes a product (mode LOOKALIKE_PUT_INSERT or _UPSERT) with its photo (image NULL: an
- * upsert keeps the stored photo; an insert requires one). On success p holds what the
- * catalogue set (id, seq, ...). Errors as lookalike_catalog_put, plus LOOKALIKE_EINVAL for a
- * missing photo and LOOKALIKE_SVC_EIMAGE for bytes that are not a readable image. */
+ * upsert keeps the stored photo; an insert requires a photo or p->vector). p->vector, when set
+ * (the collection's dim numbers), is indexed instead of the photo's embedding; without one an
+ * upsert that keeps the photo keeps the stored vector. On success p holds what the catalogue
+ * set (id, seq, ...). Errors as lookalike_catalog_put, plus LOOKALIKE_EINVAL for a missing
+ * photo or a vector of the wrong length and LOOKALIKE_SVC_EIMAGE for bytes that are not a
+ * readable image. */
 #define LOOKALIKE_SVC_EIMAGE (-20)
 int lookalike_svc_put(lookalike_svc_t *s, const char *coll, lookalike_product_t *p, int mode,
                       const void *image, size_t image_len, char *err, size_t errlen);

@@ -15,6 +15,8 @@
 #define COLOUR_SIDE 256
 /* Most collections a data directory may hold. */
 #define COLLECTIONS_MAX 256
+/* A vector log longer than this is checkpointed when the collection is closed. */
+#define CHECKPOINT_LOG_BYTES (4 << 20)
 
 static void serr(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -175,8 +177,9 @@ static int ids_grow(svc_coll_t *c)
     return 0;
 }
 
-/* Swaps rec in for its product id (caller holds c->lock for writing); frees the old record. */
-static int coll_install(svc_coll_t *c, svc_rec_t *rec)
+/* Swaps rec in for its product id (caller holds c->lock for writing); frees the old record.
+ * keep_vec: the product's vector did not change, so the old record's cached one carries over. */
+static int coll_install(svc_coll_t *c, svc_rec_t *rec, int keep_vec)
 {
     if (rec->doc_id >= c->by_doc_cap) {
         size_t cap = c->by_doc_cap ? c->by_doc_cap : 1024;
@@ -212,7 +215,7 @@ static int coll_install(svc_coll_t *c, svc_rec_t *rec)
         if (strcmp(r->id, rec->id) == 0) {
             if (r->doc_id < c->by_doc_cap && c->by_doc[r->doc_id] == r)
                 c->by_doc[r->doc_id] = NULL;
-            if (!rec->vec && r->vec && strcmp(r->image_sha256, rec->image_sha256) == 0) {
+            if (keep_vec && !rec->vec && r->vec && strcmp(r->image_sha256, rec->image_sha256) == 0) {
                 rec->vec = r->vec;
                 r->vec = NULL;
             }
@@ -288,10 +291,19 @@ static void coll_free(svc_coll_t *c)
 {
     if (!c)
         return;
-    char err[256];
-    if (c->vx && vindex_sync(c->vx, err, sizeof err) != 0)
+    char err[256], wal[4200];
+    struct stat st;
+    /* A long log is checkpointed, so the next start maps a snapshot instead of inserting every
+     * logged vector into the graph again (minutes for 100,000 vectors); a short one is synced. */
+    snprintf(wal, sizeof wal, "%s/wal.log", c->vx_dir ? c->vx_dir : "");
+    if (c->vx && c->vx_dir && stat(wal, &st) == 0 && st.st_size > CHECKPOINT_LOG_BYTES) {
+        if (vindex_save(c->vx, c->vx_dir, err, sizeof err) != 0)
+            fprintf(stderr, "lookalike: collection %s: checkpoint: %s\n", c->info.name, err);
+    } else if (c->vx && vindex_sync(c->vx, err, sizeof err) != 0) {
         fprintf(stderr, "lookalike: collection %s: %s\n", c->info.name, err);
+    }
     vindex_free(c->vx);
+    free(c->vx_dir);
     lookalike_bm25_free(c->bm);
     for (size_t i = 0; i < c->ids_cap; i++)
         rec_free(c->ids[i]);
@@ -369,6 +381,10 @@ static int coll_open(lookalike_svc_t *s, const lookalike_collection_t *col, svc_
     }
     snprintf(dir, sizeof dir, "%s/vindex/%s", s->data_dir, col->name);
     char verr[512];
+    if (!(c->vx_dir = strdup(dir))) {
+        rc = LOOKALIKE_ENOMEM;
+        goto fail;
+    }
     if (!(c->vx = vindex_open(dir, &vp, VINDEX_DURABILITY_BATCH, verr, sizeof verr))) {
         serr(err, errlen, "collection %s: %s", col->name, verr);
         rc = LOOKALIKE_EIO;
@@ -496,7 +512,7 @@ static int coll_apply(svc_coll_t *c, const lookalike_product_t *p, const float *
     pthread_rwlock_wrlock(&c->lock);
     svc_rec_t *old = svc_rec_find(c, p->id);
     uint64_t old_doc = old ? old->doc_id : 0;
-    rc = coll_install(c, rec);
+    rc = coll_install(c, rec, vec == NULL);
     pthread_rwlock_unlock(&c->lock);
     if (rc != 0) {
         rec_free(rec);
@@ -530,6 +546,8 @@ static int stored_vector(lookalike_svc_t *s, const lookalike_product_t *p, float
 {
     if (lookalike_catalog_get_vector(s->cat, p->doc_id, vec, s->dim, err, errlen) == 0)
         return 1;
+    if (!p->image_sha256[0])
+        return 0; /* a vector product whose vector is gone: nothing to embed */
     void *img = NULL;
     size_t len = 0;
     int got = lookalike_catalog_get_image(s->cat, p->image_sha256, &img, &len, err, errlen) == 0 &&
@@ -574,14 +592,14 @@ static int rebuild(lookalike_svc_t *s, FILE *progress, char *err, size_t errlen)
                 goto fail;
             const float *v = NULL;
             char e[512];
-            if (p.image_sha256[0] && !vindex_contains(c->vx, p.doc_id)) {
+            if (!vindex_contains(c->vx, p.doc_id)) {
                 int got = stored_vector(s, &p, vec, e, sizeof e);
                 if (got)
                     v = vec;
                 restored += got == 1;
                 reembedded += got == 2;
                 if (!got && progress)
-                    fprintf(progress, "lookalike: product %s: photo not indexed: %s\n", p.id, e);
+                    fprintf(progress, "lookalike: product %s: not indexed: %s\n", p.id, e);
             }
             rc = coll_apply(c, &p, v, err, errlen);
             lookalike_product_release(&p);
@@ -647,12 +665,13 @@ static int apply_change(lookalike_svc_t *s, const lookalike_change_t *ch, const 
         return rc;
     const float *v = NULL;
     int same_photo = mem_doc == p.doc_id && strcmp(mem_image, p.image_sha256) == 0;
-    if (p.image_sha256[0] && (!same_photo || !vindex_contains(c->vx, p.doc_id))) {
+    /* Without a photo the vector is the caller's and may have changed: read it every time. */
+    if (!p.image_sha256[0] || !same_photo || !vindex_contains(c->vx, p.doc_id)) {
         char e[512];
         if (stored_vector(s, &p, vec, e, sizeof e))
             v = vec;
         else if (s->progress)
-            fprintf(s->progress, "lookalike: product %s: photo not indexed: %s\n", p.id, e);
+            fprintf(s->progress, "lookalike: product %s: not indexed: %s\n", p.id, e);
     }
     rc = coll_apply(c, &p, v, err, errlen);
     lookalike_product_release(&p);
@@ -988,8 +1007,13 @@ int lookalike_svc_put(lookalike_svc_t *s, const char *coll, lookalike_product_t 
         serr(err, errlen, "no collection named \"%s\"", coll);
         return LOOKALIKE_ENOTFOUND;
     }
-    if (mode == LOOKALIKE_PUT_INSERT && !image) {
-        serr(err, errlen, "a new product needs a photo (the \"image\" part)");
+    if (mode == LOOKALIKE_PUT_INSERT && !image && !p->vector) {
+        serr(err, errlen, "a new product needs a photo (the \"image\" part) or a \"vector\"");
+        return LOOKALIKE_EINVAL;
+    }
+    if (p->vector && p->vector_dim != c->info.dim) {
+        serr(err, errlen, "field \"vector\": expected %u numbers (the collection's dimension), got %u",
+             c->info.dim, p->vector_dim);
         return LOOKALIKE_EINVAL;
     }
     if (image && image_len > LOOKALIKE_IMAGE_MAX) {
@@ -1000,11 +1024,21 @@ int lookalike_svc_put(lookalike_svc_t *s, const char *coll, lookalike_product_t 
     int rc;
     if ((rc = lookalike_product_validate(p, err, errlen)) != 0)
         return rc;
-    if (image) {
+    if (p->vector) {
+        /* A caller's vector wins over the photo's embedding; the photo is still kept and its
+         * colours extracted. */
         if (!(vec = malloc(s->dim * sizeof *vec)))
             return LOOKALIKE_ENOMEM;
-        if ((rc = svc_embed(s, image, image_len, vec, err, errlen)) != 0 ||
-            (rc = extract_colours(s, image, image_len, p, err, errlen)) != 0)
+        memcpy(vec, p->vector, s->dim * sizeof *vec);
+    }
+    if (image) {
+        if (!vec) {
+            if (!(vec = malloc(s->dim * sizeof *vec)))
+                return LOOKALIKE_ENOMEM;
+            if ((rc = svc_embed(s, image, image_len, vec, err, errlen)) != 0)
+                goto out;
+        }
+        if ((rc = extract_colours(s, image, image_len, p, err, errlen)) != 0)
             goto out;
         /* Stored (and fsync'd) before taking the writer lock, so writers overlap here. */
         if ((rc = lookalike_catalog_put_image(s->cat, image, image_len, p->image_sha256, err, errlen)) != 0)
@@ -1022,9 +1056,9 @@ int lookalike_svc_put(lookalike_svc_t *s, const char *coll, lookalike_product_t 
             old.dominant_colours = NULL;
             old.ndominant_colours = 0;
             lookalike_product_release(&old);
-        } else {
+        } else if (!p->vector) {
             pthread_mutex_unlock(&s->write_mu);
-            serr(err, errlen, "a new product needs a photo (the \"image\" part)");
+            serr(err, errlen, "a new product needs a photo (the \"image\" part) or a \"vector\"");
             rc = LOOKALIKE_EINVAL;
             goto out;
         }

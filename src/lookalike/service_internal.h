@@ -36,6 +36,7 @@ typedef struct svc_coll {
     lookalike_collection_t info;
     char index_kind[16];
     vindex_t *vx;
+    char *vx_dir; /* the vindex's data directory */
     lookalike_bm25_t *bm;
     pthread_rwlock_t lock; /* guards by_doc, ids, nlive */
     svc_rec_t **by_doc;    /* indexed by doc_id */
