@@ -212,10 +212,12 @@ typedef struct {
     uint32_t nprobe;          /* ivf_flat: default lists scanned per query */
     int sq8;                  /* ivf_flat: store int8 codes (1) instead of float vectors (0) */
     uint32_t rerank;          /* sq8: candidates re-scored exactly per query (0 = 4*k) */
+    float compact_threshold;  /* share of slots held by tombstones that starts a compaction
+                                 (0 < t < 1); 0 = only vindex_compact reclaims them */
 } vindex_params_t;
 
 /* Fills p with defaults for kind/metric/dim: capacity 16M, M 16, ef_construction 200,
- * ef_search 64, nlist 1024, nprobe 16, seed 1, threads 0, sq8 off. */
+ * ef_search 64, nlist 1024, nprobe 16, seed 1, threads 0, sq8 off, compact_threshold 0.2. */
 void vindex_params_default(vindex_params_t *p, vindex_kind_t kind, vindex_metric_t metric, uint32_t dim);
 
 typedef struct vindex vindex_t;
@@ -245,6 +247,26 @@ int vindex_add_batch(vindex_t *ix, const uint64_t *ids, const float *vecs, size_
 int vindex_upsert(vindex_t *ix, uint64_t id, const float *vec, char *err, size_t errlen);
 /* Tombstones the live item with this id; VINDEX_ENOTFOUND if there is none. */
 int vindex_delete(vindex_t *ix, uint64_t id, char *err, size_t errlen);
+/* Reclaims every tombstone now: unlinks deleted and replaced slots from the graph (hnsw) or
+ * the lists (ivf_flat), waits for the searches that may still hold them, and puts their slots
+ * on the free list that inserts take from. Blocks other writers in short steps, never readers.
+ * The next vindex_save writes a snapshot without the reclaimed slots. */
+int vindex_compact(vindex_t *ix, char *err, size_t errlen);
+
+typedef struct {
+    uint64_t live;        /* items: vindex_count */
+    uint64_t slots;       /* slots ever taken and not given back: live + tombstones + free */
+    uint64_t tombstones;  /* deleted or replaced items not reclaimed yet */
+    uint64_t free;        /* reclaimed slots waiting for an insert */
+    uint64_t compactions; /* compaction jobs finished */
+    uint64_t reclaimed;   /* slots reclaimed by them */
+    int compacting;       /* a job is under way (automatic, advanced by writing calls) */
+    size_t mem_bytes;     /* vindex_mem_bytes */
+} vindex_stats_t;
+
+/* A consistent-enough picture for monitoring: each field is read atomically, not all at once. */
+void vindex_stats(const vindex_t *ix, vindex_stats_t *out);
+
 /* ivf_flat: trains the coarse quantiser on n sample vectors (implemented in ivf.c). */
 int vindex_train(vindex_t *ix, const float *vecs, size_t n, char *err, size_t errlen);
 
