@@ -470,11 +470,28 @@ static uint32_t hnsw_repair_units(const vindex_t *ix, uint32_t end)
     return end;
 }
 
+/* Does a kept neighbour at distance `dk` from a candidate make the candidate, at distance `dc`
+ * from the node, redundant? The repair's rule is relaxed by alpha = 1.2 (as in DiskANN's
+ * pruning): a candidate is dropped only when the kept neighbour is clearly nearer to it, which
+ * keeps more of the longer links than the insert heuristic does. Measured on clustered data with
+ * half the items deleted, the strict rule left recall 0.05-0.08 under a fresh build at ef 40,
+ * the relaxed one within 0.01 of it. Distances are squared L2, or -dot (as the squared chord
+ * 2 + 2d between unit vectors for cosine; inner product has no geometry to relax). */
+static int covers(const vindex_t *ix, float dk, float dc)
+{
+    const float alpha2 = 1.44f;
+    if (ix->p.metric == VINDEX_L2)
+        return dk * alpha2 < dc;
+    if (ix->p.metric == VINDEX_COSINE)
+        return (2 + 2 * dk) * alpha2 < 2 + 2 * dc;
+    return dk < dc;
+}
+
 /*
  * Relinks one level of p without its RECLAIM neighbours, in the manner of FreshDiskANN's
- * delete consolidation: the candidates are p's neighbours that stay plus the neighbours of
- * those that go (two hops through RECLAIM nodes when one hop leaves fewer than a full list),
- * and the usual diversity heuristic picks the new list. It reads only p's list and those of
+ * delete consolidation: the candidates are the neighbours of p's neighbours that go (two hops
+ * through RECLAIM nodes when one hop offers fewer than a full list), and a relaxed diversity
+ * rule fills the places they leave. It reads only p's list and those of
  * RECLAIM nodes, which no one changes during a repair, so nodes can be repaired in parallel.
  */
 static int repair_level(vindex_t *ix, vindex_hnsw_t *h, vindex_scratch_t *s, uint32_t p, unsigned level)
@@ -506,6 +523,7 @@ static int repair_level(vindex_t *ix, vindex_hnsw_t *h, vindex_scratch_t *s, uin
         else
             c[n++].slot = nb;
     }
+    size_t nsurv = n;
     /* gone[0, first) were expanded one hop from p; what they lead to that also goes is queued
      * behind them for the second hop. */
     size_t first = ngone;
@@ -525,11 +543,23 @@ static int repair_level(vindex_t *ix, vindex_hnsw_t *h, vindex_scratch_t *s, uin
                 gone[ngone++].slot = x;
         }
     }
+    /* The neighbours that stay keep their places (some are the long links that an early
+     * insert made, which a local candidate set would not offer again); each vacated place goes
+     * to the nearest candidate that no kept neighbour covers by the relaxed rule. */
     const float *pv = vindex_hnsw_vec(h, p);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = nsurv; i < n; i++)
         c[i].d = ix->dist(pv, vindex_hnsw_vec(h, c[i].slot), ix->p.dim);
-    qsort(c, n, sizeof(*c), cmp_pair);
-    n = select_neighbours(ix, h, c, n, cap);
+    qsort(c + nsurv, n - nsurv, sizeof(*c), cmp_pair);
+    size_t kept = nsurv;
+    for (size_t i = nsurv; i < n && kept < cap; i++) {
+        const float *v = vindex_hnsw_vec(h, c[i].slot);
+        int good = 1;
+        for (size_t j = 0; j < kept && good; j++)
+            good = !covers(ix, ix->dist(v, vindex_hnsw_vec(h, c[j].slot), ix->p.dim), c[i].d);
+        if (good)
+            c[kept++] = c[i];
+    }
+    n = kept;
     node_lock(h, p);
     store_list(ln, c, n);
     node_unlock(h, p);
