@@ -545,7 +545,9 @@ static int repair_level(vindex_t *ix, vindex_hnsw_t *h, vindex_scratch_t *s, uin
     }
     /* The neighbours that stay keep their places (some are the long links that an early
      * insert made, which a local candidate set would not offer again); each vacated place goes
-     * to the nearest candidate that no kept neighbour covers by the relaxed rule. */
+     * to the nearest candidate that no kept neighbour covers by the relaxed rule, up to a full
+     * list (capping it at its old length instead lost 0.08 recall at ef 16 in the unit test's
+     * churn: a node left with a few links keeps too few). */
     const float *pv = vindex_hnsw_vec(h, p);
     for (size_t i = nsurv; i < n; i++)
         c[i].d = ix->dist(pv, vindex_hnsw_vec(h, c[i].slot), ix->p.dim);
