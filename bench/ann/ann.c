@@ -10,6 +10,12 @@
  * measured the same way for every library; with --reopen, vindex is saved, freed and reopened
  * from its data directory before it is queried, and mem_bytes is its anonymous memory after the
  * reopen (file_rss_bytes: snapshot pages mapped, which the kernel may evict).
+ *
+ * --churn F measures deletes instead (run_churn): the first n / (1 + F) items are built, then
+ * --churn-rounds rounds each delete a share of the original items (F of them in all) and insert
+ * as many of the held-back ones. The same changes go to vindex with its tombstones kept, vindex
+ * compacted after each round's deletes (timed), and hnswlib (markDelete: tombstones kept); a
+ * fresh vindex build of the surviving items is the reference. Each is queried before and after.
  */
 #include <errno.h>
 #include <malloc.h>
@@ -36,6 +42,8 @@ typedef struct {
     unsigned syn_n, syn_dim, syn_clusters; /* --synthetic N:DIM:CLUSTERS */
     unsigned k, M, efc, threads, nq, nlist, n_limit, rerank;
     int sq8, reopen, peer_thp;
+    double churn;          /* --churn: share of the built items deleted (and replaced) */
+    unsigned churn_rounds; /* --churn-rounds */
     vindex_metric_t metric;
     vindex_kind_t kind;
     unsigned ef[MAX_LIST], n_ef;
@@ -457,15 +465,20 @@ static int timing_alloc(timing_t *t, size_t nq, unsigned k)
     return t->got && t->ngot ? 0 : -1;
 }
 
-/* One setting: warm-up, then ROUNDS alternating slices of single-thread queries. */
-static void measure(const opts_t *o, vindex_t *ix, peer_t *peers, unsigned n_peers, const data_t *q,
-                    const data_t *pq, unsigned knob, const vindex_filter_t *f, double sel, const uint64_t *gt,
-                    const uint32_t *ngt, point_t *ours, point_t *theirs)
+#define MAX_OURS 3
+
+/* One setting: warm-up, then ROUNDS alternating slices of single-thread queries, over n_ix vindex
+ * indexes (results in ours[]) and the peers. */
+static void measure_all(const opts_t *o, vindex_t *const *ixs, unsigned n_ix, peer_t *peers, unsigned n_peers,
+                        const data_t *q, const data_t *pq, unsigned knob, const vindex_filter_t *f,
+                        double sel, const uint64_t *gt, const uint32_t *ngt, point_t *ours, point_t *theirs)
 {
     int hnsw = o->kind == VINDEX_HNSW;
     vindex_search_params_t sp = {.k = o->k, .ef = hnsw ? knob : 0, .nprobe = hnsw ? 0 : knob, .filter = f};
-    timing_t tv, tp[MAX_PEERS];
-    int bad = timing_alloc(&tv, q->n, o->k);
+    timing_t tvs[MAX_OURS], tp[MAX_PEERS];
+    int bad = 0;
+    for (unsigned i = 0; i < n_ix; i++)
+        bad |= timing_alloc(&tvs[i], q->n, o->k);
     for (unsigned i = 0; i < n_peers; i++)
         bad |= timing_alloc(&tp[i], q->n, o->k);
     if (bad) {
@@ -479,28 +492,43 @@ static void measure(const opts_t *o, vindex_t *ix, peer_t *peers, unsigned n_pee
         fetch = 4096;
     for (unsigned i = 0; i < n_peers; i++)
         peer_set_knob(&peers[i], knob, fetch);
-    timing_t warm = tv;
-    vindex_slice(o, ix, q, 0, q->n / 10, &sp, &warm);
+    timing_t warm;
+    for (unsigned i = 0; i < n_ix; i++) {
+        warm = tvs[i];
+        vindex_slice(o, ixs[i], q, 0, q->n / 10, &sp, &warm);
+    }
     for (unsigned i = 0; i < n_peers; i++) {
         warm = tp[i];
         peer_slice(o, &peers[i], pq, 0, q->n / 10, bitmap, bits, fetch, &warm);
     }
     for (size_t r = 0; r < ROUNDS; r++) {
         size_t from = q->n * r / ROUNDS, to = q->n * (r + 1) / ROUNDS;
-        vindex_slice(o, ix, q, from, to, &sp, &tv);
+        for (unsigned i = 0; i < n_ix; i++)
+            vindex_slice(o, ixs[i], q, from, to, &sp, &tvs[i]);
         for (unsigned i = 0; i < n_peers; i++)
             peer_slice(o, &peers[i], pq, from, to, bitmap, bits, fetch, &tp[i]);
     }
-    *ours = (point_t){recall_of(gt, ngt, tv.got, tv.ngot, q->n, o->k), q->n / tv.wall, q->n / tv.cpu};
+    for (unsigned i = 0; i < n_ix; i++) {
+        timing_t *tv = &tvs[i];
+        ours[i] =
+            (point_t){recall_of(gt, ngt, tv->got, tv->ngot, q->n, o->k), q->n / tv->wall, q->n / tv->cpu};
+        free(tv->got);
+        free(tv->ngot);
+    }
     for (unsigned i = 0; i < n_peers; i++)
         theirs[i] = (point_t){recall_of(gt, ngt, tp[i].got, tp[i].ngot, q->n, o->k), q->n / tp[i].wall,
                               q->n / tp[i].cpu};
-    free(tv.got);
-    free(tv.ngot);
     for (unsigned i = 0; i < n_peers; i++) {
         free(tp[i].got);
         free(tp[i].ngot);
     }
+}
+
+static void measure(const opts_t *o, vindex_t *ix, peer_t *peers, unsigned n_peers, const data_t *q,
+                    const data_t *pq, unsigned knob, const vindex_filter_t *f, double sel, const uint64_t *gt,
+                    const uint32_t *ngt, point_t *ours, point_t *theirs)
+{
+    measure_all(o, &ix, 1, peers, n_peers, q, pq, knob, f, sel, gt, ngt, ours, theirs);
 }
 
 /* The cheapest measured setting that reaches `target` recall, or -1. */
@@ -522,7 +550,7 @@ static void usage(void)
         "           [--metric l2|ip|cosine] [--index hnsw|ivf_flat|flat] [--M 16] [--ef-construction 200]\n"
         "           [--ef 10,20,...] [--nlist 1024] [--nprobe 1,2,...] [--sq8] [--rerank R]\n"
         "           [--threads 2] [--nq 1000] [--n N] [--filter-selectivity 0.5,0.1,...]\n"
-        "           [--filter-ef LIST] [--reopen] [--peer-thp] [--no-peer]\n");
+        "           [--filter-ef LIST] [--reopen] [--peer-thp] [--no-peer] [--churn F] [--churn-rounds 5]\n");
 }
 
 static int parse_args(int argc, char **argv, opts_t *o)
@@ -535,6 +563,7 @@ static int parse_args(int argc, char **argv, opts_t *o)
                   .nlist = 1024,
                   .metric = VINDEX_L2,
                   .kind = VINDEX_HNSW,
+                  .churn_rounds = 5,
                   .peer = 1};
     parse_uints("10,20,40,80,120,200,400", o->ef, &o->n_ef);
     parse_uints("1,2,4,8,16,32,64", o->nprobe, &o->n_nprobe);
@@ -584,6 +613,10 @@ static int parse_args(int argc, char **argv, opts_t *o)
             bad = parse_uints(v, o->fef, &o->n_fef);
         else if (!strcmp(a, "--nprobe"))
             bad = parse_uints(v, o->nprobe, &o->n_nprobe);
+        else if (!strcmp(a, "--churn"))
+            bad = (o->churn = strtod(v, NULL)) <= 0 || o->churn > 1;
+        else if (!strcmp(a, "--churn-rounds"))
+            bad = (o->churn_rounds = (unsigned)atoi(v)) < 1;
         else if (!strcmp(a, "--filter-selectivity"))
             bad = parse_doubles(v, o->sel, &o->n_sel);
         else if (!strcmp(a, "--metric"))
@@ -691,6 +724,216 @@ static void remove_dir(const char *dir)
     rmdir(dir);
 }
 
+/* ---- --churn ------------------------------------------------------------------------------ */
+
+/* Exact top-k among `n` items (their vectors gathered from base by index idx[i], their ids
+ * ids[i]) into gt/ngt, through ground_truth (which numbers items 0..n-1). */
+static int churn_truth(const opts_t *o, const data_t *base, const data_t *q, const uint32_t *idx,
+                       const uint64_t *ids, size_t n, uint64_t *gt, uint32_t *ngt)
+{
+    data_t sub = {malloc(n * base->dim * sizeof(float)), n, base->dim};
+    if (!sub.v)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        memcpy(sub.v + i * base->dim, base->v + (size_t)idx[i] * base->dim, base->dim * sizeof(float));
+    uint64_t *bitmaps[1] = {NULL};
+    int rc = ground_truth(o, &sub, q, 1, bitmaps, &gt, &ngt);
+    for (size_t i = 0; rc == 0 && i < q->n * o->k; i++)
+        gt[i] = ids[gt[i]];
+    free(sub.v);
+    return rc;
+}
+
+static void churn_line(const opts_t *o, const char *lib, const char *state, unsigned knob_v, point_t pt,
+                       const vindex_t *ix, double compact_s, double compact_cpu_s)
+{
+    printf("{\"lib\":\"%s\",\"index\":\"%s\",\"metric\":\"%s\",\"nq\":%u,\"k\":%u,\"churn\":%g,"
+           "\"churn_rounds\":%u,\"state\":\"%s\",\"%s\":%u,\"recall\":%.4f,\"qps\":%.1f,\"qps_cpu\":%.1f",
+           lib, kind_name(o->kind), metric_name(o->metric), o->nq, o->k, o->churn, o->churn_rounds, state,
+           o->kind == VINDEX_IVF_FLAT ? "nprobe" : "ef", knob_v, pt.recall, pt.qps, pt.qps_cpu);
+    if (ix) {
+        vindex_stats_t st;
+        vindex_stats(ix, &st);
+        printf(",\"live\":%llu,\"slots\":%llu,\"tombstones\":%llu,\"mem_bytes\":%zu",
+               (unsigned long long)st.live, (unsigned long long)st.slots, (unsigned long long)st.tombstones,
+               st.mem_bytes);
+    }
+    if (compact_s >= 0)
+        printf(",\"compact_s\":%.3f,\"compact_cpu_s\":%.3f", compact_s, compact_cpu_s);
+    printf("}\n");
+    fflush(stdout);
+}
+
+static vindex_t *churn_build(const opts_t *o, const data_t *base, const uint32_t *idx, const uint64_t *ids,
+                             size_t n, double *cpu_s)
+{
+    vindex_params_t p;
+    char err[256] = "";
+    vindex_params_default(&p, o->kind, o->metric, base->dim);
+    p.capacity = base->n;
+    p.threads = o->threads;
+    p.M = o->M;
+    p.ef_construction = o->efc;
+    p.nlist = o->nlist;
+    p.sq8 = o->sq8;
+    p.rerank = o->rerank;
+    p.compact_threshold = 0;
+    vindex_t *ix = vindex_new(&p, err, sizeof(err));
+    float *v = malloc(n * base->dim * sizeof(float));
+    if (!ix || !v) {
+        fprintf(stderr, "ann: vindex: %s\n", err);
+        exit(1);
+    }
+    for (size_t i = 0; i < n; i++)
+        memcpy(v + i * base->dim, base->v + (size_t)idx[i] * base->dim, base->dim * sizeof(float));
+    double c0 = process_cpu();
+    if (vindex_add_batch(ix, ids, v, n, err, sizeof(err))) {
+        fprintf(stderr, "ann: vindex add: %s\n", err);
+        exit(1);
+    }
+    *cpu_s = process_cpu() - c0;
+    free(v);
+    return ix;
+}
+
+static int run_churn(const opts_t *o, const data_t *base, const data_t *q)
+{
+    size_t n = base->n, n0 = (size_t)((double)n / (1 + o->churn)), knobs_n;
+    const unsigned *knobs = o->kind == VINDEX_IVF_FLAT ? o->nprobe : o->ef;
+    knobs_n = o->kind == VINDEX_IVF_FLAT ? o->n_nprobe : o->kind == VINDEX_HNSW ? o->n_ef : 1;
+    uint32_t *idx = malloc(n * sizeof(*idx));
+    uint64_t *ids = malloc(n * sizeof(*ids)), *gt = malloc(q->n * o->k * sizeof(uint64_t));
+    uint32_t *ngt = malloc(q->n * sizeof(uint32_t));
+    unsigned char *alive = calloc(n, 1);
+    char err[256] = "", dir[4200] = "";
+    for (size_t i = 0; i < n; i++) {
+        idx[i] = (uint32_t)i;
+        ids[i] = i;
+    }
+    if (o->metric == VINDEX_COSINE && o->peer && o->kind == VINDEX_HNSW) {
+        fprintf(stderr, "ann: --churn compares with hnswlib on l2 or ip only (or add --no-peer)\n");
+        return 1;
+    }
+    /* Before: the first n0 items, in vindex and in hnswlib. */
+    double build_cpu;
+    vindex_t *kept = churn_build(o, base, idx, ids, n0, &build_cpu);
+    memset(alive, 1, n0);
+    fprintf(stderr, "ann: churn: vindex built on %zu items (cpu %.2fs)\n", n0, build_cpu);
+    peer_t peer = {.lib = "hnswlib", .index = "hnsw", .filter_mode = "post"};
+    unsigned n_peers = o->peer && o->kind == VINDEX_HNSW;
+    if (n_peers && (!(peer.hnsw = hnswlib_peer_new(o->metric != VINDEX_L2, base->dim, n, o->M, o->efc, 0)) ||
+                    hnswlib_peer_add(peer.hnsw, base->v, n0, o->threads))) {
+        fprintf(stderr, "ann: hnswlib failed\n");
+        return 1;
+    }
+    if (churn_truth(o, base, q, idx, ids, n0, gt, ngt))
+        return 1;
+    for (size_t e = 0; e < knobs_n; e++) {
+        point_t ours, theirs;
+        unsigned kv = o->kind == VINDEX_FLAT ? 0 : knobs[e];
+        measure(o, kept, &peer, n_peers, q, q, kv, NULL, 1, gt, ngt, &ours, &theirs);
+        churn_line(o, "vindex", "before", kv, ours, kept, -1, 0);
+        if (n_peers)
+            churn_line(o, "hnswlib", "before", kv, theirs, NULL, -1, 0);
+    }
+    /* The same index twice: a saved copy reopened becomes the one that is compacted. */
+    const char *t = getenv("TMPDIR");
+    snprintf(dir, sizeof(dir), "%s/ann-churn-XXXXXX", t && *t ? t : "/tmp");
+    vindex_params_t cp = *vindex_params(kept);
+    vindex_t *compacted = NULL;
+    if (!mkdtemp(dir) || vindex_save(kept, dir, err, sizeof(err)) ||
+        !(compacted = vindex_open(dir, &cp, VINDEX_DURABILITY_NONE, err, sizeof(err)))) {
+        fprintf(stderr, "ann: churn copy: %s\n", err);
+        return 1;
+    }
+    /* Rounds: delete a share of the original items, compact one copy, insert held-back items. */
+    size_t del_total = (size_t)(o->churn * (double)n0), added = n0;
+    double compact_s = 0, compact_cpu = 0;
+    uint64_t seed = 4242;
+    for (unsigned r = 0; r < o->churn_rounds; r++) {
+        size_t del = del_total * (r + 1) / o->churn_rounds - del_total * r / o->churn_rounds;
+        for (size_t d = 0; d < del;) {
+            uint64_t id = rnd(&seed) % n0;
+            if (!alive[id])
+                continue;
+            if (vindex_delete(kept, id, err, sizeof(err)) || vindex_delete(compacted, id, err, sizeof(err)) ||
+                (n_peers && hnswlib_peer_mark_delete(peer.hnsw, id))) {
+                fprintf(stderr, "ann: churn delete: %s\n", err);
+                return 1;
+            }
+            alive[id] = 0;
+            d++;
+        }
+        double w0 = now(), c0 = process_cpu();
+        if (vindex_compact(compacted, err, sizeof(err))) {
+            fprintf(stderr, "ann: compact: %s\n", err);
+            return 1;
+        }
+        compact_s += now() - w0;
+        compact_cpu += process_cpu() - c0;
+        size_t add = (n - n0) * (r + 1) / o->churn_rounds - (n - n0) * r / o->churn_rounds;
+        if (add &&
+            (vindex_add_batch(kept, ids + added, base->v + added * base->dim, add, err, sizeof(err)) ||
+             vindex_add_batch(compacted, ids + added, base->v + added * base->dim, add, err, sizeof(err)) ||
+             (n_peers &&
+              hnswlib_peer_add_ids(peer.hnsw, base->v + added * base->dim, ids + added, add, o->threads)))) {
+            fprintf(stderr, "ann: churn add: %s\n", err);
+            return 1;
+        }
+        memset(alive + added, 1, add);
+        added += add;
+        fprintf(stderr, "ann: churn round %u: %zu deleted, %zu added, compaction %.2fs so far\n", r + 1, del,
+                add, compact_s);
+    }
+    /* After: the survivors' exact answers, and a fresh build of them as the reference. */
+    size_t live = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (alive[i]) {
+            idx[live] = (uint32_t)i;
+            ids[live++] = i;
+        }
+    }
+    if (churn_truth(o, base, q, idx, ids, live, gt, ngt))
+        return 1;
+    vindex_t *fresh = churn_build(o, base, idx, ids, live, &build_cpu);
+    fprintf(stderr, "ann: churn: fresh build of %zu items (cpu %.2fs)\n", live, build_cpu);
+    for (size_t e = 0; e < knobs_n; e++) {
+        point_t pts[MAX_OURS], ph;
+        unsigned kv = o->kind == VINDEX_FLAT ? 0 : knobs[e];
+        vindex_t *all[MAX_OURS] = {compacted, kept, fresh};
+        measure_all(o, all, 3, &peer, n_peers, q, q, kv, NULL, 1, gt, ngt, pts, &ph);
+        point_t pc = pts[0], pk = pts[1], pf = pts[2];
+        churn_line(o, "vindex", "compacted", kv, pc, compacted, compact_s, compact_cpu);
+        churn_line(o, "vindex", "tombstones", kv, pk, kept, -1, 0);
+        churn_line(o, "vindex", "fresh", kv, pf, fresh, -1, 0);
+        if (n_peers)
+            churn_line(o, "hnswlib", "tombstones", kv, ph, NULL, -1, 0);
+        printf(
+            "{\"lib\":\"ratio\",\"churn\":%g,\"%s\":%u,\"recall_compacted\":%.4f,\"recall_tombstones\":%.4f,"
+            "\"recall_fresh\":%.4f,\"qps_cpu_compacted_vs_tombstones\":%.3f,\"qps_cpu_compacted_vs_fresh\":%."
+            "3f",
+            o->churn, o->kind == VINDEX_IVF_FLAT ? "nprobe" : "ef", kv, pc.recall, pk.recall, pf.recall,
+            pc.qps_cpu / pk.qps_cpu, pc.qps_cpu / pf.qps_cpu);
+        if (n_peers)
+            printf(",\"recall_hnswlib\":%.4f,\"qps_cpu_compacted_vs_hnswlib\":%.3f", ph.recall,
+                   pc.qps_cpu / ph.qps_cpu);
+        printf("}\n");
+        fflush(stdout);
+    }
+    vindex_free(kept);
+    vindex_free(compacted);
+    vindex_free(fresh);
+    remove_dir(dir);
+    if (n_peers)
+        hnswlib_peer_free(peer.hnsw);
+    free(idx);
+    free(ids);
+    free(gt);
+    free(ngt);
+    free(alive);
+    return 0;
+}
+
 /* Builds the peers that match o->kind; returns how many. */
 static unsigned build_peers(const opts_t *o, const data_t *base, const float *pv, peer_t *peers)
 {
@@ -754,6 +997,8 @@ int main(int argc, char **argv)
     if (parse_args(argc, argv, &o) || load(&o, &base, &q))
         return 1;
     o.nq = (unsigned)q.n;
+    if (o.churn > 0)
+        return run_churn(&o, &base, &q);
     unsigned n_sets = 1 + o.n_sel;
     double sels[MAX_LIST + 1];
     sels[0] = 1;

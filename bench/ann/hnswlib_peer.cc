@@ -46,12 +46,18 @@ extern "C" hnswlib_peer_t *hnswlib_peer_new(int ip, size_t dim, size_t max_eleme
 
 extern "C" int hnswlib_peer_add(hnswlib_peer_t *p, const float *vecs, size_t n, unsigned threads)
 {
+    return hnswlib_peer_add_ids(p, vecs, nullptr, n, threads);
+}
+
+extern "C" int hnswlib_peer_add_ids(hnswlib_peer_t *p, const float *vecs, const uint64_t *ids, size_t n,
+                                    unsigned threads)
+{
     std::atomic<size_t> next{0};
     std::atomic<int> failed{0};
     auto work = [&]() {
         for (size_t i; (i = next.fetch_add(1)) < n;) {
             try {
-                p->index->addPoint(vecs + i * p->dim, i);
+                p->index->addPoint(vecs + i * p->dim, ids ? ids[i] : i);
             } catch (...) {
                 failed = 1;
                 return;
@@ -65,6 +71,16 @@ extern "C" int hnswlib_peer_add(hnswlib_peer_t *p, const float *vecs, size_t n, 
     for (auto &t : pool)
         t.join();
     return failed ? -1 : 0;
+}
+
+extern "C" int hnswlib_peer_mark_delete(hnswlib_peer_t *p, uint64_t id)
+{
+    try {
+        p->index->markDelete(id);
+        return 0;
+    } catch (...) {
+        return -1;
+    }
 }
 
 extern "C" void hnswlib_peer_set_ef(hnswlib_peer_t *p, size_t ef)

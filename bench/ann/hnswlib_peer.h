@@ -18,6 +18,11 @@ hnswlib_peer_t *hnswlib_peer_new(int ip, size_t dim, size_t max_elements, size_t
                                  int huge_pages);
 /* Adds vecs[i] with label i, on `threads` threads (hnswlib's addPoint is thread-safe). */
 int hnswlib_peer_add(hnswlib_peer_t *p, const float *vecs, size_t n, unsigned threads);
+/* Adds vecs[i] with label ids[i] (--churn's inserts), or label i when ids is NULL. */
+int hnswlib_peer_add_ids(hnswlib_peer_t *p, const float *vecs, const uint64_t *ids, size_t n,
+                         unsigned threads);
+/* hnswlib's delete: a tombstone skipped by searches, never reclaimed (0.6 has no slot reuse). */
+int hnswlib_peer_mark_delete(hnswlib_peer_t *p, uint64_t id);
 void hnswlib_peer_set_ef(hnswlib_peer_t *p, size_t ef);
 /* Best first into ids; returns how many. */
 size_t hnswlib_peer_search(hnswlib_peer_t *p, const float *q, size_t k, uint64_t *ids);

@@ -92,10 +92,10 @@ unsigned vindex_threads(const vindex_t *ix)
 typedef struct {
     vindex_t *ix;
     const float *vecs;
-    uint32_t base; /* slot of item 0 of this chunk */
-    size_t first;  /* batch index of item 0 of this chunk */
-    float *bufs;   /* one row_floats buffer per thread */
-    char *errs;    /* one message per thread */
+    uint32_t *slots; /* slot of each item of this chunk: reclaimed ones first, then fresh */
+    size_t first;    /* batch index of item 0 of this chunk */
+    float *bufs;     /* one row_floats buffer per thread */
+    char *errs;      /* one message per thread */
 } add_ctx_t;
 
 #define ERR_LEN 160
@@ -110,7 +110,7 @@ static int add_task(void *arg, size_t i, unsigned thread)
     int rc = vindex_prepare_vector(ix, c->vecs + item * ix->p.dim, buf, 0, err, ERR_LEN);
     if (rc)
         return rc;
-    return ix->ops->insert(ix, c->base + (uint32_t)i, buf, err, ERR_LEN);
+    return ix->ops->insert(ix, c->slots[i], buf, err, ERR_LEN);
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -123,7 +123,7 @@ static int cmp_u64(const void *a, const void *b)
 static int check_batch(vindex_t *ix, const uint64_t *ids, const float *vecs, size_t n, char *err,
                        size_t errlen)
 {
-    if (n > ix->p.capacity - ix->next_slot) {
+    if (n > ix->p.capacity - ix->next_slot + ix->free_n) {
         snprintf(err, errlen, "index too large: %zu more items exceed capacity %llu", n,
                  (unsigned long long)ix->p.capacity);
         return VINDEX_ETOOLARGE;
@@ -174,6 +174,9 @@ int vindex_add_batch(vindex_t *ix, const uint64_t *ids, const float *vecs, size_
     if (ix->p.kind == VINDEX_IVF_FLAT && !vindex_ivf_trained(ix) &&
         (rc = vindex_ivf_train_locked(ix, vecs, n, err, errlen)))
         goto fail;
+    /* A compaction under way advances by the batch's share of work, and what it frees is
+     * taken first. */
+    vindex_compact_step(ix, n, threads);
     size_t end = (size_t)ix->next_slot + n;
     if ((rc = vindex_idmap_reserve(&ix->ids, ix->ids.keys + n, err, errlen)) ||
         (rc = vindex_region_use(&ix->ext_ids_region, end * sizeof(uint64_t), err, errlen)) ||
@@ -181,23 +184,27 @@ int vindex_add_batch(vindex_t *ix, const uint64_t *ids, const float *vecs, size_
         goto fail;
     c.bufs = aligned_alloc(64, (size_t)threads * ix->row_floats * sizeof(float));
     c.errs = calloc(threads, ERR_LEN);
-    if (!c.bufs || !c.errs) {
+    c.slots = malloc((n < PUBLISH_CHUNK ? n : PUBLISH_CHUNK) * sizeof(uint32_t));
+    if (!c.bufs || !c.errs || !c.slots) {
         snprintf(err, errlen, "out of memory");
         rc = VINDEX_ENOMEM;
         goto fail;
     }
     for (size_t first = 0; first < n; first += PUBLISH_CHUNK) {
-        size_t m = n - first < PUBLISH_CHUNK ? n - first : PUBLISH_CHUNK;
-        c.base = ix->next_slot;
+        size_t m = n - first < PUBLISH_CHUNK ? n - first : PUBLISH_CHUNK, reused = 0;
         c.first = first;
+        for (uint32_t s; reused < m && (s = vindex_slot_pop_free(ix)) != VINDEX_SLOT_NONE;)
+            c.slots[reused++] = s;
+        for (size_t i = reused; i < m; i++)
+            c.slots[i] = ix->next_slot + (uint32_t)(i - reused);
         for (size_t i = 0; i < m; i++)
-            ix->ext_ids[c.base + i] = ids[first + i];
+            ix->ext_ids[c.slots[i]] = ids[first + i];
         rc = vindex_parallel_for(threads, m, add_task, &c);
-        ix->next_slot = c.base + (uint32_t)m;
+        ix->next_slot += (uint32_t)(m - reused);
         if (rc) {
             /* Which items of the chunk got linked is unknown: bury the whole chunk. */
             for (size_t i = 0; i < m; i++)
-                __atomic_store_n(&ix->flags[c.base + i], VINDEX_FLAG_DEAD, __ATOMIC_RELAXED);
+                __atomic_store_n(&ix->flags[c.slots[i]], VINDEX_FLAG_DEAD, __ATOMIC_RELAXED);
             __atomic_store_n(&ix->n_slots, ix->next_slot, __ATOMIC_RELEASE);
             for (unsigned t = 0; t < threads; t++) {
                 if (c.errs[t * ERR_LEN]) {
@@ -209,9 +216,11 @@ int vindex_add_batch(vindex_t *ix, const uint64_t *ids, const float *vecs, size_
         }
         __atomic_store_n(&ix->n_slots, ix->next_slot, __ATOMIC_RELEASE);
         for (size_t i = 0; i < m; i++) {
-            rc = vindex_idmap_set(&ix->ids, ids[first + i], c.base + (uint32_t)i, err, errlen);
+            rc = vindex_idmap_set(&ix->ids, ids[first + i], c.slots[i], err, errlen);
             if (rc)
                 goto fail;
+            if (i < reused)
+                vindex_slot_publish(ix, c.slots[i]);
             __atomic_fetch_add(&ix->n_live, 1, __ATOMIC_RELEASE);
             rc = vindex_store_log(ix, VINDEX_WAL_INSERT, ids[first + i], vecs + (first + i) * ix->p.dim, &lsn,
                                   err, errlen);
@@ -226,6 +235,7 @@ fail:
         rc = vindex_store_commit(ix, lsn, err, errlen);
     free(c.bufs);
     free(c.errs);
+    free(c.slots);
     return rc;
 }
 
@@ -246,8 +256,10 @@ static int search_task(void *arg, size_t i, unsigned thread)
         if (!c->scratch[thread])
             return VINDEX_ENOMEM;
     }
+    unsigned rd = vindex_read_begin(c->ix);
     int n = vindex_search_scratch(c->ix, c->scratch[thread], c->queries + i * c->ix->p.dim, c->sp,
                                   c->hits + i * c->sp->k);
+    vindex_read_end(c->ix, rd);
     if (n < 0)
         return n;
     c->nhits[i] = (uint32_t)n;

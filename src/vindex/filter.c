@@ -29,7 +29,7 @@ double vindex_filter_selectivity(const vindex_t *ix, const vindex_filter_t *f, u
     uint32_t samples = n_slots < 256 ? n_slots : 256, seen = 0, pass = 0;
     for (uint32_t i = 0; i < samples; i++) {
         uint32_t slot = (uint32_t)(((uint64_t)i * n_slots) / samples);
-        if (__atomic_load_n(&ix->flags[slot], __ATOMIC_RELAXED) & VINDEX_FLAG_DEAD)
+        if (__atomic_load_n(&ix->flags[slot], __ATOMIC_ACQUIRE) & VINDEX_FLAG_DEAD)
             continue;
         seen++;
         pass += vindex_filter_pass(f, ix->ext_ids[slot]) ? 1 : 0;

@@ -6,6 +6,11 @@
  * After vindex_open the first `ext_n` slots are read in place from the mapped snapshot (rows of
  * dim floats, 4-byte aligned), so a reload copies no vector and their pages belong to the page
  * cache; slots added since live in the region as usual (its first ext_n rows stay untouched).
+ * A compaction that reclaims one of the first ext_n slots marks it `moved`: the insert that
+ * reuses it writes its row into the region, where it is read from then on.
+ *
+ * Compaction has nothing to unlink: a scan checks each slot's flag before its row, so a
+ * reclaimed slot is skipped until its reuse is published.
  */
 #include "vindex/index.h"
 
@@ -18,6 +23,7 @@ typedef struct {
     size_t row_bytes;
     const float *ext; /* slots [0, ext_n): dim floats each, in the snapshot mapping */
     uint32_t ext_n;
+    vindex_region_t moved; /* uint8_t per slot < ext_n: 1 = its row is in `rows` (atomic) */
 } flat_t;
 
 static int flat_init(vindex_t *ix, char *err, size_t errlen)
@@ -33,6 +39,12 @@ static int flat_init(vindex_t *ix, char *err, size_t errlen)
         free(f);
         return rc;
     }
+    rc = vindex_region_init(&f->moved, ix->p.capacity, err, errlen);
+    if (rc) {
+        vindex_region_release(&f->rows);
+        free(f);
+        return rc;
+    }
     vindex_region_want_huge(&f->rows);
     ix->impl = f;
     return 0;
@@ -44,14 +56,20 @@ static void flat_release(vindex_t *ix)
     if (!f)
         return;
     vindex_region_release(&f->rows);
+    vindex_region_release(&f->moved);
     free(f);
     ix->impl = NULL;
+}
+
+static inline int in_mapping(const flat_t *f, uint32_t slot)
+{
+    return slot < f->ext_n && !__atomic_load_n(&f->moved.base[slot], __ATOMIC_RELAXED);
 }
 
 static const float *flat_vector(const vindex_t *ix, uint32_t slot)
 {
     const flat_t *f = ix->impl;
-    if (slot < f->ext_n)
+    if (in_mapping(f, slot))
         return f->ext + (size_t)slot * ix->p.dim;
     return (const float *)(f->rows.base + (size_t)slot * f->row_bytes);
 }
@@ -83,22 +101,31 @@ static int flat_search(vindex_t *ix, const vindex_query_t *q, vindex_scratch_t *
         return vindex_exact_filtered(ix, q, res);
     const flat_t *f = ix->impl;
     uint32_t ext = f->ext_n < q->n_slots ? f->ext_n : q->n_slots;
+    /* The flag first: a reclaimed row may be rewritten by its reuse while we scan. */
     for (uint32_t i = 0; i < q->n_slots; i++) {
-        const float *row = i < ext ? f->ext + (size_t)i * ix->p.dim
-                                   : (const float *)(f->rows.base + (size_t)i * f->row_bytes);
-        float d = vindex_distance(ix, q->q, row);
-        if (res->n == q->k && d > res->v[0].d)
+        if (!vindex_accept(ix, i, NULL))
             continue;
-        if (vindex_accept(ix, i, NULL))
-            vindex_maxheap_offer(res, q->k, d, i);
+        const float *row = i < ext && in_mapping(f, i)
+                               ? f->ext + (size_t)i * ix->p.dim
+                               : (const float *)(f->rows.base + (size_t)i * f->row_bytes);
+        vindex_maxheap_offer(res, q->k, vindex_distance(ix, q->q, row), i);
     }
     return 0;
+}
+
+/* After the grace period: nobody reads the slot's mapped row any more. */
+static void flat_reclaim(vindex_t *ix, uint32_t slot)
+{
+    flat_t *f = ix->impl;
+    char err[8];
+    if (slot < f->ext_n && !vindex_region_use(&f->moved, (size_t)slot + 1, err, sizeof(err)))
+        __atomic_store_n(&f->moved.base[slot], 1, __ATOMIC_RELAXED);
 }
 
 static size_t flat_mem(const vindex_t *ix)
 {
     const flat_t *f = ix->impl;
-    return sizeof(*f) + vindex_region_mem(&f->rows);
+    return sizeof(*f) + vindex_region_mem(&f->rows) + vindex_region_mem(&f->moved);
 }
 
 const vindex_kind_ops_t vindex_flat_ops = {
@@ -110,4 +137,5 @@ const vindex_kind_ops_t vindex_flat_ops = {
     .search = flat_search,
     .vector = flat_vector,
     .mem_bytes = flat_mem,
+    .reclaim = flat_reclaim,
 };

@@ -137,14 +137,31 @@ static void greedy(const vindex_t *ix, const vindex_hnsw_t *h, const float *q, u
     }
 }
 
+/* What a walk may keep in its result list. */
+typedef struct {
+    int check;                     /* 0: every slot reached */
+    uint8_t reject;                /* slot flags that exclude it (queries: DEAD; inserts: RECLAIM) */
+    const vindex_filter_t *filter; /* NULL = none */
+    uint32_t published;            /* slots at or past this are excluded */
+} keep_t;
+
+static inline int keeps(const vindex_t *ix, const keep_t *k, uint32_t slot)
+{
+    if (!k->check)
+        return 1;
+    if (slot >= k->published || (__atomic_load_n(&ix->flags[slot], __ATOMIC_ACQUIRE) & k->reject))
+        return 0;
+    return !k->filter || vindex_filter_pass(k->filter, ix->ext_ids[slot]);
+}
+
 /*
  * Best-first search of one level from the entries in `top` (a max-heap on entry, the ef best
- * on return). With `check`, only published slots that vindex_accept()s go into `top`; the
- * others still extend the walk, so a filter narrows the results without cutting the graph.
+ * on return). Only slots that `keep` accepts go into `top`; the others still extend the walk,
+ * so a filter narrows the results without cutting the graph.
  */
 static int search_level(const vindex_t *ix, const vindex_hnsw_t *h, const float *q, unsigned level,
-                        uint32_t ef, int check, const vindex_filter_t *filter, uint32_t published,
-                        vindex_scratch_t *s, vindex_heap_t *top, uint32_t limit)
+                        uint32_t ef, const keep_t *keep, vindex_scratch_t *s, vindex_heap_t *top,
+                        uint32_t limit)
 {
     uint16_t tag;
     if (vindex_scratch_visit_begin(s, limit, &tag))
@@ -158,11 +175,11 @@ static int search_level(const vindex_t *ix, const vindex_hnsw_t *h, const float 
         vis[top->v[i].slot] = tag;
         vindex_minheap_push(&cand, top->v[i].d, top->v[i].slot);
     }
-    if (check) {
+    if (keep->check) {
         /* The entries were scored but not yet judged: keep only those that may be returned. */
         size_t kept = 0;
         for (size_t i = 0; i < top->n; i++) {
-            if (top->v[i].slot < published && vindex_accept(ix, top->v[i].slot, filter))
+            if (keeps(ix, keep, top->v[i].slot))
                 top->v[kept++] = top->v[i];
         }
         vindex_heap_t rebuilt = {.v = top->v, .n = 0};
@@ -213,7 +230,7 @@ static int search_level(const vindex_t *ix, const vindex_hnsw_t *h, const float 
                     cand.v = s->cand;
                 }
                 vindex_minheap_push(&cand, d, nb);
-                if (!check || (nb < published && vindex_accept(ix, nb, filter)))
+                if (keeps(ix, keep, nb))
                     vindex_maxheap_offer(top, ef, d, nb);
             }
         }
@@ -353,8 +370,10 @@ static int hnsw_insert(vindex_t *ix, uint32_t slot, const float *vec, char *err,
     size_t nplan[VINDEX_HNSW_MAX_LEVEL + 1];
     vindex_heap_t top = {.v = s->top, .n = 0};
     vindex_maxheap_push(&top, cur_d, cur);
+    /* A slot a compaction is unlinking must not gain links; tombstones may (they route). */
+    const keep_t link_to = {.check = 1, .reject = VINDEX_FLAG_RECLAIM, .published = UINT32_MAX};
     for (int l = (int)link_top; l >= 0; l--) {
-        rc = search_level(ix, h, vec, (unsigned)l, ef, 0, NULL, UINT32_MAX, s, &top, limit);
+        rc = search_level(ix, h, vec, (unsigned)l, ef, &link_to, s, &top, limit);
         if (rc)
             goto fail;
         /* Nearest first, without the node itself (a parallel insert cannot find it yet). */
@@ -403,9 +422,14 @@ static int hnsw_search(vindex_t *ix, const vindex_query_t *q, vindex_scratch_t *
     vindex_maxheap_push(&top, cur_d, cur);
     /* Tombstones exist when fewer items are live than slots were published; slots past the
      * published ones belong to an insert in progress and are not returned yet. */
-    int check =
-        q->filter || __atomic_load_n(&ix->n_live, __ATOMIC_RELAXED) < q->n_slots || limit > q->n_slots;
-    int rc = search_level(ix, h, q->q, 0, q->ef, check, q->filter, q->n_slots, s, &top, limit);
+    const keep_t keep = {
+        .check =
+            q->filter || __atomic_load_n(&ix->n_live, __ATOMIC_RELAXED) < q->n_slots || limit > q->n_slots,
+        .reject = VINDEX_FLAG_DEAD,
+        .filter = q->filter,
+        .published = q->n_slots,
+    };
+    int rc = search_level(ix, h, q->q, 0, q->ef, &keep, s, &top, limit);
     if (rc)
         return rc;
     while (top.n > q->k)
@@ -413,6 +437,187 @@ static int hnsw_search(vindex_t *ix, const vindex_query_t *q, vindex_scratch_t *
     memcpy(res->v, top.v, top.n * sizeof(*top.v));
     res->n = top.n;
     return 0;
+}
+
+/* ---- compaction ------------------------------------------------------------------------- */
+
+static inline int reclaiming(const vindex_t *ix, uint32_t slot)
+{
+    return (__atomic_load_n(&ix->flags[slot], __ATOMIC_RELAXED) & VINDEX_FLAG_RECLAIM) != 0;
+}
+
+/* The entry point must stay: a RECLAIM entry moves to the highest node that stays. */
+static void hnsw_compact_begin(vindex_t *ix)
+{
+    vindex_hnsw_t *h = ix->impl;
+    pthread_mutex_lock(&h->entry_lock);
+    uint64_t entry = __atomic_load_n(&h->entry, __ATOMIC_ACQUIRE);
+    if (entry != VINDEX_HNSW_ENTRY_NONE && reclaiming(ix, (uint32_t)entry)) {
+        uint32_t best = UINT32_MAX, hw = __atomic_load_n(&h->slots_hw, __ATOMIC_ACQUIRE);
+        for (uint32_t s = 0; s < hw; s++) {
+            if (!reclaiming(ix, s) && (best == UINT32_MAX || h->levels[s] > h->levels[best]))
+                best = s;
+        }
+        entry = best == UINT32_MAX ? VINDEX_HNSW_ENTRY_NONE : ((uint64_t)h->levels[best] << 32) | best;
+        __atomic_store_n(&h->entry, entry, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&h->entry_lock);
+}
+
+static uint32_t hnsw_repair_units(const vindex_t *ix, uint32_t end)
+{
+    (void)ix;
+    return end;
+}
+
+/* Does a kept neighbour at distance `dk` from a candidate make the candidate, at distance `dc`
+ * from the node, redundant? The repair's rule is relaxed by alpha = 1.2 (as in DiskANN's
+ * pruning): a candidate is dropped only when the kept neighbour is clearly nearer to it, which
+ * keeps more of the longer links than the insert heuristic does. Measured on clustered data with
+ * half the items deleted, the strict rule left recall 0.05-0.08 under a fresh build at ef 40,
+ * the relaxed one within 0.01 of it. Distances are squared L2, or -dot (as the squared chord
+ * 2 + 2d between unit vectors for cosine; inner product has no geometry to relax). */
+static int covers(const vindex_t *ix, float dk, float dc)
+{
+    const float alpha2 = 1.44f;
+    if (ix->p.metric == VINDEX_L2)
+        return dk * alpha2 < dc;
+    if (ix->p.metric == VINDEX_COSINE)
+        return (2 + 2 * dk) * alpha2 < 2 + 2 * dc;
+    return dk < dc;
+}
+
+/*
+ * Relinks one level of p without its RECLAIM neighbours, in the manner of FreshDiskANN's
+ * delete consolidation: the candidates are the neighbours of p's neighbours that go (two hops
+ * through RECLAIM nodes when one hop offers fewer than a full list), and a relaxed diversity
+ * rule fills the places they leave. It reads only p's list and those of
+ * RECLAIM nodes, which no one changes during a repair, so nodes can be repaired in parallel.
+ */
+static int repair_level(vindex_t *ix, vindex_hnsw_t *h, vindex_scratch_t *s, uint32_t p, unsigned level)
+{
+    uint32_t cap = level ? h->M : h->M0;
+    uint32_t *ln = vindex_hnsw_links(h, p, level);
+    uint32_t cnt = ln[0] <= cap ? ln[0] : cap, j = 1;
+    while (j <= cnt && !reclaiming(ix, ln[j]))
+        j++;
+    if (j > cnt)
+        return 0;
+    size_t most = (size_t)cap * (cap + 1);
+    uint16_t tag;
+    if (vindex_scratch_visit_begin(s, __atomic_load_n(&h->slots_hw, __ATOMIC_ACQUIRE), &tag) ||
+        vindex_scratch_reserve((void **)&s->cand, &s->cand_cap, most, sizeof(vindex_pair_t)) ||
+        vindex_scratch_reserve((void **)&s->top, &s->top_cap, most, sizeof(vindex_pair_t)))
+        return VINDEX_ENOMEM;
+    uint16_t *vis = s->visited;
+    vindex_pair_t *c = s->cand, *gone = s->top;
+    size_t n = 0, ngone = 0;
+    vis[p] = tag;
+    for (j = 1; j <= cnt; j++) {
+        uint32_t nb = ln[j];
+        if (vis[nb] == tag)
+            continue;
+        vis[nb] = tag;
+        if (reclaiming(ix, nb))
+            gone[ngone++].slot = nb;
+        else
+            c[n++].slot = nb;
+    }
+    size_t nsurv = n;
+    /* gone[0, first) were expanded one hop from p; what they lead to that also goes is queued
+     * behind them for the second hop. */
+    size_t first = ngone;
+    for (size_t g = 0; g < ngone && n < most; g++) {
+        if (g == first && n >= cap)
+            break;
+        const uint32_t *dl = vindex_hnsw_links(h, gone[g].slot, level);
+        uint32_t dc = dl[0] <= cap ? dl[0] : cap;
+        for (uint32_t i = 1; i <= dc && n < most; i++) {
+            uint32_t x = dl[i];
+            if (vis[x] == tag)
+                continue;
+            vis[x] = tag;
+            if (!reclaiming(ix, x))
+                c[n++].slot = x;
+            else if (g < first && ngone < most)
+                gone[ngone++].slot = x;
+        }
+    }
+    /* The neighbours that stay keep their places (some are the long links that an early
+     * insert made, which a local candidate set would not offer again); each vacated place goes
+     * to the nearest candidate that no kept neighbour covers by the relaxed rule, up to a full
+     * list (capping it at its old length instead lost 0.08 recall at ef 16 in the unit test's
+     * churn: a node left with a few links keeps too few). */
+    const float *pv = vindex_hnsw_vec(h, p);
+    for (size_t i = nsurv; i < n; i++)
+        c[i].d = ix->dist(pv, vindex_hnsw_vec(h, c[i].slot), ix->p.dim);
+    qsort(c + nsurv, n - nsurv, sizeof(*c), cmp_pair);
+    size_t kept = nsurv;
+    for (size_t i = nsurv; i < n && kept < cap; i++) {
+        const float *v = vindex_hnsw_vec(h, c[i].slot);
+        int good = 1;
+        for (size_t j = 0; j < kept && good; j++)
+            good = !covers(ix, ix->dist(v, vindex_hnsw_vec(h, c[j].slot), ix->p.dim), c[i].d);
+        if (good)
+            c[kept++] = c[i];
+    }
+    n = kept;
+    node_lock(h, p);
+    store_list(ln, c, n);
+    node_unlock(h, p);
+    return 0;
+}
+
+typedef struct {
+    vindex_t *ix;
+    uint32_t from;
+    vindex_scratch_t *scratch[64];
+} repair_ctx_t;
+
+static int repair_task(void *arg, size_t i, unsigned thread)
+{
+    repair_ctx_t *c = arg;
+    vindex_t *ix = c->ix;
+    vindex_hnsw_t *h = ix->impl;
+    uint32_t p = c->from + (uint32_t)i;
+    if (reclaiming(ix, p))
+        return 0;
+    if (!c->scratch[thread] && !(c->scratch[thread] = vindex_scratch_acquire(ix)))
+        return VINDEX_ENOMEM;
+    for (unsigned l = 0; l <= h->levels[p]; l++) {
+        int rc = repair_level(ix, h, c->scratch[thread], p, l);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int hnsw_repair(vindex_t *ix, uint32_t from, uint32_t to, unsigned threads)
+{
+    repair_ctx_t c = {.ix = ix, .from = from};
+    if (threads > 64)
+        threads = 64;
+    int rc = vindex_parallel_for(threads, to - from, repair_task, &c);
+    for (unsigned t = 0; t < 64; t++) {
+        if (c.scratch[t])
+            vindex_scratch_release(ix, c.scratch[t]);
+    }
+    return rc;
+}
+
+/* After the grace period: the slot has no in-links and no reader; drop its own lists. */
+static void hnsw_reclaim(vindex_t *ix, uint32_t slot)
+{
+    vindex_hnsw_t *h = ix->impl;
+    __atomic_store_n(vindex_hnsw_links(h, slot, 0), 0, __ATOMIC_RELEASE);
+    unsigned level = h->levels[slot];
+    if (level) {
+        uint32_t *u = h->upper[slot];
+        __atomic_store_n(&h->upper[slot], NULL, __ATOMIC_RELEASE);
+        free(u);
+        __atomic_fetch_sub(&h->upper_bytes, (size_t)level * (h->M + 1) * sizeof(uint32_t), __ATOMIC_RELAXED);
+    }
+    h->levels[slot] = 0;
 }
 
 static size_t hnsw_mem(const vindex_t *ix)
@@ -432,4 +637,8 @@ const vindex_kind_ops_t vindex_hnsw_ops = {
     .search = hnsw_search,
     .vector = hnsw_vector,
     .mem_bytes = hnsw_mem,
+    .compact_begin = hnsw_compact_begin,
+    .repair_units = hnsw_repair_units,
+    .repair = hnsw_repair,
+    .reclaim = hnsw_reclaim,
 };

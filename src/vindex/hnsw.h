@@ -46,10 +46,11 @@ static inline uint32_t *vindex_hnsw_links(const vindex_hnsw_t *h, uint32_t slot,
 }
 
 /* Snapshot sections VINDEX_SEC_HNSW_LEVELS and VINDEX_SEC_HNSW_LINKS (layout in hnsw_store.c).
- * Write: the caller holds the write lock; n = slots stored. Load: into a fresh index made by
+ * Write: the caller holds the write lock; n = slots in the index, remap (NULL = identity) maps
+ * each to its number in the file, UINT32_MAX for a reclaimed slot left out. Load: into a fresh index made by
  * vindex_new from the snapshot's parameters, with vecs the n stored vectors; every count, id
  * and level is checked, so a damaged file fails with VINDEX_ECORRUPT, never a bad pointer. */
-int vindex_hnsw_snapshot_write(vindex_t *ix, vindex_snap_writer_t *w, uint32_t n);
+int vindex_hnsw_snapshot_write(vindex_t *ix, vindex_snap_writer_t *w, uint32_t n, const uint32_t *remap);
 int vindex_hnsw_snapshot_load(vindex_t *ix, const vindex_snap_t *s, const float *vecs, uint32_t n, char *err,
                               size_t errlen);
 

@@ -22,29 +22,41 @@
 
 #define LEVELS_HEADER 16u
 
-int vindex_hnsw_snapshot_write(vindex_t *ix, vindex_snap_writer_t *w, uint32_t n)
+static uint32_t stored(const uint32_t *remap, uint32_t slot)
+{
+    return remap ? remap[slot] : slot;
+}
+
+int vindex_hnsw_snapshot_write(vindex_t *ix, vindex_snap_writer_t *w, uint32_t n, const uint32_t *remap)
 {
     vindex_hnsw_t *h = ix->impl;
     uint64_t entry = __atomic_load_n(&h->entry, __ATOMIC_ACQUIRE);
-    uint32_t head[4] = {h->M, entry == VINDEX_HNSW_ENTRY_NONE ? UINT32_MAX : (uint32_t)entry,
+    uint32_t head[4] = {h->M, entry == VINDEX_HNSW_ENTRY_NONE ? UINT32_MAX : stored(remap, (uint32_t)entry),
                         entry == VINDEX_HNSW_ENTRY_NONE ? 0 : (uint32_t)(entry >> 32), 0};
     int rc = vindex_snap_writer_section_begin(w, VINDEX_SEC_HNSW_LEVELS);
     if (!rc)
         rc = vindex_snap_writer_write(w, head, sizeof(head));
-    if (!rc && n)
+    if (!rc && n && !remap)
         rc = vindex_snap_writer_write(w, h->levels, n);
+    for (uint32_t i = 0; remap && i < n && !rc; i++)
+        if (remap[i] != UINT32_MAX)
+            rc = vindex_snap_writer_write(w, &h->levels[i], 1);
     if (!rc)
         rc = vindex_snap_writer_section_end(w);
     if (rc || (rc = vindex_snap_writer_section_begin(w, VINDEX_SEC_HNSW_LINKS)))
         return rc;
     uint32_t buf[1 + 2 * 64];
     for (uint32_t i = 0; i < n && !rc; i++) {
+        if (stored(remap, i) == UINT32_MAX)
+            continue;
         for (unsigned l = 0; l <= h->levels[i] && !rc; l++) {
             uint32_t cap = l ? h->M : h->M0;
             const uint32_t *ln = vindex_hnsw_links(h, i, l);
             memset(buf, 0, (1 + cap) * sizeof(uint32_t));
             buf[0] = ln[0] <= cap ? ln[0] : cap;
-            memcpy(buf + 1, ln + 1, buf[0] * sizeof(uint32_t));
+            /* Reclaimed slots have no in-links, so every neighbour has a stored number. */
+            for (uint32_t j = 1; j <= buf[0]; j++)
+                buf[j] = stored(remap, ln[j]);
             rc = vindex_snap_writer_write(w, buf, (1 + cap) * sizeof(uint32_t));
         }
     }

@@ -22,8 +22,12 @@
 #define VINDEX_EF_MAX 100000u
 /* Query scratch areas kept for reuse; more concurrent searches allocate their own. */
 #define VINDEX_SCRATCH_POOL 16
-/* Slot flag: deleted or replaced (a tombstone). */
+/* Slot flag: deleted or replaced (a tombstone); never returned. */
 #define VINDEX_FLAG_DEAD 1u
+/* Slot flag (with DEAD): a compaction is unlinking it, or has: no new link may point to it. */
+#define VINDEX_FLAG_RECLAIM 2u
+/* Slot flag (with DEAD and RECLAIM): reclaimed, on the free list for the next insert. */
+#define VINDEX_FLAG_FREE 4u
 
 /* Per-search memory, reused across queries by whichever thread holds it. */
 typedef struct {
@@ -67,6 +71,19 @@ typedef struct vindex_kind_ops {
     /* The stored float vector of a slot (for exact scans and re-ranking). */
     const float *(*vector)(const vindex_t *ix, uint32_t slot);
     size_t (*mem_bytes)(const vindex_t *ix);
+
+    /* Compaction (compact.c drives it; all under the writer lock; NULL = nothing to do).
+     * compact_begin: the slots just flagged RECLAIM are about to be unlinked (hnsw moves its
+     * entry point off them). repair_units: units of repair work over slots [0, end) (hnsw:
+     * slots, ivf: lists). repair: drops every reference that units [from, to) hold to RECLAIM
+     * slots, on up to `threads` threads, so that no search started afterwards can reach them.
+     * After the grace period (no search that could still hold such a reference is running):
+     * reclaim forgets one slot, compact_end frees what repair retired. */
+    void (*compact_begin)(vindex_t *ix);
+    uint32_t (*repair_units)(const vindex_t *ix, uint32_t end);
+    int (*repair)(vindex_t *ix, uint32_t from, uint32_t to, unsigned threads);
+    void (*reclaim)(vindex_t *ix, uint32_t slot);
+    void (*compact_end)(vindex_t *ix);
 } vindex_kind_ops_t;
 
 /* One table per kind; vindex.c's kind_ops() maps vindex_kind_t to it. ivf.c adds
@@ -76,6 +93,24 @@ extern const vindex_kind_ops_t vindex_flat_ops;
  * vecs must outlive the index (the snapshot mapping does). Only on an empty index. */
 int vindex_flat_use_mapped(vindex_t *ix, const float *vecs, uint32_t n);
 extern const vindex_kind_ops_t vindex_hnsw_ops;
+
+/* Phases of a compaction job (compact.c). */
+typedef enum {
+    VINDEX_COMPACT_IDLE = 0,
+    VINDEX_COMPACT_REPAIR,  /* unlinking the RECLAIM slots, `cursor` units done */
+    VINDEX_COMPACT_GRACE,   /* waiting for the searches that began before the repair ended */
+    VINDEX_COMPACT_RECLAIM, /* putting the RECLAIM slots on the free list */
+} vindex_compact_phase_t;
+
+/* The compaction job: writer-only state, advanced under the writer lock. */
+typedef struct {
+    vindex_compact_phase_t phase;
+    uint32_t end;    /* slots [0, end) existed when the job began */
+    uint32_t units;  /* repair units over [0, end) */
+    uint32_t cursor; /* next repair unit */
+    uint32_t marked; /* slots the job flagged RECLAIM */
+    unsigned grace;  /* parity of the searches the grace period waits for */
+} vindex_compact_t;
 
 struct vindex {
     vindex_params_t p;
@@ -97,7 +132,42 @@ struct vindex {
     float *wbuf;        /* writer's normalisation buffer, row_floats */
     vindex_scratch_t scratch[VINDEX_SCRATCH_POOL];
     void *store; /* persistence state (store.c); NULL when in memory only */
+    /* Reclaimed slots, reused by inserts before next_slot grows (writer only; free_n is read
+     * atomically by vindex_stats). */
+    uint32_t *free_slots;
+    uint32_t free_n, free_cap;
+    vindex_compact_t job;
+    uint64_t compactions; /* jobs finished (atomic) */
+    uint64_t reclaimed;   /* slots put on the free list, ever (atomic) */
+    /* Grace periods: a search counts itself in readers[gen & 1] while it runs; a compaction
+     * bumps gen and waits for the count of the old parity to drain (compact.c). Padded so the
+     * readers' counters do not share a cache line with the writer's fields. */
+    char pad_readers[64];
+    uint64_t read_gen;   /* atomic */
+    uint64_t readers[2]; /* atomic */
+    char pad_end[64];
 };
+
+/* A search, or any read of slot data outside the writer lock, runs between these two: a slot
+ * it reaches is not reclaimed and reused before it ends. Lock-free; returns the parity to pass
+ * to vindex_read_end. */
+static inline unsigned vindex_read_begin(vindex_t *ix)
+{
+    for (;;) {
+        uint64_t g = __atomic_load_n(&ix->read_gen, __ATOMIC_SEQ_CST);
+        __atomic_fetch_add(&ix->readers[g & 1], 1, __ATOMIC_SEQ_CST);
+        /* Counted under the generation that is still current: a compaction that bumps it
+         * later waits for us. Otherwise the count may already have been read as drained. */
+        if (__atomic_load_n(&ix->read_gen, __ATOMIC_SEQ_CST) == g)
+            return (unsigned)(g & 1);
+        __atomic_fetch_sub(&ix->readers[g & 1], 1, __ATOMIC_RELEASE);
+    }
+}
+
+static inline void vindex_read_end(vindex_t *ix, unsigned parity)
+{
+    __atomic_fetch_sub(&ix->readers[parity], 1, __ATOMIC_RELEASE);
+}
 
 /* Smaller is better: squared L2, or -dot for ip/cosine. */
 static inline float vindex_distance(const vindex_t *ix, const float *a, const float *b)
@@ -112,12 +182,13 @@ static inline int vindex_filter_pass(const vindex_filter_t *f, uint64_t id)
     return f->fn(id, f->ctx) != 0;
 }
 
-/* May `slot` be returned: live and passing the filter. */
+/* May `slot` be returned: live and passing the filter. The acquire pairs with the release
+ * that publishes a reused slot, so its id and vector are read as written. */
 static inline int vindex_accept(const vindex_t *ix, uint32_t slot, const vindex_filter_t *f)
 {
-    if (__atomic_load_n(&ix->flags[slot], __ATOMIC_RELAXED) & VINDEX_FLAG_DEAD)
+    if (__atomic_load_n(&ix->flags[slot], __ATOMIC_ACQUIRE) & VINDEX_FLAG_DEAD)
         return 0;
-    return !f || vindex_filter_pass(f, ix->ext_ids[slot]);
+    return !f || vindex_filter_pass(f, __atomic_load_n(&ix->ext_ids[slot], __ATOMIC_RELAXED));
 }
 
 /* Copies vec into out (row_floats, zero padded), normalised for cosine. Rejects non-finite
@@ -145,6 +216,19 @@ typedef int (*vindex_task_fn)(void *ctx, size_t i, unsigned thread);
 int vindex_parallel_for(unsigned threads, size_t n, vindex_task_fn fn, void *ctx);
 /* Threads a batch call uses. */
 unsigned vindex_threads(const vindex_t *ix);
+
+/* Writer: a reclaimed slot for a new item, or VINDEX_SLOT_NONE when the free list is empty
+ * (compact.c). The slot stays DEAD, so no search returns it, until vindex_slot_publish; it may
+ * gain links as soon as its own insert has linked it. */
+uint32_t vindex_slot_pop_free(vindex_t *ix);
+/* Writer: makes a reused slot returnable, once its vector is stored and its id maps to it. */
+void vindex_slot_publish(vindex_t *ix, uint32_t slot);
+/* Writer, under the lock, after each writing call: advances the compaction job by the work of
+ * `items` items on up to `threads` threads, and starts one when the share of tombstones passes
+ * params.compact_threshold. Never fails the caller's write: compaction resumes later. */
+void vindex_compact_step(vindex_t *ix, size_t items, unsigned threads);
+/* Slots neither live, nor free: tombstones waiting for a compaction. */
+uint64_t vindex_tombstones(const vindex_t *ix);
 
 /* Exact search over the slots that pass q->filter (filter.c). */
 int vindex_exact_filtered(vindex_t *ix, const vindex_query_t *q, vindex_heap_t *res);

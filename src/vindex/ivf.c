@@ -3,11 +3,15 @@
  * A query ranks the centroids, scans the nprobe nearest lists and keeps the best k; with sq8
  * the lists hold int8 codes, the best `rerank` candidates are re-scored with float vectors.
  *
- * Lists grow without moving (readers scan them while the writer appends): list storage is a
- * chain of blocks, block b holding IVF_BLOCK0 << b entries, each block laid out as the slot
+ * Lists grow without moving (readers scan them while the writer appends): a list's entries are
+ * a chain of blocks, block b holding IVF_BLOCK0 << b entries, each block laid out as the slot
  * numbers of its entries then their rows (float rows of row_floats, or sq8 codes). An entry is
- * written under the list's mutex and published by a release store of the list length, so a
+ * written under the list's mutex and published by a release store of the chain's length, so a
  * scan that loads the length with acquire only reads complete entries.
+ *
+ * Compaction rewrites a list that holds RECLAIM entries into a new chain without them, points
+ * each kept slot's `where` at its new row, and publishes the chain with one release store: a
+ * scan reads the old chain or the new one, whole. Old chains are freed after the grace period.
  */
 #include "vindex/ivf.h"
 
@@ -29,25 +33,33 @@
 /* Filters that fewer items than this pass are checked before each distance, not after. */
 #define FILTER_FIRST_BELOW 0.5
 
+typedef struct ivf_chain {
+    uint32_t n; /* published entries (atomic) */
+    uint8_t *block[IVF_MAX_BLOCKS];
+    struct ivf_chain *retired; /* next replaced chain waiting for the grace period */
+} ivf_chain_t;
+
 typedef struct {
     pthread_mutex_t mu; /* batch threads appending to the same list */
-    uint32_t n;         /* published entries (atomic) */
-    uint8_t *block[IVF_MAX_BLOCKS];
+    ivf_chain_t *chain; /* its entries (atomic: a compaction replaces it) */
 } ivf_list_t;
 
 typedef struct {
     uint32_t nlist;
-    uint32_t trained;      /* atomic: centroids are set */
-    float *centroids;      /* nlist rows of row_floats, 64-byte aligned */
-    ivf_list_t *lists;     /* nlist */
-    size_t entry_bytes;    /* bytes per entry row in a block */
-    size_t block_bytes;    /* allocated list memory, for mem_bytes (atomic) */
-    vindex_region_t where; /* uint64_t per slot: list << 32 | position */
+    uint32_t trained;        /* atomic: centroids are set */
+    float *centroids;        /* nlist rows of row_floats, 64-byte aligned */
+    ivf_list_t *lists;       /* nlist */
+    size_t entry_bytes;      /* bytes per entry row in a block */
+    size_t block_bytes;      /* allocated list memory, for mem_bytes (atomic) */
+    vindex_region_t where;   /* uint8_t * per slot: its entry's row (atomic) */
+    vindex_region_t list_of; /* uint32_t per slot: its list */
     int sq8;
     vindex_sq8_t sq;
     vindex_region_t fvecs; /* sq8: float rows by slot, for vector() and re-ranking */
     const float *ext_vecs; /* sq8 after a reload: float vectors of slots < ext_n, mapped from disk */
     uint32_t ext_n;
+    vindex_region_t moved; /* sq8: uint8_t per slot < ext_n, 1 = reused, its floats in fvecs (atomic) */
+    ivf_chain_t *retired;  /* chains replaced by the running compaction (writer only) */
 } ivf_t;
 
 static uint64_t splitmix64(uint64_t *s)
@@ -73,6 +85,11 @@ static size_t block_slots_bytes(uint32_t b)
     return (block_cap(b) * sizeof(uint32_t) + 63) / 64 * 64;
 }
 
+static size_t block_size(const ivf_t *v, uint32_t b)
+{
+    return block_slots_bytes(b) + block_cap(b) * v->entry_bytes;
+}
+
 static void pos_split(uint32_t pos, uint32_t *b, uint32_t *i)
 {
     uint32_t q = pos / IVF_BLOCK0 + 1;
@@ -81,11 +98,70 @@ static void pos_split(uint32_t pos, uint32_t *b, uint32_t *i)
     *i = pos - IVF_BLOCK0 * ((1u << bb) - 1u);
 }
 
-static const uint8_t *entry_row(const ivf_t *v, const ivf_list_t *l, uint32_t pos)
+static uint8_t *entry_row(const ivf_t *v, const ivf_chain_t *ch, uint32_t pos)
 {
     uint32_t b, i;
     pos_split(pos, &b, &i);
-    return l->block[b] + block_slots_bytes(b) + (size_t)i * v->entry_bytes;
+    return ch->block[b] + block_slots_bytes(b) + (size_t)i * v->entry_bytes;
+}
+
+static uint32_t entry_slot(const ivf_chain_t *ch, uint32_t pos)
+{
+    uint32_t b, i;
+    pos_split(pos, &b, &i);
+    return ((const uint32_t *)(const void *)ch->block[b])[i];
+}
+
+/* Makes room for entry `pos` of a chain holding `slot` (the caller holds the list's mutex) and
+ * sets *row to where its row goes. */
+static int chain_slot_for(ivf_t *v, ivf_chain_t *ch, uint32_t pos, uint32_t slot, uint8_t **row, char *err,
+                          size_t errlen)
+{
+    uint32_t b, i;
+    pos_split(pos, &b, &i);
+    if (b >= IVF_MAX_BLOCKS) {
+        snprintf(err, errlen, "ivf_flat: list too large");
+        return VINDEX_ETOOLARGE;
+    }
+    if (!ch->block[b]) {
+        size_t bytes = block_size(v, b);
+        uint8_t *blk = aligned_alloc(64, (bytes + 63) / 64 * 64);
+        if (!blk) {
+            snprintf(err, errlen, "out of memory");
+            return VINDEX_ENOMEM;
+        }
+        ch->block[b] = blk;
+        __atomic_fetch_add(&v->block_bytes, bytes, __ATOMIC_RELAXED);
+    }
+    ((uint32_t *)(void *)ch->block[b])[i] = slot;
+    *row = ch->block[b] + block_slots_bytes(b) + (size_t)i * v->entry_bytes;
+    return 0;
+}
+
+static void chain_free(ivf_t *v, ivf_chain_t *ch)
+{
+    for (uint32_t b = 0; b < IVF_MAX_BLOCKS; b++) {
+        if (ch->block[b]) {
+            __atomic_fetch_sub(&v->block_bytes, block_size(v, b), __ATOMIC_RELAXED);
+            free(ch->block[b]);
+        }
+    }
+    free(ch);
+}
+
+static void lists_free(ivf_t *v)
+{
+    for (uint32_t l = 0; l < v->nlist; l++) {
+        if (v->lists[l].chain)
+            chain_free(v, v->lists[l].chain);
+        pthread_mutex_destroy(&v->lists[l].mu);
+    }
+    while (v->retired) {
+        ivf_chain_t *next = v->retired->retired;
+        chain_free(v, v->retired);
+        v->retired = next;
+    }
+    free(v->lists);
 }
 
 static int ivf_init(vindex_t *ix, char *err, size_t errlen)
@@ -104,54 +180,47 @@ static int ivf_init(vindex_t *ix, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return VINDEX_ENOMEM;
     }
+    ix->impl = v;
     v->nlist = p->nlist;
     v->sq8 = p->sq8 != 0;
     v->entry_bytes = v->sq8 ? ((size_t)p->dim + 15) / 16 * 16 : (size_t)ix->row_floats * sizeof(float);
     v->centroids = aligned_alloc(64, (size_t)v->nlist * ix->row_floats * sizeof(float));
     v->lists = calloc(v->nlist, sizeof(*v->lists));
-    int rc = VINDEX_ENOMEM;
     if (!v->centroids || !v->lists) {
         snprintf(err, errlen, "out of memory");
-        goto fail;
+        return VINDEX_ENOMEM;
     }
     memset(v->centroids, 0, (size_t)v->nlist * ix->row_floats * sizeof(float));
-    for (uint32_t l = 0; l < v->nlist; l++)
+    for (uint32_t l = 0; l < v->nlist; l++) {
         pthread_mutex_init(&v->lists[l].mu, NULL);
-    rc = vindex_region_init(&v->where, sizeof(uint64_t) * p->capacity, err, errlen);
-    if (rc)
-        goto fail;
-    if (v->sq8) {
-        rc = vindex_region_init(&v->fvecs, (size_t)ix->row_floats * sizeof(float) * p->capacity, err, errlen);
-        if (rc)
-            goto fail;
+        if (!(v->lists[l].chain = calloc(1, sizeof(ivf_chain_t)))) {
+            snprintf(err, errlen, "out of memory");
+            return VINDEX_ENOMEM;
+        }
     }
-    ix->impl = v;
+    int rc = vindex_region_init(&v->where, sizeof(uint8_t *) * p->capacity, err, errlen);
+    if (rc || (rc = vindex_region_init(&v->list_of, sizeof(uint32_t) * p->capacity, err, errlen)))
+        return rc;
+    if (v->sq8 && ((rc = vindex_region_init(&v->fvecs, (size_t)ix->row_floats * sizeof(float) * p->capacity,
+                                            err, errlen)) ||
+                   (rc = vindex_region_init(&v->moved, p->capacity, err, errlen))))
+        return rc;
     return 0;
-fail:
-    if (v->lists)
-        for (uint32_t l = 0; l < v->nlist; l++)
-            pthread_mutex_destroy(&v->lists[l].mu);
-    vindex_region_release(&v->where);
-    free(v->lists);
-    free(v->centroids);
-    free(v);
-    return rc;
 }
 
+/* Also undoes a failed ivf_init (vindex_new frees the index, which calls this). */
 static void ivf_release(vindex_t *ix)
 {
     ivf_t *v = ix->impl;
     if (!v)
         return;
-    for (uint32_t l = 0; l < v->nlist; l++) {
-        for (int b = 0; b < IVF_MAX_BLOCKS; b++)
-            free(v->lists[l].block[b]);
-        pthread_mutex_destroy(&v->lists[l].mu);
-    }
-    free(v->lists);
+    if (v->lists)
+        lists_free(v);
     free(v->centroids);
     vindex_region_release(&v->where);
+    vindex_region_release(&v->list_of);
     vindex_region_release(&v->fvecs);
+    vindex_region_release(&v->moved);
     vindex_sq8_release(&v->sq);
     free(v);
     ix->impl = NULL;
@@ -172,14 +241,20 @@ static uint32_t nearest_list(const vindex_t *ix, const ivf_t *v, const float *ve
     return best;
 }
 
+/* sq8: are slot's floats in fvecs (added since the reload, or reused) rather than the mapping? */
+static inline int floats_in_memory(const ivf_t *v, uint32_t slot)
+{
+    return slot >= v->ext_n || __atomic_load_n(&v->moved.base[slot], __ATOMIC_RELAXED);
+}
+
 int vindex_ivf_insert_into(vindex_t *ix, uint32_t slot, const float *vec, uint32_t list, char *err,
                            size_t errlen)
 {
     ivf_t *v = ix->impl;
-    int rc = vindex_region_use(&v->where, ((size_t)slot + 1) * sizeof(uint64_t), err, errlen);
-    if (rc)
+    int rc = vindex_region_use(&v->where, ((size_t)slot + 1) * sizeof(uint8_t *), err, errlen);
+    if (rc || (rc = vindex_region_use(&v->list_of, ((size_t)slot + 1) * sizeof(uint32_t), err, errlen)))
         return rc;
-    if (v->sq8 && slot >= v->ext_n) {
+    if (v->sq8 && floats_in_memory(v, slot)) {
         size_t row = (size_t)ix->row_floats * sizeof(float);
         rc = vindex_region_use(&v->fvecs, ((size_t)slot + 1) * row, err, errlen);
         if (rc)
@@ -188,34 +263,23 @@ int vindex_ivf_insert_into(vindex_t *ix, uint32_t slot, const float *vec, uint32
     }
     ivf_list_t *l = &v->lists[list];
     pthread_mutex_lock(&l->mu);
-    uint32_t pos = l->n, b, i;
-    pos_split(pos, &b, &i);
-    if (b >= IVF_MAX_BLOCKS) {
+    ivf_chain_t *ch = l->chain;
+    uint32_t pos = ch->n;
+    uint8_t *row;
+    rc = chain_slot_for(v, ch, pos, slot, &row, err, errlen);
+    if (rc) {
         pthread_mutex_unlock(&l->mu);
-        snprintf(err, errlen, "ivf_flat: list %u too large", list);
-        return VINDEX_ETOOLARGE;
+        return rc;
     }
-    if (!l->block[b]) {
-        size_t bytes = block_slots_bytes(b) + block_cap(b) * v->entry_bytes;
-        uint8_t *blk = aligned_alloc(64, (bytes + 63) / 64 * 64);
-        if (!blk) {
-            pthread_mutex_unlock(&l->mu);
-            snprintf(err, errlen, "out of memory");
-            return VINDEX_ENOMEM;
-        }
-        l->block[b] = blk;
-        __atomic_fetch_add(&v->block_bytes, bytes, __ATOMIC_RELAXED);
-    }
-    ((uint32_t *)(void *)l->block[b])[i] = slot;
-    uint8_t *row = (uint8_t *)entry_row(v, l, pos);
     if (v->sq8) {
         vindex_sq8_encode(&v->sq, vec, row);
     } else {
         memcpy(row, vec, sizeof(float) * ix->p.dim);
         memset(row + sizeof(float) * ix->p.dim, 0, v->entry_bytes - sizeof(float) * ix->p.dim);
     }
-    ((uint64_t *)(void *)v->where.base)[slot] = (uint64_t)list << 32 | pos;
-    __atomic_store_n(&l->n, pos + 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&((uint8_t **)(void *)v->where.base)[slot], row, __ATOMIC_RELEASE);
+    ((uint32_t *)(void *)v->list_of.base)[slot] = list;
+    __atomic_store_n(&ch->n, pos + 1, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&l->mu);
     return 0;
 }
@@ -234,12 +298,12 @@ static const float *ivf_vector(const vindex_t *ix, uint32_t slot)
 {
     const ivf_t *v = ix->impl;
     if (v->sq8) {
-        if (slot < v->ext_n)
+        if (!floats_in_memory(v, slot))
             return v->ext_vecs + (size_t)slot * ix->p.dim;
         return (const float *)(const void *)(v->fvecs.base + (size_t)slot * ix->row_floats * sizeof(float));
     }
-    uint64_t w = ((const uint64_t *)(const void *)v->where.base)[slot];
-    return (const float *)(const void *)entry_row(v, &v->lists[w >> 32], (uint32_t)w);
+    return (const float *)(const void *)__atomic_load_n(
+        &((uint8_t *const *)(const void *)v->where.base)[slot], __ATOMIC_ACQUIRE);
 }
 
 /* The nprobe nearest lists, nearest first, in out (a pair array of nlist). */
@@ -272,11 +336,12 @@ static inline int entry_ok(const vindex_t *ix, const vindex_query_t *q, uint32_t
 static void scan_list_float(vindex_t *ix, const ivf_t *v, const ivf_list_t *l, const vindex_query_t *q,
                             int filter_first, vindex_heap_t *res)
 {
-    uint32_t n = __atomic_load_n(&l->n, __ATOMIC_ACQUIRE);
+    const ivf_chain_t *ch = __atomic_load_n(&l->chain, __ATOMIC_ACQUIRE);
+    uint32_t n = __atomic_load_n(&ch->n, __ATOMIC_ACQUIRE);
     for (uint32_t b = 0, done = 0; done < n; b++) {
         uint32_t cnt = (uint32_t)(block_cap(b) < n - done ? block_cap(b) : n - done);
-        const uint32_t *slots = (const uint32_t *)(const void *)l->block[b];
-        const uint8_t *rows = l->block[b] + block_slots_bytes(b);
+        const uint32_t *slots = (const uint32_t *)(const void *)ch->block[b];
+        const uint8_t *rows = ch->block[b] + block_slots_bytes(b);
         for (uint32_t i = 0; i < cnt; i++) {
             if (i + 2 < cnt)
                 __builtin_prefetch(rows + (size_t)(i + 2) * v->entry_bytes);
@@ -337,12 +402,13 @@ static void cand_offer(vindex_heap_t *h, size_t cap, float d, uint32_t slot)
 static void scan_list_sq8(vindex_t *ix, const ivf_t *v, const ivf_list_t *l, const vindex_query_t *q,
                           int filter_first, vindex_heap_t *cand, size_t ncand)
 {
-    uint32_t n = __atomic_load_n(&l->n, __ATOMIC_ACQUIRE);
+    const ivf_chain_t *ch = __atomic_load_n(&l->chain, __ATOMIC_ACQUIRE);
+    uint32_t n = __atomic_load_n(&ch->n, __ATOMIC_ACQUIRE);
     const vindex_kernels_t *k = ix->kern;
     for (uint32_t b = 0, done = 0; done < n; b++) {
         uint32_t cnt = (uint32_t)(block_cap(b) < n - done ? block_cap(b) : n - done);
-        const uint32_t *slots = (const uint32_t *)(const void *)l->block[b];
-        const uint8_t *rows = l->block[b] + block_slots_bytes(b);
+        const uint32_t *slots = (const uint32_t *)(const void *)ch->block[b];
+        const uint8_t *rows = ch->block[b] + block_slots_bytes(b);
         for (uint32_t i = 0; i < cnt; i++) {
             if (filter_first && !entry_ok(ix, q, slots[i]))
                 continue;
@@ -417,12 +483,97 @@ static int ivf_search(vindex_t *ix, const vindex_query_t *q, vindex_scratch_t *s
     return 0;
 }
 
+/* ---- compaction ------------------------------------------------------------------------- */
+
+static uint32_t ivf_repair_units(const vindex_t *ix, uint32_t end)
+{
+    (void)end;
+    return vindex_ivf_trained(ix) ? ((const ivf_t *)ix->impl)->nlist : 0;
+}
+
+/* Rewrites a list without its RECLAIM entries (see the header comment). */
+static int rebuild_list(vindex_t *ix, ivf_t *v, uint32_t list)
+{
+    ivf_list_t *l = &v->lists[list];
+    pthread_mutex_lock(&l->mu);
+    ivf_chain_t *old = l->chain, *nc = NULL;
+    uint32_t n = old->n, kept = 0;
+    int rc = 0;
+    for (uint32_t pos = 0; pos < n; pos++)
+        kept += !(__atomic_load_n(&ix->flags[entry_slot(old, pos)], __ATOMIC_RELAXED) & VINDEX_FLAG_RECLAIM);
+    if (kept == n)
+        goto done;
+    char err[8];
+    rc = VINDEX_ENOMEM;
+    if (!(nc = calloc(1, sizeof(*nc))))
+        goto done;
+    rc = 0;
+    for (uint32_t pos = 0; pos < n; pos++) {
+        uint32_t slot = entry_slot(old, pos);
+        if (__atomic_load_n(&ix->flags[slot], __ATOMIC_RELAXED) & VINDEX_FLAG_RECLAIM)
+            continue;
+        uint8_t *row;
+        if ((rc = chain_slot_for(v, nc, nc->n, slot, &row, err, sizeof(err))) != 0) {
+            chain_free(v, nc);
+            goto done;
+        }
+        memcpy(row, entry_row(v, old, pos), v->entry_bytes);
+        nc->n++;
+    }
+    /* Rows first, then the slots' pointers at them, then the chain: a reader that follows
+     * any of them finds complete rows, in the old chain or the new. */
+    for (uint32_t pos = 0; pos < nc->n; pos++)
+        __atomic_store_n(&((uint8_t **)(void *)v->where.base)[entry_slot(nc, pos)], entry_row(v, nc, pos),
+                         __ATOMIC_RELEASE);
+    __atomic_store_n(&l->chain, nc, __ATOMIC_RELEASE);
+    old->retired = v->retired;
+    v->retired = old;
+    rc = 0;
+done:
+    pthread_mutex_unlock(&l->mu);
+    return rc;
+}
+
+static int ivf_repair(vindex_t *ix, uint32_t from, uint32_t to, unsigned threads)
+{
+    (void)threads;
+    ivf_t *v = ix->impl;
+    for (uint32_t l = from; l < to; l++) {
+        int rc = rebuild_list(ix, v, l);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* After the grace period: a reused slot below ext_n keeps its floats in fvecs. */
+static void ivf_reclaim(vindex_t *ix, uint32_t slot)
+{
+    ivf_t *v = ix->impl;
+    char err[8];
+    if (v->sq8 && slot < v->ext_n && !vindex_region_use(&v->moved, (size_t)slot + 1, err, sizeof(err)))
+        __atomic_store_n(&v->moved.base[slot], 1, __ATOMIC_RELAXED);
+}
+
+/* After the grace period: no scan reads the replaced chains any more. */
+static void ivf_compact_end(vindex_t *ix)
+{
+    ivf_t *v = ix->impl;
+    while (v->retired) {
+        ivf_chain_t *next = v->retired->retired;
+        chain_free(v, v->retired);
+        v->retired = next;
+    }
+}
+
 static size_t ivf_mem(const vindex_t *ix)
 {
     const ivf_t *v = ix->impl;
-    size_t m = sizeof(*v) + (size_t)v->nlist * (ix->row_floats * sizeof(float) + sizeof(ivf_list_t));
+    size_t m = sizeof(*v) +
+               (size_t)v->nlist * (ix->row_floats * sizeof(float) + sizeof(ivf_list_t) + sizeof(ivf_chain_t));
     m += __atomic_load_n(&v->block_bytes, __ATOMIC_RELAXED);
-    m += vindex_region_mem(&v->where) + vindex_region_mem(&v->fvecs);
+    m += vindex_region_mem(&v->where) + vindex_region_mem(&v->list_of) + vindex_region_mem(&v->fvecs) +
+         vindex_region_mem(&v->moved);
     if (v->sq8)
         m += 2 * sizeof(float) * ix->p.dim;
     return m;
@@ -437,6 +588,10 @@ const vindex_kind_ops_t vindex_ivf_ops = {
     .search = ivf_search,
     .vector = ivf_vector,
     .mem_bytes = ivf_mem,
+    .repair_units = ivf_repair_units,
+    .repair = ivf_repair,
+    .reclaim = ivf_reclaim,
+    .compact_end = ivf_compact_end,
 };
 
 /* ---- training ---------------------------------------------------------------------------- */
@@ -640,7 +795,7 @@ const float *vindex_ivf_centroid(const vindex_t *ix, uint32_t list)
 uint32_t vindex_ivf_list_of(const vindex_t *ix, uint32_t slot)
 {
     const ivf_t *v = ix->impl;
-    return (uint32_t)(((const uint64_t *)(const void *)v->where.base)[slot] >> 32);
+    return ((const uint32_t *)(const void *)v->list_of.base)[slot];
 }
 
 const vindex_sq8_t *vindex_ivf_sq8(const vindex_t *ix)

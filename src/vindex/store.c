@@ -103,37 +103,66 @@ static void params_encode(const vindex_t *ix, uint32_t *w)
     w[VINDEX_PARAM_CAPACITY_HI] = (uint32_t)(p->capacity >> 32);
 }
 
-/* Streams every section of ix (the caller holds the write lock) into dir's snapshot. */
+/* Streams every section of ix (the caller holds the write lock) into dir's snapshot. Slots on
+ * the free list are left out and the others renumbered in order (remap), so the file, and an
+ * index loaded from it, holds only slots in use. */
 static int snapshot_write(vindex_t *ix, const char *dir, uint64_t wal_lsn, char *err, size_t errlen)
 {
-    uint32_t n = ix->next_slot, dim = ix->p.dim;
+    uint32_t all = ix->next_slot, n = all, dim = ix->p.dim;
+    uint32_t *remap = NULL;
+    if (ix->free_n) {
+        if (!(remap = malloc((size_t)all * sizeof(*remap)))) {
+            snprintf(err, errlen, "out of memory");
+            return VINDEX_ENOMEM;
+        }
+        n = 0;
+        for (uint32_t i = 0; i < all; i++)
+            remap[i] =
+                (__atomic_load_n(&ix->flags[i], __ATOMIC_RELAXED) & VINDEX_FLAG_FREE) ? UINT32_MAX : n++;
+    }
     uint32_t params[VINDEX_PARAM_WORDS];
     params_encode(ix, params);
     vindex_snap_writer_t *w = vindex_snap_writer_begin(dir, err, errlen);
-    if (!w)
+    if (!w) {
+        free(remap);
         return VINDEX_EIO;
+    }
     int rc = put(w, VINDEX_SEC_PARAMS, params, sizeof(params));
-    if (!rc)
+    if (!rc && !remap)
         rc = put(w, VINDEX_SEC_IDS, ix->ext_ids, (size_t)n * sizeof(uint64_t));
+    if (!rc && remap && !(rc = vindex_snap_writer_section_begin(w, VINDEX_SEC_IDS))) {
+        for (uint32_t i = 0; i < all && !rc; i++)
+            if (remap[i] != UINT32_MAX)
+                rc = vindex_snap_writer_write(w, &ix->ext_ids[i], sizeof(uint64_t));
+        if (!rc)
+            rc = vindex_snap_writer_section_end(w);
+    }
     if (!rc && !(rc = vindex_snap_writer_section_begin(w, VINDEX_SEC_DELETED))) {
-        for (uint32_t base = 0; base < n && !rc; base += 64) {
-            uint64_t word = 0;
-            for (uint32_t i = base; i < n && i < base + 64; i++)
-                if (__atomic_load_n(&ix->flags[i], __ATOMIC_RELAXED) & VINDEX_FLAG_DEAD)
-                    word |= 1ull << (i - base);
-            rc = vindex_snap_writer_write(w, &word, sizeof(word));
+        uint64_t word = 0;
+        for (uint32_t i = 0, at = 0; i < all && !rc; i++) {
+            if (remap && remap[i] == UINT32_MAX)
+                continue;
+            if (__atomic_load_n(&ix->flags[i], __ATOMIC_RELAXED) & VINDEX_FLAG_DEAD)
+                word |= 1ull << (at % 64);
+            if (++at % 64 == 0) {
+                rc = vindex_snap_writer_write(w, &word, sizeof(word));
+                word = 0;
+            }
         }
+        if (!rc && n % 64)
+            rc = vindex_snap_writer_write(w, &word, sizeof(word));
         if (!rc)
             rc = vindex_snap_writer_section_end(w);
     }
     if (!rc && !(rc = vindex_snap_writer_section_begin(w, VINDEX_SEC_VECTORS))) {
-        for (uint32_t i = 0; i < n && !rc; i++)
-            rc = vindex_snap_writer_write(w, ix->ops->vector(ix, i), sizeof(float) * dim);
+        for (uint32_t i = 0; i < all && !rc; i++)
+            if (!remap || remap[i] != UINT32_MAX)
+                rc = vindex_snap_writer_write(w, ix->ops->vector(ix, i), sizeof(float) * dim);
         if (!rc)
             rc = vindex_snap_writer_section_end(w);
     }
     if (!rc && ix->p.kind == VINDEX_HNSW)
-        rc = vindex_hnsw_snapshot_write(ix, w, n);
+        rc = vindex_hnsw_snapshot_write(ix, w, all, remap);
     if (!rc && ix->p.kind == VINDEX_IVF_FLAT && vindex_ivf_trained(ix)) {
         uint32_t nlist = vindex_ivf_nlist(ix);
         if (!(rc = vindex_snap_writer_section_begin(w, VINDEX_SEC_IVF_CENTROIDS))) {
@@ -143,9 +172,10 @@ static int snapshot_write(vindex_t *ix, const char *dir, uint64_t wal_lsn, char 
                 rc = vindex_snap_writer_section_end(w);
         }
         if (!rc && !(rc = vindex_snap_writer_section_begin(w, VINDEX_SEC_IVF_ASSIGN))) {
-            for (uint32_t i = 0; i < n && !rc; i++) {
+            for (uint32_t i = 0; i < all && !rc; i++) {
                 uint32_t l = vindex_ivf_list_of(ix, i);
-                rc = vindex_snap_writer_write(w, &l, sizeof(l));
+                if (!remap || remap[i] != UINT32_MAX)
+                    rc = vindex_snap_writer_write(w, &l, sizeof(l));
             }
             if (!rc)
                 rc = vindex_snap_writer_section_end(w);
@@ -159,6 +189,7 @@ static int snapshot_write(vindex_t *ix, const char *dir, uint64_t wal_lsn, char 
                 rc = vindex_snap_writer_section_end(w);
         }
     }
+    free(remap);
     if (rc) {
         snprintf(err, errlen, "write snapshot in %s: %s", dir,
                  rc == VINDEX_EIO ? strerror(errno) : "bad section");
@@ -350,6 +381,7 @@ vindex_t *vindex_store_load_snapshot(const vindex_snap_t *s, const vindex_params
         p.ef_search = override->ef_search;
         p.nprobe = override->nprobe;
         p.rerank = override->rerank;
+        p.compact_threshold = override->compact_threshold;
         if (override->capacity > p.capacity)
             p.capacity = override->capacity;
     }

@@ -30,6 +30,7 @@ void vindex_params_default(vindex_params_t *p, vindex_kind_t kind, vindex_metric
     p->ef_search = 64;
     p->nlist = 1024;
     p->nprobe = 16;
+    p->compact_threshold = 0.2f;
 }
 
 static const vindex_kind_ops_t *kind_ops(vindex_kind_t kind)
@@ -72,6 +73,10 @@ static int check_params(const vindex_params_t *p, char *err, size_t errlen)
     if (p->kind == VINDEX_HNSW && (p->ef_construction > VINDEX_EF_MAX || p->ef_search > VINDEX_EF_MAX)) {
         snprintf(err, errlen, "ef_construction and ef_search too large (max %u)", VINDEX_EF_MAX);
         return VINDEX_ETOOLARGE;
+    }
+    if (!(p->compact_threshold >= 0 && p->compact_threshold < 1)) {
+        snprintf(err, errlen, "compact_threshold must be 0 (off) or between 0 and 1");
+        return VINDEX_EINVAL;
     }
     if (p->sq8 && p->kind != VINDEX_IVF_FLAT) {
         snprintf(err, errlen, "sq8 is available for ivf_flat only");
@@ -137,6 +142,7 @@ void vindex_free(vindex_t *ix)
     for (int i = 0; i < VINDEX_SCRATCH_POOL; i++)
         scratch_free_buffers(&ix->scratch[i]);
     free(ix->wbuf);
+    free(ix->free_slots);
     vindex_region_release(&ix->flags_region);
     vindex_region_release(&ix->ext_ids_region);
     if (ix->ids.cur)
@@ -195,32 +201,52 @@ int vindex_prepare_vector(const vindex_t *ix, const float *vec, float *out, int 
     return 0;
 }
 
-/* Writer: stores a prepared vector in the next slot and publishes it under id. */
+/* Writer: stores a prepared vector in a reclaimed slot or the next one, and publishes it under
+ * id. A fresh slot is published by n_slots, a reused one (below n_slots, DEAD until then) by
+ * its flag. */
 static int insert_locked(vindex_t *ix, uint64_t id, const float *prepared, char *err, size_t errlen)
 {
-    uint32_t slot = ix->next_slot;
+    uint32_t slot = vindex_slot_pop_free(ix);
+    int reused = slot != VINDEX_SLOT_NONE;
+    if (!reused) {
+        if (ix->next_slot >= ix->p.capacity) {
+            snprintf(err, errlen, "index too large: capacity %llu reached",
+                     (unsigned long long)ix->p.capacity);
+            return VINDEX_ETOOLARGE;
+        }
+        slot = ix->next_slot;
+    }
     int rc = vindex_region_use(&ix->ext_ids_region, ((size_t)slot + 1) * sizeof(uint64_t), err, errlen);
     if (rc || (rc = vindex_region_use(&ix->flags_region, (size_t)slot + 1, err, errlen)))
-        return rc;
+        goto bury;
     ix->ext_ids[slot] = id;
     rc = ix->ops->insert(ix, slot, prepared, err, errlen);
     if (rc)
-        return rc;
-    ix->next_slot = slot + 1;
+        goto bury;
+    if (!reused)
+        ix->next_slot = slot + 1;
     uint32_t old = vindex_idmap_get(&ix->ids, id);
     rc = vindex_idmap_set(&ix->ids, id, slot, err, errlen);
     if (rc) {
-        /* The slot is linked but cannot be named: bury it. */
+        /* The slot is linked but cannot be named: bury it (a compaction takes it back). */
         __atomic_store_n(&ix->flags[slot], VINDEX_FLAG_DEAD, __ATOMIC_RELAXED);
-        __atomic_store_n(&ix->n_slots, slot + 1, __ATOMIC_RELEASE);
+        __atomic_store_n(&ix->n_slots, ix->next_slot, __ATOMIC_RELEASE);
         return rc;
     }
-    __atomic_store_n(&ix->n_slots, slot + 1, __ATOMIC_RELEASE);
+    if (reused)
+        vindex_slot_publish(ix, slot);
+    else
+        __atomic_store_n(&ix->n_slots, slot + 1, __ATOMIC_RELEASE);
     if (old != VINDEX_SLOT_NONE)
         __atomic_fetch_or(&ix->flags[old], VINDEX_FLAG_DEAD, __ATOMIC_RELEASE);
     else
         __atomic_fetch_add(&ix->n_live, 1, __ATOMIC_RELEASE);
     return 0;
+bury:
+    /* A reused slot may be half linked: it stays a tombstone for the next compaction. */
+    if (reused)
+        __atomic_store_n(&ix->flags[slot], VINDEX_FLAG_DEAD, __ATOMIC_RELAXED);
+    return rc;
 }
 
 static int write_one(vindex_t *ix, uint64_t id, const float *vec, int replace, char *err, size_t errlen)
@@ -239,11 +265,8 @@ static int write_one(vindex_t *ix, uint64_t id, const float *vec, int replace, c
     rc = vindex_prepare_vector(ix, vec, ix->wbuf, 0, err, errlen);
     if (rc)
         goto fail;
-    if (ix->next_slot >= ix->p.capacity) {
-        snprintf(err, errlen, "index too large: capacity %llu reached", (unsigned long long)ix->p.capacity);
-        rc = VINDEX_ETOOLARGE;
-        goto fail;
-    }
+    /* Before the insert, so that the slots a finished job frees are taken at once. */
+    vindex_compact_step(ix, 1, 1);
     rc = insert_locked(ix, id, ix->wbuf, err, errlen);
     uint64_t lsn = 0;
     if (!rc)
@@ -282,6 +305,8 @@ int vindex_delete(vindex_t *ix, uint64_t id, char *err, size_t errlen)
     uint64_t lsn = 0;
     if (!rc)
         rc = vindex_store_log(ix, VINDEX_WAL_DELETE, id, NULL, &lsn, err, errlen);
+    if (!rc)
+        vindex_compact_step(ix, 1, 1);
 fail:
     pthread_mutex_unlock(&ix->write_lock);
     if (!rc && lsn)
@@ -461,7 +486,9 @@ int vindex_search(vindex_t *ix, const float *query, const vindex_search_params_t
         snprintf(err, errlen, "out of memory");
         return VINDEX_ENOMEM;
     }
+    unsigned rd = vindex_read_begin(ix);
     rc = vindex_search_scratch(ix, s, query, sp, hits);
+    vindex_read_end(ix, rd);
     vindex_scratch_release(ix, s);
     if (rc < 0)
         snprintf(err, errlen, "%s", rc == VINDEX_EINVAL ? "query has a non-finite value" : "out of memory");

@@ -4,8 +4,9 @@
  * upsert, batch calls that use every core, and a data directory for persistence.
  *
  * Model. An index holds float32 vectors of one dimension (2..4096) under 64-bit external ids
- * (any value but VINDEX_ID_NONE). Each accepted vector gets an internal *slot* (0, 1, 2, ...,
- * never reused); the id map sends an external id to its live slot. Results are (id, score)
+ * (any value but VINDEX_ID_NONE). Each accepted vector gets an internal *slot*: one that a
+ * compaction reclaimed, else the next unused one (0, 1, 2, ...); the id map sends an external
+ * id to its live slot. Results are (id, score)
  * pairs sorted best first, where score is:
  *   VINDEX_L2      squared Euclidean distance   (smaller is better)
  *   VINDEX_IP      inner product                (larger is better)
@@ -59,12 +60,39 @@
  * vector into a fresh slot, repoints the id, and tombstones the old slot; readers see the old
  * or the new vector, never a mix. A search that runs while the writer works sees each change
  * either before or after it: an id deleted during the search may still be returned, and an id
- * upserted during it is returned once, scored at its new vector. Tombstoned slots keep their
- * memory and their place in the graph; they are not reclaimed.
+ * upserted during it is returned once, scored at its new vector.
  *
- * Threading. Any number of threads may call the search functions and vindex_count at the same
- * time as one writer (add, add_batch, upsert, delete, train, save); writers are serialised by
- * an internal mutex, so calling them from several threads is safe but they run one at a time.
+ * Compaction (compact.c). Tombstones keep routing hnsw walks and cost scan time, memory and,
+ * with many of them, recall, until a compaction reclaims them: vindex_compact, or the writing
+ * calls themselves once tombstones hold more than params.compact_threshold of the slots in use
+ * (default 0.2). A job runs in four phases, each under the writer lock and each leaving a
+ * valid index: (1) every tombstone is flagged RECLAIM, after which no insert links to it, and
+ * an hnsw entry point on one moves to the highest node that stays; (2) repair drops every
+ * reference to RECLAIM slots: hnsw relinks each node that points at one, keeping its other
+ * neighbours and filling the freed places from the neighbours of the ones that go (two hops
+ * when one is not enough) by the diversity rule relaxed with alpha = 1.2, as FreshDiskANN's
+ * delete consolidation does; ivf_flat rewrites each list holding one into a new block chain
+ * and swaps it in with one pointer store; flat has nothing to unlink, a scan reads a slot's
+ * flag before its row; (3) grace: searches count themselves in or out of a reader generation
+ * (two counters, no lock); the job bumps the generation and waits until every search that
+ * began before has ended, since it may still hold a RECLAIM slot; (4) reclaim: hnsw drops the
+ * slots' lists, replaced ivf chains are freed, and the slots go on a free list that inserts
+ * take from (lowest first) before the slot count grows. A reused slot stays flagged dead until
+ * its vector, links and id are in place, then one release store publishes it. Automatic jobs
+ * advance in steps inside writing calls (each does about twice the job's average work per
+ * reclaimed slot, so a job ends within half as many writes as it reclaims); vindex_compact
+ * runs the rest in chunks, letting other writers in between, and waits out the grace period
+ * without the lock. Searches never wait. A quiet index keeps its tombstones until the next
+ * write or vindex_compact. Compaction writes nothing to disk: the next snapshot (vindex_save,
+ * or a checkpoint) leaves the reclaimed slots out and numbers the rest densely, so an index
+ * reopened from it holds only slots in use. Not reclaimed: the id map keeps a key for every id
+ * ever stored (deleted ones map to no slot), and regions keep their high-water pages, which the
+ * reclaimed slots' reuse fills again.
+ *
+ * Threading. Any number of threads may call the search functions, vindex_count and vindex_stats
+ * at the same time as one writer (add, add_batch, upsert, delete, train, save, compact); writers
+ * are serialised by an internal mutex, so calling them from several threads is safe but they
+ * run one at a time (vindex_compact lets the others in between its steps).
  * Readers never take a lock: slots are published with release stores after their data is
  * written; the id map is probed lock-free (resized copies are kept until vindex_free); hnsw
  * neighbour lists are read with atomic loads while the writer updates them under per-node
@@ -103,7 +131,8 @@
  *   12   4       kind (vindex_kind_t)
  *   16   4       metric (vindex_metric_t)
  *   20   4       dim
- *   24   8       n: slots stored (tombstoned ones included)
+ *   24   8       n: slots stored (tombstoned ones included; slots a compaction reclaimed are
+ *                left out and the others numbered densely in slot order)
  *   32   8       wal_lsn: last log record whose change the snapshot holds
  *   40   8       file size in bytes (a truncated or extended file fails this)
  *   48   4       s: section count (<= 32)
@@ -212,10 +241,12 @@ typedef struct {
     uint32_t nprobe;          /* ivf_flat: default lists scanned per query */
     int sq8;                  /* ivf_flat: store int8 codes (1) instead of float vectors (0) */
     uint32_t rerank;          /* sq8: candidates re-scored exactly per query (0 = 4*k) */
+    float compact_threshold;  /* share of slots held by tombstones that starts a compaction
+                                 (0 < t < 1); 0 = only vindex_compact reclaims them */
 } vindex_params_t;
 
 /* Fills p with defaults for kind/metric/dim: capacity 16M, M 16, ef_construction 200,
- * ef_search 64, nlist 1024, nprobe 16, seed 1, threads 0, sq8 off. */
+ * ef_search 64, nlist 1024, nprobe 16, seed 1, threads 0, sq8 off, compact_threshold 0.2. */
 void vindex_params_default(vindex_params_t *p, vindex_kind_t kind, vindex_metric_t metric, uint32_t dim);
 
 typedef struct vindex vindex_t;
@@ -245,6 +276,26 @@ int vindex_add_batch(vindex_t *ix, const uint64_t *ids, const float *vecs, size_
 int vindex_upsert(vindex_t *ix, uint64_t id, const float *vec, char *err, size_t errlen);
 /* Tombstones the live item with this id; VINDEX_ENOTFOUND if there is none. */
 int vindex_delete(vindex_t *ix, uint64_t id, char *err, size_t errlen);
+/* Reclaims every tombstone now: unlinks deleted and replaced slots from the graph (hnsw) or
+ * the lists (ivf_flat), waits for the searches that may still hold them, and puts their slots
+ * on the free list that inserts take from. Blocks other writers in short steps, never readers.
+ * The next vindex_save writes a snapshot without the reclaimed slots. */
+int vindex_compact(vindex_t *ix, char *err, size_t errlen);
+
+typedef struct {
+    uint64_t live;        /* items: vindex_count */
+    uint64_t slots;       /* slots ever taken and not given back: live + tombstones + free */
+    uint64_t tombstones;  /* deleted or replaced items not reclaimed yet */
+    uint64_t free;        /* reclaimed slots waiting for an insert */
+    uint64_t compactions; /* compaction jobs finished */
+    uint64_t reclaimed;   /* slots reclaimed by them */
+    int compacting;       /* a job is under way (automatic, advanced by writing calls) */
+    size_t mem_bytes;     /* vindex_mem_bytes */
+} vindex_stats_t;
+
+/* A consistent-enough picture for monitoring: each field is read atomically, not all at once. */
+void vindex_stats(const vindex_t *ix, vindex_stats_t *out);
+
 /* ivf_flat: trains the coarse quantiser on n sample vectors (implemented in ivf.c). */
 int vindex_train(vindex_t *ix, const float *vecs, size_t n, char *err, size_t errlen);
 

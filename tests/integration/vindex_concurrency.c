@@ -1,9 +1,13 @@
 /*
  * Readers search (plain, batched and filtered) while one writer adds (singly and in a parallel
- * batch), upserts, deletes and saves a copy, on every index kind. A plain program rather than a
- * Criterion test so that it runs under ThreadSanitizer (Criterion's sandbox arena cannot map
- * its memory next to TSan's shadow).
+ * batch), upserts, deletes and saves a copy, on every index kind; then while it churns (deletes
+ * half, compacts, adds back into the reclaimed slots) with automatic compactions on too, the
+ * readers check every hit's score against the vector its id was stored with, which a slot
+ * reused under a running search would break. A plain program rather than a Criterion test so
+ * that it runs under ThreadSanitizer (Criterion's sandbox arena cannot map its memory next to
+ * TSan's shadow).
  */
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -14,6 +18,7 @@
 #define N0 1500
 #define N1 3000
 #define READERS 3
+#define CHURN_ROUNDS 4
 
 #define CHECK(cond, ...)                                                                                     \
     do {                                                                                                     \
@@ -29,10 +34,37 @@ typedef struct {
     vindex_t *ix;
     const float *base;
     int stop;     /* atomic */
+    int verify;   /* atomic: every id's vector is fixed, scores are checked */
     int failures; /* atomic */
     long searches;
     long batch_searches;
+    long verified; /* hits whose score was checked */
 } shared_t;
+
+/* The vector an id is stored with: upserted ids (every third from N0) took base[id - N0]. */
+static const float *vector_of(const shared_t *s, uint64_t id)
+{
+    return s->base + (id >= N0 && (id - N0) % 3 == 0 ? id - N0 : id) * DIM;
+}
+
+/* Hits that do not score as their ids' vectors do: a search saw one item's id and another's
+ * vector. */
+static int bad_scores(const shared_t *s, int verify, const float *q, const vindex_hit_t *hits, int n,
+                      long *checked)
+{
+    if (!verify)
+        return 0;
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        const float *v = vector_of(s, hits[i].id);
+        double d = 0;
+        for (int j = 0; j < DIM; j++)
+            d += ((double)q[j] - v[j]) * ((double)q[j] - v[j]);
+        bad += fabs(d - hits[i].score) > 1e-3 * (1 + d);
+        (*checked)++;
+    }
+    return bad;
+}
 
 /* Passes one id in 7: the searches it filters take the exact-scan path on these sizes. */
 static int pass_seventh(uint64_t id, void *ctx)
@@ -48,8 +80,10 @@ static void *reader(void *arg)
     uint32_t nh[4];
     char err[256];
     uint64_t seed = (uint64_t)(uintptr_t)&hits;
-    long done = 0, batches = 0;
+    long done = 0, batches = 0, checked = 0;
     while (!__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE) || done < 50) {
+        /* Read before the searches: one that began before the last upsert may still see it. */
+        int verify = __atomic_load_n(&s->verify, __ATOMIC_ACQUIRE);
         const float *q = s->base + (tu_next(&seed) % N1) * DIM;
         vindex_search_params_t sp = {.k = 10, .ef = 40};
         int n = vindex_search(s->ix, q, &sp, hits, err, sizeof(err));
@@ -57,12 +91,13 @@ static void *reader(void *arg)
         int bad = n != 10;
         for (int i = 0; i < n; i++)
             bad |= hits[i].id >= N1 || (i > 0 && hits[i].score < hits[i - 1].score);
-        if (bad)
+        if (bad || bad_scores(s, verify, q, hits, n, &checked))
             __atomic_fetch_add(&s->failures, 1, __ATOMIC_RELAXED);
         if (done % 16 == 0) {
             const float *qs = s->base + (tu_next(&seed) % (N1 - 4)) * DIM;
             if (vindex_search_batch(s->ix, qs, 4, &sp, hits, nh, err, sizeof(err)) || nh[0] != 10 ||
-                nh[3] != 10)
+                nh[3] != 10 || bad_scores(s, verify, qs, hits, 10, &checked) ||
+                bad_scores(s, verify, qs + 3 * DIM, hits + 30, 10, &checked))
                 __atomic_fetch_add(&s->failures, 1, __ATOMIC_RELAXED);
             batches++;
         }
@@ -73,7 +108,7 @@ static void *reader(void *arg)
             bad = n != 10;
             for (int i = 0; i < n; i++)
                 bad |= hits[i].id % 7 != 0 || (i > 0 && hits[i].score < hits[i - 1].score);
-            if (bad)
+            if (bad || bad_scores(s, verify, q, hits, n, &checked))
                 __atomic_fetch_add(&s->failures, 1, __ATOMIC_RELAXED);
         }
         (void)vindex_count(s->ix);
@@ -82,6 +117,7 @@ static void *reader(void *arg)
     }
     __atomic_fetch_add(&s->searches, done, __ATOMIC_RELAXED);
     __atomic_fetch_add(&s->batch_searches, batches, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&s->verified, checked, __ATOMIC_RELAXED);
     return NULL;
 }
 
@@ -109,6 +145,7 @@ static void run(vindex_kind_t kind, int sq8, const char *name)
     p.nlist = 16;
     p.nprobe = 16;
     p.sq8 = sq8;
+    p.compact_threshold = 0.1f;
     vindex_t *ix = vindex_new(&p, err, sizeof(err));
     CHECK(ix, "vindex_new: %s", err);
     static uint64_t ids[N1];
@@ -133,10 +170,6 @@ static void run(vindex_kind_t kind, int sq8, const char *name)
     CHECK(mkdtemp(copy), "mkdtemp");
     CHECK(vindex_save(ix, copy, err, sizeof(err)) == 0, "save: %s", err);
     remove_copy(copy);
-    __atomic_store_n(&s.stop, 1, __ATOMIC_RELEASE);
-    for (int i = 0; i < READERS; i++)
-        pthread_join(r[i], NULL);
-    CHECK(s.failures == 0, "%s: %d bad searches out of %ld", name, s.failures, s.searches);
     CHECK(vindex_count(ix) == N1 - (N1 - N0 - 1 + 2) / 3, "count %llu", (unsigned long long)vindex_count(ix));
     vindex_hit_t hits[10];
     vindex_search_params_t sp = {.k = 10, .ef = 100};
@@ -146,8 +179,68 @@ static void run(vindex_kind_t kind, int sq8, const char *name)
         for (int j = 0; j < n; j++)
             CHECK(hits[j].id != i, "deleted id %llu returned", (unsigned long long)i);
     }
-    printf("%s: %ld searches and %ld batch searches alongside the writer, all complete\n", name, s.searches,
-           s.batch_searches);
+
+    /* Churn: from now on an id's vector never changes (deleted ids come back with base[id]),
+     * so the readers check every score while slots are reclaimed and reused under them. */
+    __atomic_store_n(&s.verify, 1, __ATOMIC_RELEASE);
+    static unsigned char live[N1];
+    for (uint64_t i = N0; i < N1; i++)
+        live[i] = (i - N0) % 3 != 1;
+    uint64_t seed = 5;
+    vindex_stats_t st0;
+    vindex_stats(ix, &st0);
+    for (int round = 0; round < CHURN_ROUNDS; round++) {
+        for (uint64_t i = N0; i < N1; i++) {
+            if ((i - N0) % 3 == 0 || !live[i] || tu_next(&seed) % 2)
+                continue;
+            CHECK(vindex_delete(ix, i, err, sizeof(err)) == 0, "%s", err);
+            live[i] = 0;
+        }
+        CHECK(vindex_compact(ix, err, sizeof(err)) == 0, "compact: %s", err);
+        size_t nb = 0;
+        for (uint64_t i = N0; i < N1; i++) {
+            if (live[i])
+                continue;
+            /* Every other one singly, the rest in one batch. */
+            if (nb % 2 == 0)
+                CHECK(vindex_add(ix, i, base + i * DIM, err, sizeof(err)) == 0, "%s", err);
+            else
+                ids[nb / 2] = i;
+            live[i] = 1;
+            nb++;
+        }
+        float *vecs = malloc((nb / 2 + 1) * DIM * sizeof(float));
+        for (size_t j = 0; j < nb / 2; j++)
+            memcpy(vecs + j * DIM, base + ids[j] * DIM, DIM * sizeof(float));
+        CHECK(vindex_add_batch(ix, ids, vecs, nb / 2, err, sizeof(err)) == 0, "%s", err);
+        free(vecs);
+    }
+    vindex_stats_t st;
+    vindex_stats(ix, &st);
+    __atomic_store_n(&s.stop, 1, __ATOMIC_RELEASE);
+    for (int i = 0; i < READERS; i++)
+        pthread_join(r[i], NULL);
+    CHECK(s.failures == 0, "%s: %d bad searches out of %ld", name, s.failures, s.searches);
+    CHECK(vindex_count(ix) == N1, "count %llu after the churn", (unsigned long long)vindex_count(ix));
+    CHECK(st.compactions >= st0.compactions + CHURN_ROUNDS, "%llu compactions",
+          (unsigned long long)st.compactions);
+    /* Every round's deletes were reclaimed before its inserts: the slots stopped growing. */
+    CHECK(st.slots <= st0.slots + st0.free + (N1 - N0) / 3, "slots %llu, from %llu",
+          (unsigned long long)st.slots, (unsigned long long)st0.slots);
+    /* Every item is found by its vector: all of them by the exact kinds, nearly all by the graph
+     * (a few weakly linked nodes are HNSW's own, with M = 8 on tight clusters). */
+    size_t asked = 0, found = 0;
+    for (uint64_t i = N0; i < N1; i += 7, asked++) {
+        int n = vindex_search(ix, vector_of(&s, i), &sp, hits, err, sizeof(err));
+        CHECK(n == 10, "%d hits", n);
+        found += hits[0].score < 1e-6f;
+    }
+    CHECK(kind == VINDEX_HNSW ? found * 100 >= asked * 97 : found == asked,
+          "%s: %zu of %zu items found by their vectors", name, found, asked);
+    printf("%s: %ld searches and %ld batch searches alongside the writer, all complete; %ld hit scores "
+           "checked during %d churn rounds (%llu compactions, %llu slots reclaimed)\n",
+           name, s.searches, s.batch_searches, s.verified, CHURN_ROUNDS, (unsigned long long)st.compactions,
+           (unsigned long long)st.reclaimed);
     vindex_free(ix);
     free(base);
 }

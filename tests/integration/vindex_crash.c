@@ -2,12 +2,14 @@
  *
  *   vindex_crash run DIR KIND MODE FIRST_ID SEED
  *     Opens (or creates) the index in DIR and changes it until killed: single adds, batches,
- *     upserts, deletes and now and then a checkpoint. After each call returns it writes a line to
- *     stdout: "I id" (inserted), "D id" (deleted); before a delete it writes "d id" (the delete
- *     may or may not have happened if the process dies before "D").
- *   vindex_crash check DIR ACKFILE
- *     Reopens DIR and checks every acknowledged change: "I" ids present unless a "d" or "D"
- *     followed, "D" ids absent. Prints counts; exit 1 on a lost change. */
+ *     deletes, now and then a checkpoint or a compaction, and automatic compactions (a low
+ *     threshold) that writes advance, so kills land inside them and inside the saves of
+ *     compacted indexes (whose snapshots leave reclaimed slots out). After each call returns it writes a line
+ * to stdout: "I id" (inserted), "D id" (deleted); before a delete it writes "d id" (the delete may or may not
+ * have happened if the process dies before "D"); around an explicit compaction "C 0" and "c 0", so the script
+ * can tell a kill that landed inside one. vindex_crash check DIR ACKFILE Reopens DIR and checks every
+ * acknowledged change: "I" ids present unless a "d" or "D" followed, "D" ids absent. Prints counts; exit 1 on
+ * a lost change. */
 #include "vindex/vindex.h"
 
 #include <inttypes.h>
@@ -44,9 +46,12 @@ static void ack(char what, uint64_t id)
 static int run(const char *dir, const char *kind, const char *mode, uint64_t first, uint64_t seed)
 {
     vindex_params_t p;
-    vindex_kind_t k = strcmp(kind, "ivf") == 0    ? VINDEX_IVF_FLAT
-                      : strcmp(kind, "hnsw") == 0 ? VINDEX_HNSW
-                                                  : VINDEX_FLAT;
+    /* hnsw-churn: deletes as often as inserts, so that compactions have work to do and the
+     * script can kill the process inside one. */
+    int churn = strcmp(kind, "hnsw-churn") == 0;
+    vindex_kind_t k = strcmp(kind, "ivf") == 0             ? VINDEX_IVF_FLAT
+                      : strcmp(kind, "hnsw") == 0 || churn ? VINDEX_HNSW
+                                                           : VINDEX_FLAT;
     vindex_params_default(&p, k, VINDEX_L2, DIM);
     p.capacity = 1u << 20;
     p.nlist = 8;
@@ -55,6 +60,7 @@ static int run(const char *dir, const char *kind, const char *mode, uint64_t fir
     p.M = 8;
     p.ef_construction = 40;
     p.threads = 2;
+    p.compact_threshold = 0.05f;
     vindex_durability_t dm = strcmp(mode, "batch") == 0 ? VINDEX_DURABILITY_BATCH : VINDEX_DURABILITY_SYNC;
     char err[512];
     vindex_t *ix = vindex_open(dir, &p, dm, err, sizeof(err));
@@ -62,12 +68,14 @@ static int run(const char *dir, const char *kind, const char *mode, uint64_t fir
         fprintf(stderr, "open: %s\n", err);
         return 2;
     }
-    uint64_t next = first, acked[256];
+    uint64_t next = first, acked[4096];
     size_t nacked = 0;
     float v[DIM], batch[64 * DIM];
     uint64_t ids[64];
     for (uint64_t step = 0;; step++) {
         uint64_t r = rng(&seed) % 100;
+        if (churn && r >= 28)
+            r = 10 + r % 15;
         if (r < 10) {
             size_t n = 1 + rng(&seed) % 64;
             for (size_t i = 0; i < n; i++) {
@@ -80,10 +88,10 @@ static int run(const char *dir, const char *kind, const char *mode, uint64_t fir
             }
             for (size_t i = 0; i < n; i++) {
                 ack('I', ids[i]);
-                if (nacked < 256)
+                if (nacked < 4096)
                     acked[nacked++] = ids[i];
             }
-        } else if (r < 15 && nacked > 0) {
+        } else if (r < 25 && nacked > 0) {
             size_t j = rng(&seed) % nacked;
             uint64_t id = acked[j];
             acked[j] = acked[--nacked];
@@ -93,11 +101,18 @@ static int run(const char *dir, const char *kind, const char *mode, uint64_t fir
                 return 2;
             }
             ack('D', id);
-        } else if (r < 16) {
+        } else if (r == 25) {
             if (vindex_save(ix, dir, err, sizeof(err)) != 0) {
                 fprintf(stderr, "save: %s\n", err);
                 return 2;
             }
+        } else if (r < 28) {
+            ack('C', 0);
+            if (vindex_compact(ix, err, sizeof(err)) != 0) {
+                fprintf(stderr, "compact: %s\n", err);
+                return 2;
+            }
+            ack('c', 0);
         } else {
             uint64_t id = next++;
             vec_for(id, v);
@@ -110,7 +125,7 @@ static int run(const char *dir, const char *kind, const char *mode, uint64_t fir
                 return 2;
             }
             ack('I', id);
-            if (nacked < 256)
+            if (nacked < 4096)
                 acked[nacked++] = id;
         }
     }
@@ -201,7 +216,7 @@ int main(int argc, char **argv)
         return run(argv[2], argv[3], argv[4], strtoull(argv[5], NULL, 10), strtoull(argv[6], NULL, 10));
     if (argc == 4 && strcmp(argv[1], "check") == 0)
         return check(argv[2], argv[3]);
-    fprintf(stderr,
-            "usage: vindex_crash run DIR flat|ivf|hnsw sync|batch FIRST_ID SEED | check DIR ACKFILE\n");
+    fprintf(stderr, "usage: vindex_crash run DIR flat|ivf|hnsw|hnsw-churn sync|batch FIRST_ID SEED | check "
+                    "DIR ACKFILE\n");
     return 2;
 }

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Crash safety of vindex data directories: a child process changes an index (adds, batches,
-# deletes, checkpoints) and prints each change after the call returns; it is killed with SIGKILL
+# deletes, checkpoints, compactions, explicit and automatic) and prints each change after the
+# call returns; it is killed with SIGKILL
 # at a random moment, then the directory must reopen and hold every acknowledged change.
-# Four directories take turns: flat with SYNC, ivf_flat+sq8 with SYNC, hnsw with SYNC (its
+# Five directories take turns: flat with SYNC, ivf_flat+sq8 with SYNC, hnsw with SYNC (its
 # snapshots carry the graph), flat with BATCH (whose records reach the OS before the call
-# returns, so a process kill loses nothing either).
+# returns, so a process kill loses nothing either), and hnsw-churn with SYNC, which deletes
+# about as much as it inserts and is killed while it is inside vindex_compact.
 set -euo pipefail
 
 BUILD=${BUILD:-build}
@@ -18,10 +20,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-configs=("flat sync" "ivf sync" "hnsw sync" "flat batch")
+configs=("flat sync" "ivf sync" "hnsw sync" "flat batch" "hnsw-churn sync")
 RANDOM=42
+in_compaction=0
 for ((round = 0; round < ROUNDS; round++)); do
-    cfg=${configs[round % 4]}
+    cfg=${configs[round % 5]}
     read -r kind mode <<<"$cfg"
     dir="$tmp/$kind-$mode"
     acks="$tmp/$kind-$mode.acks"
@@ -30,9 +33,19 @@ for ((round = 0; round < ROUNDS; round++)); do
     "$bin" run "$dir" "$kind" "$mode" $((round * 1000000 + 1)) $((round + 7)) >>"$acks" 2>"$tmp/child.err" &
     child=$!
     sleep "0.$((RANDOM % 25 + 5))"
+    if [ "$kind" = hnsw-churn ]; then
+        # Until the child is inside a compaction ("C 0" is its last line), for up to 2 s.
+        for ((i = 0; i < 400; i++)); do
+            [ "$(tail -n 1 "$acks")" = "C 0" ] && break
+            sleep 0.005
+        done
+    fi
     kill -9 "$child" 2>/dev/null || true
     wait "$child" 2>/dev/null || true
     child=
+    if [ "$(tail -n 1 "$acks")" = "C 0" ]; then
+        in_compaction=$((in_compaction + 1))
+    fi
     if [ -s "$tmp/child.err" ]; then
         echo "round $round ($cfg): the child failed before it was killed:" >&2
         cat "$tmp/child.err" >&2
@@ -44,4 +57,4 @@ for ((round = 0; round < ROUNDS; round++)); do
     fi
     echo "round $round $kind $mode $out"
 done
-echo "{\"crash_rounds\":$ROUNDS,\"result\":\"every acknowledged change survived\"}"
+echo "{\"crash_rounds\":$ROUNDS,\"killed_inside_vindex_compact\":$in_compaction,\"result\":\"every acknowledged change survived\"}"
