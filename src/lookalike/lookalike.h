@@ -20,6 +20,8 @@
  *   product.c  the product record: strict JSON parsing and validation (jansson), serialisation
  *   product_csv.c  a product from a row of an ingest metadata CSV
  *   sha256.c   SHA-256, naming stored images by their content
+ *   filter_index.c  per-value postings that turn a search's filters into a doc-id bitmap
+ *              (private header filter_index.h; the service keeps one per collection)
  *   catalog.c  the catalogue interface (collections, products, images, change log) and the
  *              checks every backend shares; image_store.c keeps images as files by hash
  *   catalog_sqlite.c  the embedded SQLite backend of that interface
@@ -833,15 +835,18 @@ int lookalike_catalog_get_image(lookalike_catalog_t *c, const char *sha256, void
  * Write path (one writer at a time, a service-wide mutex): decode and embed the photo and
  * extract its dominant colours (outside the lock), commit to the catalogue with the vector (durable), write
  * the vector (vindex log, written before return so it survives kill -9), then swap the
- * record into the attribute table and BM25. Only then is the write acknowledged, so the very
- * next search sees it (read-your-writes). The search path takes the collection's read lock
- * while it builds the filter bitmap and reads records.
+ * record into the attribute table, filter index and BM25. Only then is the write acknowledged,
+ * so the very next search sees it (read-your-writes). The search path takes the collection's
+ * read lock while it builds the filter bitmap and reads records.
  *
  * Filters (category, brand, colour, size, price range, attribute values) become a bitmap
- * over doc ids that is passed INTO the vector search and the text search. Signals: "image"
- * (an uploaded photo), "product" (more like this: the product's stored photo, embedded again
- * on demand and cached), "text" (BM25), and "filters" alone (newest first) when there is no
- * other signal; they are fused by reciprocal rank fusion (k = 60, weights per signal).
+ * over doc ids that is passed INTO the vector search and the text search; it is computed from
+ * the collection's filter index (filter_index.h: a posting per value and a sorted price list,
+ * updated with the attribute table), never by visiting every product. Signals: "image" (an
+ * uploaded photo), "product" (more like this: the product's vector as the vindex holds it, or
+ * for a product it lacks, the catalogue's or its stored photo embedded again), "text" (BM25),
+ * and "filters" alone (newest first) when there is no other signal; they are fused by
+ * reciprocal rank fusion (k = 60, weights per signal).
  *
  * Threading: every function may be called from any thread. Ownership: strings and JSON
  * returned are new (caller frees / json_decref). */

@@ -58,7 +58,6 @@ static void rec_free(svc_rec_t *r)
     }
     free(r->attr_keys);
     free(r->attr_vals);
-    free(r->vec);
     free(r);
 }
 
@@ -177,9 +176,24 @@ static int ids_grow(svc_coll_t *c)
     return 0;
 }
 
-/* Swaps rec in for its product id (caller holds c->lock for writing); frees the old record.
- * keep_vec: the product's vector did not change, so the old record's cached one carries over. */
-static int coll_install(svc_coll_t *c, svc_rec_t *rec, int keep_vec)
+/* What a record offers to filters (borrowing its strings). */
+static svc_fdoc_t rec_fdoc(const svc_rec_t *r)
+{
+    return (svc_fdoc_t){.doc_id = r->doc_id,
+                        .category = r->category,
+                        .brand = r->brand,
+                        .sizes = r->sizes,
+                        .nsizes = r->nsizes,
+                        .attr_keys = r->attr_keys,
+                        .attr_vals = r->attr_vals,
+                        .nattrs = r->nattrs,
+                        .colours = r->colours,
+                        .price = r->price,
+                        .has_price = r->has_price};
+}
+
+/* Swaps rec in for its product id (caller holds c->lock for writing); frees the old record. */
+static int coll_install(svc_coll_t *c, svc_rec_t *rec)
 {
     if (rec->doc_id >= c->by_doc_cap) {
         size_t cap = c->by_doc_cap ? c->by_doc_cap : 1024;
@@ -193,6 +207,10 @@ static int coll_install(svc_coll_t *c, svc_rec_t *rec, int keep_vec)
         c->by_doc_cap = cap;
     }
     if ((c->ids_used + 1) * 2 > c->ids_cap && ids_grow(c) != 0)
+        return LOOKALIKE_ENOMEM;
+    const svc_rec_t *prev = svc_rec_find(c, rec->id);
+    svc_fdoc_t now = rec_fdoc(rec), before = prev ? rec_fdoc(prev) : now;
+    if (svc_findex_replace(c->fx, prev ? &before : NULL, &now) != 0)
         return LOOKALIKE_ENOMEM;
     size_t mask = c->ids_cap - 1, tomb = SIZE_MAX, slot;
     for (size_t i = id_hash(rec->id) & mask;; i = (i + 1) & mask) {
@@ -215,10 +233,6 @@ static int coll_install(svc_coll_t *c, svc_rec_t *rec, int keep_vec)
         if (strcmp(r->id, rec->id) == 0) {
             if (r->doc_id < c->by_doc_cap && c->by_doc[r->doc_id] == r)
                 c->by_doc[r->doc_id] = NULL;
-            if (keep_vec && !rec->vec && r->vec && strcmp(r->image_sha256, rec->image_sha256) == 0) {
-                rec->vec = r->vec;
-                r->vec = NULL;
-            }
             rec_free(r);
             slot = i;
             break;
@@ -242,6 +256,8 @@ static void coll_remove(svc_coll_t *c, const char *id)
         if (r != TOMB && strcmp(r->id, id) == 0) {
             if (r->doc_id < c->by_doc_cap && c->by_doc[r->doc_id] == r)
                 c->by_doc[r->doc_id] = NULL;
+            svc_fdoc_t fd = rec_fdoc(r);
+            svc_findex_remove(c->fx, &fd);
             rec_free(r);
             c->ids[i] = TOMB;
             c->nlive--;
@@ -305,6 +321,7 @@ static void coll_free(svc_coll_t *c)
     vindex_free(c->vx);
     free(c->vx_dir);
     lookalike_bm25_free(c->bm);
+    svc_findex_free(c->fx);
     for (size_t i = 0; i < c->ids_cap; i++)
         rec_free(c->ids[i]);
     free(c->ids);
@@ -388,6 +405,11 @@ static int coll_open(lookalike_svc_t *s, const lookalike_collection_t *col, svc_
     if (!(c->vx = vindex_open(dir, &vp, VINDEX_DURABILITY_BATCH, verr, sizeof verr))) {
         serr(err, errlen, "collection %s: %s", col->name, verr);
         rc = LOOKALIKE_EIO;
+        goto fail;
+    }
+    if (!(c->fx = svc_findex_new())) {
+        serr(err, errlen, "out of memory");
+        rc = LOOKALIKE_ENOMEM;
         goto fail;
     }
     if (!(c->bm = lookalike_bm25_new(NULL, err, errlen))) {
@@ -512,7 +534,7 @@ static int coll_apply(svc_coll_t *c, const lookalike_product_t *p, const float *
     pthread_rwlock_wrlock(&c->lock);
     svc_rec_t *old = svc_rec_find(c, p->id);
     uint64_t old_doc = old ? old->doc_id : 0;
-    rc = coll_install(c, rec, vec == NULL);
+    rc = coll_install(c, rec);
     pthread_rwlock_unlock(&c->lock);
     if (rc != 0) {
         rec_free(rec);
@@ -782,7 +804,6 @@ lookalike_svc_t *lookalike_svc_open(const lookalike_svc_opts_t *opts, char *err,
         return NULL;
     }
     pthread_mutex_init(&s->write_mu, NULL);
-    pthread_mutex_init(&s->vec_mu, NULL);
     pthread_mutex_init(&s->load_mu, NULL);
     pthread_rwlock_init(&s->colls_lock, NULL);
     if (mkdir_p(opts->data_dir, err, errlen) != 0 || !(s->data_dir = strdup(opts->data_dir)))
@@ -873,7 +894,6 @@ void lookalike_svc_close(lookalike_svc_t *s)
     embed_model_free(s->model);
     free(s->data_dir);
     pthread_mutex_destroy(&s->write_mu);
-    pthread_mutex_destroy(&s->vec_mu);
     pthread_mutex_destroy(&s->load_mu);
     pthread_rwlock_destroy(&s->colls_lock);
     free(s);
