@@ -47,6 +47,15 @@ typedef struct svc_coll {
     svc_findex_t *fx; /* the live records' filter postings */
 } svc_coll_t;
 
+/* A prepared write in the group-commit queue; lives in its writer's call, which waits for done. */
+typedef struct svc_group_item {
+    svc_coll_t *c;
+    lookalike_svc_write_t *w;
+    float *vec; /* to index, or NULL */
+    int done;   /* committed and applied, or failed (guarded by gc_mu) */
+    struct svc_group_item *next;
+} svc_group_item_t;
+
 struct lookalike_svc {
     lookalike_catalog_t *cat;
     char *data_dir;
@@ -56,7 +65,12 @@ struct lookalike_svc {
     char model_name[LOOKALIKE_MODEL_MAX + 1];
     embed_image_opts_t iopts;
     pthread_mutex_t write_mu; /* one writer at a time: catalogue commit then indexes */
-    pthread_mutex_t load_mu;  /* one thread at a time opens a collection another node created */
+    /* Group commit: writes queue here; one leader at a time commits what is queued. */
+    pthread_mutex_t gc_mu;
+    pthread_cond_t gc_cv; /* a group was committed */
+    svc_group_item_t *gc_head, **gc_tail;
+    int gc_leader;
+    pthread_mutex_t load_mu; /* one thread at a time opens a collection another node created */
     pthread_rwlock_t colls_lock;
     svc_coll_t **colls;
     size_t ncolls;
