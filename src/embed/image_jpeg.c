@@ -109,7 +109,8 @@ static uint8_t clip8(int32_t v)
     return (uint8_t)(v >> PRECISION_BITS);
 }
 
-/* Reads the whole image as RGB rows into a new buffer; NULL (jumping out) on any trouble. */
+/* Reads the whole image as RGB rows into a new buffer; NULL when out of memory (a decoding
+ * error jumps out). */
 static uint8_t *decode(struct jpeg_decompress_struct *c)
 {
     size_t stride = (size_t)c->output_width * 3;
@@ -152,6 +153,7 @@ static int resample_crop(const uint8_t *rgb, int w, int h, int tw, int th, int s
 {
     coeffs_t hc = {0}, vc = {0};
     uint8_t *tmp = NULL;
+    int32_t *acc = NULL;
     int rc = -1;
     if (coeffs_make(w, tw, &hc) != 0 || coeffs_make(h, th, &vc) != 0)
         goto out;
@@ -177,20 +179,29 @@ static int resample_crop(const uint8_t *rgb, int w, int h, int tw, int th, int s
             dst[3 * xx + 2] = clip8(s2);
         }
     }
+    /* The vertical pass row by row, so the inner loop runs along a row (vectorised). */
+    int n = side * 3;
+    if (!(acc = malloc((size_t)n * sizeof *acc)))
+        goto out;
     for (int yy = 0; yy < side; yy++) {
         const int32_t *k = vc.k + (size_t)(y0 + yy) * vc.ksize;
-        const uint8_t *src = tmp + (size_t)(vc.first[y0 + yy] - r0) * side * 3;
-        uint8_t *dst = crop + (size_t)yy * side * 3;
-        for (int xx = 0; xx < side * 3; xx++) {
-            int32_t s = 1 << (PRECISION_BITS - 1);
-            for (int y = 0; y < vc.count[y0 + yy]; y++)
-                s += src[(size_t)y * side * 3 + xx] * k[y];
-            dst[xx] = clip8(s);
+        const uint8_t *src = tmp + (size_t)(vc.first[y0 + yy] - r0) * n;
+        for (int xx = 0; xx < n; xx++)
+            acc[xx] = 1 << (PRECISION_BITS - 1);
+        for (int y = 0; y < vc.count[y0 + yy]; y++) {
+            const uint8_t *row = src + (size_t)y * n;
+            int32_t ky = k[y];
+            for (int xx = 0; xx < n; xx++)
+                acc[xx] += row[xx] * ky;
         }
+        uint8_t *dst = crop + (size_t)yy * n;
+        for (int xx = 0; xx < n; xx++)
+            dst[xx] = clip8(acc[xx]);
     }
     rc = 0;
 out:
     free(tmp);
+    free(acc);
     coeffs_free(&hc);
     coeffs_free(&vc);
     return rc;
