@@ -11,9 +11,10 @@ IT_MODULES_onnx_conformance := embed
 FUZZERS += onnx_load
 fuzz_onnx_load_MODULES := embed
 
-# Image pipeline (src/embed/image*.c).
+# Image pipeline (src/embed/image*.c): libvips, and libjpeg-turbo for the direct JPEG path.
 embed_PKGS += vips
-DEB_PKGS += libvips-dev
+embed_LDLIBS += -ljpeg
+DEB_PKGS += libvips-dev libjpeg-dev
 FUZZERS += image_decode
 fuzz_image_decode_MODULES := embed
 # tests/integration/embed_pipeline.sh compares the pipeline with PIL (bench/embed/pil_pipeline.py).

@@ -1,6 +1,7 @@
 /* Image pipeline on libvips: bytes -> oriented sRGB pixels -> network input tensor.
  * The design (order of steps, caps, threading) is documented in embed.h. */
 #include "embed/embed.h"
+#include "embed/image_jpeg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -257,6 +258,8 @@ static int tensor_from(const void *data, size_t len, const embed_image_opts_t *o
     int rc = check_opts(opts, name, err, errlen);
     if (rc != 0)
         return rc;
+    if (sniff(data, len) == FMT_JPEG && embed_jpeg_tensor(data, len, opts, out))
+        return 0;
     VipsImage *img = NULL, *rgb = NULL, *small = NULL, *cropped = NULL;
     unsigned char *pix = NULL;
     rc = load_header(data, len, opts, name, &img, err, errlen);

@@ -214,10 +214,15 @@ static int check_dim(uint32_t dim, char *err, size_t errlen)
     return 0;
 }
 
-int lookalike_catalog_put(lookalike_catalog_t *c, const char *collection, lookalike_product_t *p, int mode,
-                          const void *image, size_t image_len, const float *vec, uint32_t dim, char *err,
-                          size_t errlen)
+/* The checks lookalike_catalog_put makes before a backend sees a write, with the image bytes
+ * stored first and the vector encoded into a new *enc (NULL without one; caller frees); an id is
+ * generated when missing (*generated set). */
+static int put_prepare(lookalike_catalog_t *c, const char *collection, lookalike_product_t *p, int mode,
+                       const void *image, size_t image_len, const float *vec, uint32_t dim, uint8_t **enc,
+                       int *generated, char *err, size_t errlen)
 {
+    *enc = NULL;
+    *generated = 0;
     int rc = check_collection_name(collection, err, errlen);
     if (rc)
         return rc;
@@ -249,22 +254,33 @@ int lookalike_catalog_put(lookalike_catalog_t *c, const char *collection, lookal
         cerr(err, errlen, "field \"image_sha256\": expected 64 lowercase hex digits");
         return LOOKALIKE_EINVAL;
     }
-    uint8_t *enc = NULL;
     if (vec) {
-        if (!(enc = malloc((size_t)dim * 4))) {
+        if (!(*enc = malloc((size_t)dim * 4))) {
             cerr(err, errlen, "out of memory");
             return LOOKALIKE_ENOMEM;
         }
-        vec_encode(vec, dim, enc);
+        vec_encode(vec, dim, *enc);
     }
-    int generated = 0;
     if (!p->id) {
         if ((rc = generate_id(&p->id, err, errlen)) != 0) {
-            free(enc);
+            free(*enc);
+            *enc = NULL;
             return rc;
         }
-        generated = 1;
+        *generated = 1;
     }
+    return 0;
+}
+
+int lookalike_catalog_put(lookalike_catalog_t *c, const char *collection, lookalike_product_t *p, int mode,
+                          const void *image, size_t image_len, const float *vec, uint32_t dim, char *err,
+                          size_t errlen)
+{
+    uint8_t *enc;
+    int generated;
+    int rc = put_prepare(c, collection, p, mode, image, image_len, vec, dim, &enc, &generated, err, errlen);
+    if (rc)
+        return rc;
     rc = c->ops->product_put(c, collection, p, mode, enc, enc ? dim : 0, err, errlen);
     free(enc);
     if (rc != 0 && generated) {
@@ -274,6 +290,43 @@ int lookalike_catalog_put(lookalike_catalog_t *c, const char *collection, lookal
     return rc;
 }
 
+int lookalike_catalog_put_batch(lookalike_catalog_t *c, lookalike_catalog_write_t *w, size_t n, char *err,
+                                size_t errlen)
+{
+    uint8_t **enc = calloc(n ? n : 1, sizeof *enc);
+    int *generated = calloc(n ? n : 1, sizeof *generated);
+    int rc = 0;
+    if (!enc || !generated) {
+        free(enc);
+        free(generated);
+        cerr(err, errlen, "out of memory");
+        return LOOKALIKE_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (w[i].rc != 0)
+            continue; /* failed before it came here: left out */
+        w[i].rc = put_prepare(c, w[i].collection, w[i].p, w[i].mode, NULL, 0, w[i].vec, w[i].dim, &enc[i],
+                              &generated[i], w[i].err, sizeof w[i].err);
+    }
+    if (c->ops->product_put_batch) {
+        rc = c->ops->product_put_batch(c, w, (const uint8_t *const *)enc, n, err, errlen);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            if (w[i].rc == 0)
+                w[i].rc = c->ops->product_put(c, w[i].collection, w[i].p, w[i].mode, enc[i],
+                                              enc[i] ? w[i].dim : 0, w[i].err, sizeof w[i].err);
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(enc[i]);
+        if (w[i].rc != 0 && generated[i]) {
+            free(w[i].p->id);
+            w[i].p->id = NULL;
+        }
+    }
+    free(enc);
+    free(generated);
+    return rc;
+}
 int lookalike_catalog_get_vector(lookalike_catalog_t *c, uint64_t doc_id, float *out, uint32_t dim, char *err,
                                  size_t errlen)
 {

@@ -54,6 +54,9 @@ enum {
     S_CHANGE_INSERT,
     S_CHANGES,
     S_VEC_GET,
+    S_SAVEPOINT,
+    S_RELEASE,
+    S_ROLLBACK_TO,
     S_COUNT
 };
 
@@ -86,6 +89,10 @@ static const char *const sql[S_COUNT] = {
     [S_CHANGES] =
         "SELECT seq, collection, id, doc_id, deleted FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
     [S_VEC_GET] = "SELECT vector FROM products WHERE doc_id = ?",
+    /* One write of a batch, undone alone when it fails. */
+    [S_SAVEPOINT] = "SAVEPOINT w",
+    [S_RELEASE] = "RELEASE w",
+    [S_ROLLBACK_TO] = "ROLLBACK TO w",
 };
 
 typedef struct {
@@ -281,26 +288,21 @@ static int log_change(sqlite_catalog_t *s, uint64_t seq, const char *collection,
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
-static int prod_put(lookalike_catalog_t *c, const char *collection, lookalike_product_t *p, int mode,
-                    const uint8_t *vec, uint32_t dim, char *err, size_t errlen)
+/* Writes *p inside the open transaction (caller holds the mutex). 0 also when an insert finds
+ * the very same product stored (a retry): *p then gets what is stored and nothing is written.
+ * On failure the caller rolls back and restores *p (put_restore). */
+static int put_locked(sqlite_catalog_t *s, const char *collection, lookalike_product_t *p, int mode,
+                      const uint8_t *vec, uint32_t dim, char *err, size_t errlen)
 {
-    sqlite_catalog_t *s = (sqlite_catalog_t *)c;
-    lookalike_product_t saved = *p;
     lookalike_collection_t col;
     char *body = NULL;
-    int ret = 0;
-    pthread_mutex_lock(&s->mu);
-    if (exec1(s, S_BEGIN) != 0) {
-        ret = db_fail(s, "begin", err, errlen);
-        goto out;
-    }
+    int ret;
     if ((ret = col_get_locked(s, collection, &col, err, errlen)) != 0)
-        goto fail;
+        return ret;
     if (vec && dim != col.dim) {
         serr(err, errlen, "vector has %u values but collection %s has dimension %u", dim, collection,
              col.dim);
-        ret = LOOKALIKE_EINVAL;
-        goto fail;
+        return LOOKALIKE_EINVAL;
     }
     sqlite3_stmt *st = stmt(s, S_PROD_FIND);
     bind_text(st, 1, collection);
@@ -322,28 +324,22 @@ static int prod_put(lookalike_catalog_t *c, const char *collection, lookalike_pr
                                         (size_t)sqlite3_column_bytes(st, 5), p);
     }
     done(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        ret = db_fail(s, "find product", err, errlen);
-        goto fail;
-    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return db_fail(s, "find product", err, errlen);
     if (exists && mode == LOOKALIKE_PUT_INSERT) {
-        rollback(s);
         if (same) {
             p->seq = old_seq;
             p->doc_id = old_doc;
             p->created_at = old_created;
             p->updated_at = old_updated;
-            goto out;
+            return 0;
         }
         serr(err, errlen, "product %s already exists in collection %s", p->id, collection);
-        ret = LOOKALIKE_EEXIST;
-        goto fail;
+        return LOOKALIKE_EEXIST;
     }
     uint64_t seq;
-    if (next_seq(s, &seq) != 0) {
-        ret = db_fail(s, "next sequence number", err, errlen);
-        goto fail;
-    }
+    if (next_seq(s, &seq) != 0)
+        return db_fail(s, "next sequence number", err, errlen);
     int64_t now = catalog_now_ms();
     p->seq = seq;
     p->doc_id = exists ? old_doc : seq;
@@ -351,15 +347,13 @@ static int prod_put(lookalike_catalog_t *c, const char *collection, lookalike_pr
     p->updated_at = now < p->created_at ? p->created_at : now;
     if (!p->image_sha256[0] && old_image[0])
         memcpy(p->image_sha256, old_image, sizeof old_image);
-    body = lookalike_product_to_json(p, LOOKALIKE_PRODUCT_STORED);
-    if (!body) {
+    if (!(body = lookalike_product_to_json(p, LOOKALIKE_PRODUCT_STORED))) {
         serr(err, errlen, "out of memory");
-        ret = LOOKALIKE_ENOMEM;
-        goto fail;
+        return LOOKALIKE_ENOMEM;
     }
     if (log_change(s, seq, collection, p->id, p->doc_id, 0) != 0) {
-        ret = db_fail(s, "log change", err, errlen);
-        goto fail;
+        free(body);
+        return db_fail(s, "log change", err, errlen);
     }
     st = stmt(s, S_PROD_PUT);
     bind_text(st, 1, collection);
@@ -377,25 +371,98 @@ static int prod_put(lookalike_catalog_t *c, const char *collection, lookalike_pr
     sqlite3_bind_int(st, 10, !vec && exists && strcmp(old_image, p->image_sha256) == 0);
     rc = sqlite3_step(st);
     done(st);
-    if (rc != SQLITE_DONE) {
-        ret = db_fail(s, "write product", err, errlen);
-        goto fail;
-    }
-    if (exec1(s, S_COMMIT) != 0) {
-        ret = db_fail(s, "commit", err, errlen);
-        goto fail;
-    }
-    goto out;
-fail:
-    rollback(s);
-    p->seq = saved.seq;
-    p->doc_id = saved.doc_id;
-    p->created_at = saved.created_at;
-    p->updated_at = saved.updated_at;
-    memcpy(p->image_sha256, saved.image_sha256, sizeof p->image_sha256);
-out:
-    pthread_mutex_unlock(&s->mu);
     free(body);
+    return rc == SQLITE_DONE ? 0 : db_fail(s, "write product", err, errlen);
+}
+
+/* Puts back what put_locked may have set in *p. */
+static void put_restore(lookalike_product_t *p, const lookalike_product_t *saved)
+{
+    p->seq = saved->seq;
+    p->doc_id = saved->doc_id;
+    p->created_at = saved->created_at;
+    p->updated_at = saved->updated_at;
+    memcpy(p->image_sha256, saved->image_sha256, sizeof p->image_sha256);
+}
+
+static int prod_put(lookalike_catalog_t *c, const char *collection, lookalike_product_t *p, int mode,
+                    const uint8_t *vec, uint32_t dim, char *err, size_t errlen)
+{
+    sqlite_catalog_t *s = (sqlite_catalog_t *)c;
+    lookalike_product_t saved = *p;
+    int ret = 0;
+    pthread_mutex_lock(&s->mu);
+    if (exec1(s, S_BEGIN) != 0)
+        ret = db_fail(s, "begin", err, errlen);
+    else if ((ret = put_locked(s, collection, p, mode, vec, dim, err, errlen)) == 0 &&
+             exec1(s, S_COMMIT) != 0)
+        ret = db_fail(s, "commit", err, errlen);
+    if (ret != 0) {
+        rollback(s);
+        put_restore(p, &saved);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return ret;
+}
+
+/* Every write in one transaction, each under a savepoint so that a failing one is undone alone:
+ * one commit (one fsync of the log) for the batch. */
+static int prod_put_batch(lookalike_catalog_t *c, lookalike_catalog_write_t *w, const uint8_t *const *enc,
+                          size_t n, char *err, size_t errlen)
+{
+    sqlite_catalog_t *s = (sqlite_catalog_t *)c;
+    lookalike_product_t *saved = malloc((n ? n : 1) * sizeof *saved);
+    int ret = 0;
+    if (!saved) {
+        serr(err, errlen, "out of memory");
+        return LOOKALIKE_ENOMEM;
+    }
+    size_t upto = 0; /* writes tried */
+    pthread_mutex_lock(&s->mu);
+    if (exec1(s, S_BEGIN) != 0) {
+        ret = db_fail(s, "begin", err, errlen);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        upto = i + 1;
+        if (w[i].rc != 0)
+            continue;
+        saved[i] = *w[i].p;
+        if (exec1(s, S_SAVEPOINT) != 0) {
+            ret = db_fail(s, "savepoint", err, errlen);
+            break;
+        }
+        w[i].rc = put_locked(s, w[i].collection, w[i].p, w[i].mode, enc[i], enc[i] ? w[i].dim : 0, w[i].err,
+                             sizeof w[i].err);
+        if (w[i].rc != 0) {
+            put_restore(w[i].p, &saved[i]);
+            if (exec1(s, S_ROLLBACK_TO) != 0) {
+                ret = db_fail(s, "rollback to savepoint", err, errlen);
+                break;
+            }
+        }
+        if (exec1(s, S_RELEASE) != 0) {
+            ret = db_fail(s, "release savepoint", err, errlen);
+            break;
+        }
+    }
+    if (ret == 0 && exec1(s, S_COMMIT) != 0)
+        ret = db_fail(s, "commit", err, errlen);
+out:
+    if (ret != 0) {
+        rollback(s);
+        /* Nothing of the batch is stored: every write not failed already fails with it. */
+        for (size_t i = 0; i < n; i++) {
+            if (w[i].rc != 0)
+                continue;
+            if (i < upto)
+                put_restore(w[i].p, &saved[i]);
+            w[i].rc = ret;
+            snprintf(w[i].err, sizeof w[i].err, "%s", err && errlen ? err : "catalog: batch failed");
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    free(saved);
     return ret;
 }
 
@@ -682,6 +749,7 @@ static const lookalike_catalog_ops_t sqlite_ops = {
     .collection_get = col_get,
     .collection_list = col_list,
     .product_put = prod_put,
+    .product_put_batch = prod_put_batch,
     .product_get = prod_get,
     .product_get_by_doc = prod_get_doc,
     .product_delete = prod_delete,

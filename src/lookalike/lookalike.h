@@ -20,6 +20,8 @@
  *   product.c  the product record: strict JSON parsing and validation (jansson), serialisation
  *   product_csv.c  a product from a row of an ingest metadata CSV
  *   sha256.c   SHA-256, naming stored images by their content
+ *   filter_index.c  per-value postings that turn a search's filters into a doc-id bitmap
+ *              (private header filter_index.h; the service keeps one per collection)
  *   catalog.c  the catalogue interface (collections, products, images, change log) and the
  *              checks every backend shares; image_store.c keeps images as files by hash
  *   catalog_sqlite.c  the embedded SQLite backend of that interface
@@ -648,6 +650,19 @@ typedef struct {
 /* Write modes of lookalike_catalog_put. */
 enum { LOOKALIKE_PUT_INSERT = 0, LOOKALIKE_PUT_UPSERT = 1 };
 
+/* One write of lookalike_catalog_put_batch: the arguments of a lookalike_catalog_put (no
+ * image bytes) and, after the call, its outcome. */
+typedef struct {
+    const char *collection;
+    lookalike_product_t *p; /* gets what the catalogue set, as with lookalike_catalog_put */
+    int mode;
+    const float *vec; /* dim floats, or NULL */
+    uint32_t dim;
+    int rc;        /* in: 0, or non-zero to leave the write out; out: 0 or the error
+                      lookalike_catalog_put would have returned */
+    char err[256]; /* out: its message when rc != 0 */
+} lookalike_catalog_write_t;
+
 /* The latest change of one product (see the change log above). */
 typedef struct {
     uint64_t seq;
@@ -673,6 +688,11 @@ typedef struct {
     /* vec NULL: no new vector (see the vector rule above); else dim must be the collection's. */
     int (*product_put)(lookalike_catalog_t *c, const char *collection, lookalike_product_t *p, int mode,
                        const uint8_t *vec, uint32_t dim, char *err, size_t errlen);
+    /* Optional: the writes whose rc is 0 (enc[i] their encoded vector or NULL) in one commit;
+     * each sets its rc; returns non-zero when none is stored (then all of them say so). NULL:
+     * the wrapper calls product_put once per write. */
+    int (*product_put_batch)(lookalike_catalog_t *c, lookalike_catalog_write_t *w, const uint8_t *const *enc,
+                             size_t n, char *err, size_t errlen);
     int (*product_get)(lookalike_catalog_t *c, const char *collection, const char *id,
                        lookalike_product_t *out, char *err, size_t errlen);
     int (*product_get_by_doc)(lookalike_catalog_t *c, uint64_t doc_id,
@@ -758,6 +778,15 @@ int lookalike_catalog_put(lookalike_catalog_t *c, const char *collection, lookal
                           const void *image, size_t image_len, const float *vec, uint32_t dim, char *err,
                           size_t errlen);
 
+/* Writes n products as lookalike_catalog_put would (without image bytes: store them first with
+ * lookalike_catalog_put_image and set image_sha256), each succeeding or failing on its own
+ * (w[i].rc, w[i].err), but durably together: SQLite commits them in one transaction, so a
+ * batch costs one fsync instead of n; PostgreSQL writes them one by one. Returns 0 when every
+ * write has its own outcome, or an error (EIO, EAGAIN, ENOMEM) when the batch as a whole failed
+ * and none of the writes not failed on its own is stored (their rc say so too). */
+int lookalike_catalog_put_batch(lookalike_catalog_t *c, lookalike_catalog_write_t *w, size_t n, char *err,
+                                size_t errlen);
+
 /* The stored vector of product doc_id (dim floats) into out. LOOKALIKE_ENOTFOUND when the
  * product is gone or has none, LOOKALIKE_EINVAL when dim is not what was stored. */
 int lookalike_catalog_get_vector(lookalike_catalog_t *c, uint64_t doc_id, float *out, uint32_t dim, char *err,
@@ -830,18 +859,26 @@ int lookalike_catalog_get_image(lookalike_catalog_t *c, const char *sha256, void
  * gets the vector stored with it in the catalogue, or, if there is none, its stored image is
  * embedded again; a deleted one still in the vindex is removed.
  *
- * Write path (one writer at a time, a service-wide mutex): decode and embed the photo and
- * extract its dominant colours (outside the lock), commit to the catalogue with the vector (durable), write
- * the vector (vindex log, written before return so it survives kill -9), then swap the
- * record into the attribute table and BM25. Only then is the write acknowledged, so the very
- * next search sees it (read-your-writes). The search path takes the collection's read lock
- * while it builds the filter bitmap and reads records.
+ * Write path: decode and embed the photo, extract its dominant colours and store its bytes
+ * (each writer on its own thread, no lock), then queue the write for group commit: the first
+ * queued writer that finds no commit running becomes the leader, takes every write queued for
+ * the same collection (at most 256) and, under the service-wide write mutex, commits them to
+ * the catalogue in one transaction with their vectors (durable: one fsync for the group on
+ * SQLite), writes each vector (vindex log, written before return so it survives kill -9), and
+ * swaps each record into the attribute table, filter index and BM25, in seq order; writes that
+ * arrive meanwhile queue for the next group. Only then is each write acknowledged, so the very
+ * next search sees it (read-your-writes). A lone writer commits at once (no added wait); the
+ * more writers at once, the bigger the groups. The search path takes the collection's read
+ * lock while it builds the filter bitmap and reads records.
  *
  * Filters (category, brand, colour, size, price range, attribute values) become a bitmap
- * over doc ids that is passed INTO the vector search and the text search. Signals: "image"
- * (an uploaded photo), "product" (more like this: the product's stored photo, embedded again
- * on demand and cached), "text" (BM25), and "filters" alone (newest first) when there is no
- * other signal; they are fused by reciprocal rank fusion (k = 60, weights per signal).
+ * over doc ids that is passed INTO the vector search and the text search; it is computed from
+ * the collection's filter index (filter_index.h: a posting per value and a sorted price list,
+ * updated with the attribute table), never by visiting every product. Signals: "image" (an
+ * uploaded photo), "product" (more like this: the product's vector as the vindex holds it, or
+ * for a product it lacks, the catalogue's or its stored photo embedded again), "text" (BM25),
+ * and "filters" alone (newest first) when there is no other signal; they are fused by
+ * reciprocal rank fusion (k = 60, weights per signal).
  *
  * Threading: every function may be called from any thread. Ownership: strings and JSON
  * returned are new (caller frees / json_decref). */
@@ -891,6 +928,20 @@ int lookalike_svc_has_collection(lookalike_svc_t *s, const char *name);
 #define LOOKALIKE_SVC_EIMAGE (-20)
 int lookalike_svc_put(lookalike_svc_t *s, const char *coll, lookalike_product_t *p, int mode,
                       const void *image, size_t image_len, char *err, size_t errlen);
+/* One write of lookalike_svc_put_many: lookalike_svc_put's arguments, then its outcome. */
+typedef struct {
+    lookalike_product_t *p; /* gets what the catalogue set (id, seq, ...) */
+    int mode;
+    const void *image; /* NULL: none */
+    size_t image_len;
+    int rc;        /* out: 0 or what lookalike_svc_put would have returned */
+    char err[512]; /* out: its message when rc != 0 */
+} lookalike_svc_write_t;
+/* Writes n products of one collection, each as lookalike_svc_put would and failing on its own,
+ * committed in groups: writes made at the same time (these, and other threads' puts) share one
+ * catalogue transaction and fsync. Returns when every one is durable and searchable, or has
+ * failed: 0, or the first write's error. */
+int lookalike_svc_put_many(lookalike_svc_t *s, const char *coll, lookalike_svc_write_t *w, size_t n);
 /* Deletes a product; *seq gets the delete's sequence number. */
 int lookalike_svc_delete(lookalike_svc_t *s, const char *coll, const char *id, uint64_t *seq, char *err,
                          size_t errlen);

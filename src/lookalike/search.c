@@ -10,25 +10,7 @@
 enum { SIG_IMAGE, SIG_PRODUCT, SIG_TEXT, SIG_FILTERS, SIG_COUNT };
 static const char *const sig_names[SIG_COUNT] = {"image", "product", "text", "filters"};
 
-/* Most values in one filter list, and most attribute constraints. */
-#define FILTER_VALUES_MAX 32
-#define FILTER_ATTRS_MAX 16
-
-typedef struct {
-    char *v[FILTER_VALUES_MAX];
-    size_t n;
-} strlist_t;
-
-typedef struct {
-    int active;
-    strlist_t category, brand, size;
-    uint32_t colours; /* 0: no colour constraint */
-    double price_min, price_max;
-    int has_min, has_max;
-    char *akey[FILTER_ATTRS_MAX];
-    char *aval[FILTER_ATTRS_MAX];
-    size_t nattrs;
-} filter_t;
+typedef svc_filter_t filter_t;
 
 static void serr(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -183,53 +165,10 @@ static int parse_filters(json_t *o, filter_t *f, char *err, size_t errlen)
     return 0;
 }
 
-static int in_list(const strlist_t *l, const char *v)
-{
-    for (size_t i = 0; v && i < l->n; i++)
-        if (strcmp(l->v[i], v) == 0)
-            return 1;
-    return 0;
-}
-
-static int rec_pass(const svc_rec_t *r, const filter_t *f)
-{
-    if (f->category.n && !in_list(&f->category, r->category))
-        return 0;
-    if (f->brand.n && !in_list(&f->brand, r->brand))
-        return 0;
-    if (f->size.n) {
-        size_t i = 0;
-        while (i < r->nsizes && !in_list(&f->size, r->sizes[i]))
-            i++;
-        if (i == r->nsizes)
-            return 0;
-    }
-    if (f->colours && !(r->colours & f->colours))
-        return 0;
-    if ((f->has_min || f->has_max) &&
-        (!r->has_price || (f->has_min && r->price < f->price_min) || (f->has_max && r->price > f->price_max)))
-        return 0;
-    for (size_t a = 0; a < f->nattrs; a++) {
-        size_t i = 0;
-        while (i < r->nattrs &&
-               !(strcmp(r->attr_keys[i], f->akey[a]) == 0 && strcmp(r->attr_vals[i], f->aval[a]) == 0))
-            i++;
-        if (i == r->nattrs)
-            return 0;
-    }
-    return 1;
-}
-
 typedef struct {
     uint64_t *bits;
     uint64_t nbits;
 } bitmap_t;
-
-static int bitmap_test(uint64_t id, void *ud)
-{
-    const bitmap_t *b = ud;
-    return id < b->nbits && (b->bits[id >> 6] >> (id & 63)) & 1;
-}
 
 /* The text signal through BM25, filtered by the same bitmap as the vector signal. */
 static int text_search(svc_coll_t *c, const char *text, size_t k, bitmap_t *bm, lookalike_hit_t *out,
@@ -263,33 +202,24 @@ static int vector_search(svc_coll_t *c, const float *q, size_t k, bitmap_t *bm, 
     return 0;
 }
 
-/* The vector of a product: the one the catalogue keeps (its photo's embedding or the vector it
- * was given), else its stored photo embedded again; read once and cached in its record. */
+/* The vector of a product: the one the vector index holds, else the one the catalogue keeps
+ * (a product the index lacks), else its stored photo embedded again. */
 static int product_vector(lookalike_svc_t *s, svc_coll_t *c, const char *id, float *vec, uint64_t *doc,
                           char *err, size_t errlen)
 {
     char sha[65] = "";
-    int cached = 0;
-    uint64_t seq = 0;
     pthread_rwlock_rdlock(&c->lock);
     svc_rec_t *r = svc_rec_find(c, id);
     if (r) {
         *doc = r->doc_id;
-        seq = r->seq;
         memcpy(sha, r->image_sha256, sizeof sha);
-        pthread_mutex_lock(&s->vec_mu);
-        if (r->vec) {
-            memcpy(vec, r->vec, s->dim * sizeof *vec);
-            cached = 1;
-        }
-        pthread_mutex_unlock(&s->vec_mu);
     }
     pthread_rwlock_unlock(&c->lock);
     if (!r) {
         serr(err, errlen, "product_id: no product \"%s\" in \"%s\"", id, c->info.name);
         return LOOKALIKE_ENOTFOUND;
     }
-    if (cached)
+    if (vindex_get(c->vx, *doc, vec) == 0)
         return 0;
     int rc = lookalike_catalog_get_vector(s->cat, *doc, vec, s->dim, err, errlen);
     if (rc != 0 && !sha[0]) {
@@ -305,24 +235,7 @@ static int product_vector(lookalike_svc_t *s, svc_coll_t *c, const char *id, flo
             rc = svc_embed(s, img, len, vec, err, errlen);
         free(img);
     }
-    if (rc != 0)
-        return rc == LOOKALIKE_SVC_EIMAGE ? LOOKALIKE_EIO : rc;
-    float *copy = malloc(s->dim * sizeof *copy);
-    if (!copy)
-        return 0;
-    memcpy(copy, vec, s->dim * sizeof *copy);
-    pthread_rwlock_rdlock(&c->lock);
-    r = svc_rec_find(c, id);
-    pthread_mutex_lock(&s->vec_mu);
-    /* Only into the version it was read for: a write since then may have brought another. */
-    if (r && !r->vec && r->seq == seq) {
-        r->vec = copy;
-        copy = NULL;
-    }
-    pthread_mutex_unlock(&s->vec_mu);
-    pthread_rwlock_unlock(&c->lock);
-    free(copy);
-    return 0;
+    return rc == LOOKALIKE_SVC_EIMAGE ? LOOKALIKE_EIO : rc;
 }
 
 static double now_ms(void)
@@ -479,22 +392,20 @@ int lookalike_svc_search(lookalike_svc_t *s, const char *coll, json_t *query, co
     }
     int use_bitmap = f.active || product_id;
     pthread_rwlock_rdlock(&c->lock);
-    if (use_bitmap) {
-        bm.nbits = c->by_doc_cap;
-        bm.bits = calloc((bm.nbits + 63) / 64 + 1, sizeof *bm.bits);
-        for (uint64_t d = 0; bm.bits && d < bm.nbits; d++)
-            if (c->by_doc[d] && d != self && (!f.active || rec_pass(c->by_doc[d], &f)))
-                bm.bits[d >> 6] |= 1ull << (d & 63);
-    }
-    if (!image && !text && !product_id && bm.bits) {
+    /* The filter's postings give the passing doc ids (the product itself left out). */
+    if (use_bitmap)
+        rc = svc_findex_eval(c->fx, &f, self, c->by_doc_cap, &bm.bits, &bm.nbits);
+    if (rc == 0 && !image && !text && !product_id) {
         /* Filters alone: the passing products, newest first. */
-        for (uint64_t d = bm.nbits; d-- > 0 && nhits[SIG_FILTERS] < cand;)
-            if (bitmap_test(d, &bm))
-                hits[SIG_FILTERS][nhits[SIG_FILTERS]++] = (lookalike_hit_t){.id = d, .score = 1};
+        for (uint64_t w = (bm.nbits + 63) / 64; w-- > 0 && nhits[SIG_FILTERS] < cand;)
+            for (uint64_t x = bm.bits[w]; x && nhits[SIG_FILTERS] < cand;
+                 x &= ~(1ull << (63 - __builtin_clzll(x))))
+                hits[SIG_FILTERS][nhits[SIG_FILTERS]++] =
+                    (lookalike_hit_t){.id = w * 64 + (uint64_t)(63 - __builtin_clzll(x)), .score = 1};
     }
     pthread_rwlock_unlock(&c->lock);
-    if (use_bitmap && !bm.bits) {
-        rc = LOOKALIKE_ENOMEM;
+    if (rc != 0) {
+        serr(err, errlen, "out of memory");
         goto out;
     }
     bitmap_t *bmp = use_bitmap ? &bm : NULL;

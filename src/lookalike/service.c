@@ -58,7 +58,6 @@ static void rec_free(svc_rec_t *r)
     }
     free(r->attr_keys);
     free(r->attr_vals);
-    free(r->vec);
     free(r);
 }
 
@@ -177,9 +176,24 @@ static int ids_grow(svc_coll_t *c)
     return 0;
 }
 
-/* Swaps rec in for its product id (caller holds c->lock for writing); frees the old record.
- * keep_vec: the product's vector did not change, so the old record's cached one carries over. */
-static int coll_install(svc_coll_t *c, svc_rec_t *rec, int keep_vec)
+/* What a record offers to filters (borrowing its strings). */
+static svc_fdoc_t rec_fdoc(const svc_rec_t *r)
+{
+    return (svc_fdoc_t){.doc_id = r->doc_id,
+                        .category = r->category,
+                        .brand = r->brand,
+                        .sizes = r->sizes,
+                        .nsizes = r->nsizes,
+                        .attr_keys = r->attr_keys,
+                        .attr_vals = r->attr_vals,
+                        .nattrs = r->nattrs,
+                        .colours = r->colours,
+                        .price = r->price,
+                        .has_price = r->has_price};
+}
+
+/* Swaps rec in for its product id (caller holds c->lock for writing); frees the old record. */
+static int coll_install(svc_coll_t *c, svc_rec_t *rec)
 {
     if (rec->doc_id >= c->by_doc_cap) {
         size_t cap = c->by_doc_cap ? c->by_doc_cap : 1024;
@@ -193,6 +207,10 @@ static int coll_install(svc_coll_t *c, svc_rec_t *rec, int keep_vec)
         c->by_doc_cap = cap;
     }
     if ((c->ids_used + 1) * 2 > c->ids_cap && ids_grow(c) != 0)
+        return LOOKALIKE_ENOMEM;
+    const svc_rec_t *prev = svc_rec_find(c, rec->id);
+    svc_fdoc_t now = rec_fdoc(rec), before = prev ? rec_fdoc(prev) : now;
+    if (svc_findex_replace(c->fx, prev ? &before : NULL, &now) != 0)
         return LOOKALIKE_ENOMEM;
     size_t mask = c->ids_cap - 1, tomb = SIZE_MAX, slot;
     for (size_t i = id_hash(rec->id) & mask;; i = (i + 1) & mask) {
@@ -215,10 +233,6 @@ static int coll_install(svc_coll_t *c, svc_rec_t *rec, int keep_vec)
         if (strcmp(r->id, rec->id) == 0) {
             if (r->doc_id < c->by_doc_cap && c->by_doc[r->doc_id] == r)
                 c->by_doc[r->doc_id] = NULL;
-            if (keep_vec && !rec->vec && r->vec && strcmp(r->image_sha256, rec->image_sha256) == 0) {
-                rec->vec = r->vec;
-                r->vec = NULL;
-            }
             rec_free(r);
             slot = i;
             break;
@@ -242,6 +256,8 @@ static void coll_remove(svc_coll_t *c, const char *id)
         if (r != TOMB && strcmp(r->id, id) == 0) {
             if (r->doc_id < c->by_doc_cap && c->by_doc[r->doc_id] == r)
                 c->by_doc[r->doc_id] = NULL;
+            svc_fdoc_t fd = rec_fdoc(r);
+            svc_findex_remove(c->fx, &fd);
             rec_free(r);
             c->ids[i] = TOMB;
             c->nlive--;
@@ -305,6 +321,7 @@ static void coll_free(svc_coll_t *c)
     vindex_free(c->vx);
     free(c->vx_dir);
     lookalike_bm25_free(c->bm);
+    svc_findex_free(c->fx);
     for (size_t i = 0; i < c->ids_cap; i++)
         rec_free(c->ids[i]);
     free(c->ids);
@@ -388,6 +405,11 @@ static int coll_open(lookalike_svc_t *s, const lookalike_collection_t *col, svc_
     if (!(c->vx = vindex_open(dir, &vp, VINDEX_DURABILITY_BATCH, verr, sizeof verr))) {
         serr(err, errlen, "collection %s: %s", col->name, verr);
         rc = LOOKALIKE_EIO;
+        goto fail;
+    }
+    if (!(c->fx = svc_findex_new())) {
+        serr(err, errlen, "out of memory");
+        rc = LOOKALIKE_ENOMEM;
         goto fail;
     }
     if (!(c->bm = lookalike_bm25_new(NULL, err, errlen))) {
@@ -512,7 +534,7 @@ static int coll_apply(svc_coll_t *c, const lookalike_product_t *p, const float *
     pthread_rwlock_wrlock(&c->lock);
     svc_rec_t *old = svc_rec_find(c, p->id);
     uint64_t old_doc = old ? old->doc_id : 0;
-    rc = coll_install(c, rec, vec == NULL);
+    rc = coll_install(c, rec);
     pthread_rwlock_unlock(&c->lock);
     if (rc != 0) {
         rec_free(rec);
@@ -782,7 +804,9 @@ lookalike_svc_t *lookalike_svc_open(const lookalike_svc_opts_t *opts, char *err,
         return NULL;
     }
     pthread_mutex_init(&s->write_mu, NULL);
-    pthread_mutex_init(&s->vec_mu, NULL);
+    pthread_mutex_init(&s->gc_mu, NULL);
+    pthread_cond_init(&s->gc_cv, NULL);
+    s->gc_tail = &s->gc_head;
     pthread_mutex_init(&s->load_mu, NULL);
     pthread_rwlock_init(&s->colls_lock, NULL);
     if (mkdir_p(opts->data_dir, err, errlen) != 0 || !(s->data_dir = strdup(opts->data_dir)))
@@ -873,7 +897,8 @@ void lookalike_svc_close(lookalike_svc_t *s)
     embed_model_free(s->model);
     free(s->data_dir);
     pthread_mutex_destroy(&s->write_mu);
-    pthread_mutex_destroy(&s->vec_mu);
+    pthread_mutex_destroy(&s->gc_mu);
+    pthread_cond_destroy(&s->gc_cv);
     pthread_mutex_destroy(&s->load_mu);
     pthread_rwlock_destroy(&s->colls_lock);
     free(s);
@@ -999,83 +1024,204 @@ int lookalike_svc_create_collection(lookalike_svc_t *s, json_t *spec, json_t **o
 
 /* ---- writes ---- */
 
+/* Most writes one group commit takes from the queue. */
+#define GROUP_MAX 256
+
+/* Checks a write and does its work that needs no lock: embedding, colours, the photo stored (and
+ * fsync'd) by its hash. w->rc and w->err get the outcome; *vec the vector to index (NULL: keep). */
+static void write_prepare(lookalike_svc_t *s, svc_coll_t *c, lookalike_svc_write_t *w, float **vec)
+{
+    lookalike_product_t *p = w->p;
+    char *err = w->err;
+    size_t errlen = sizeof w->err;
+    *vec = NULL;
+    w->rc = 0;
+    if (w->mode == LOOKALIKE_PUT_INSERT && !w->image && !p->vector) {
+        serr(err, errlen, "a new product needs a photo (the \"image\" part) or a \"vector\"");
+        w->rc = LOOKALIKE_EINVAL;
+    } else if (p->vector && p->vector_dim != c->info.dim) {
+        serr(err, errlen, "field \"vector\": expected %u numbers (the collection's dimension), got %u",
+             c->info.dim, p->vector_dim);
+        w->rc = LOOKALIKE_EINVAL;
+    } else if (w->image && w->image_len > LOOKALIKE_IMAGE_MAX) {
+        serr(err, errlen, "image too large (at most %d bytes)", LOOKALIKE_IMAGE_MAX);
+        w->rc = LOOKALIKE_ETOOLARGE;
+    } else {
+        w->rc = lookalike_product_validate(p, err, errlen);
+    }
+    if (w->rc != 0)
+        return;
+    if (p->vector || w->image) {
+        if (!(*vec = malloc(s->dim * sizeof **vec))) {
+            serr(err, errlen, "out of memory");
+            w->rc = LOOKALIKE_ENOMEM;
+            return;
+        }
+        /* A caller's vector wins over the photo's embedding; the photo is still kept and its
+         * colours extracted. */
+        if (p->vector)
+            memcpy(*vec, p->vector, s->dim * sizeof **vec);
+        else
+            w->rc = svc_embed(s, w->image, w->image_len, *vec, err, errlen);
+    }
+    if (w->rc == 0 && w->image && (w->rc = extract_colours(s, w->image, w->image_len, p, err, errlen)) == 0)
+        w->rc = lookalike_catalog_put_image(s->cat, w->image, w->image_len, p->image_sha256, err, errlen);
+    if (w->rc != 0) {
+        free(*vec);
+        *vec = NULL;
+    }
+}
+
+/* An upsert without a photo keeps the stored one and its colours (caller holds write_mu). */
+static void write_keep_photo(lookalike_svc_t *s, const char *coll, lookalike_svc_write_t *w, const float *vec)
+{
+    lookalike_product_t *p = w->p, old;
+    char e[256];
+    if (w->image || !p->id)
+        return;
+    if (lookalike_catalog_get(s->cat, coll, p->id, &old, e, sizeof e) == 0) {
+        memcpy(p->image_sha256, old.image_sha256, sizeof p->image_sha256);
+        p->dominant_colours = old.dominant_colours;
+        p->ndominant_colours = old.ndominant_colours;
+        old.dominant_colours = NULL;
+        old.ndominant_colours = 0;
+        lookalike_product_release(&old);
+    } else if (!vec) {
+        serr(w->err, sizeof w->err, "a new product needs a photo (the \"image\" part) or a \"vector\"");
+        w->rc = LOOKALIKE_EINVAL;
+    }
+}
+
+/* Commits a group of prepared writes of one collection and applies them to memory: one
+ * catalogue transaction for all (one fsync), then each into the indexes in seq order. Nothing
+ * is acknowledged before this returns. */
+static void commit_group(lookalike_svc_t *s, svc_group_item_t *const *g, size_t n)
+{
+    lookalike_catalog_write_t *cw = calloc(n, sizeof *cw);
+    pthread_mutex_lock(&s->write_mu);
+    for (size_t i = 0; i < n; i++)
+        if (g[i]->w->rc == 0)
+            write_keep_photo(s, g[i]->c->info.name, g[i]->w, g[i]->vec);
+    if (s->shared || !cw) {
+        /* Other nodes' writes may come before each one in the log: apply them all in order. */
+        for (size_t i = 0; i < n; i++) {
+            lookalike_svc_write_t *w = g[i]->w;
+            if (w->rc == 0)
+                w->rc = lookalike_catalog_put(s->cat, g[i]->c->info.name, w->p, w->mode, NULL, 0, g[i]->vec,
+                                              s->dim, w->err, sizeof w->err);
+            if (w->rc == 0)
+                w->rc = s->shared ? catch_up_locked(s, w->p, g[i]->vec, w->err, sizeof w->err)
+                                  : coll_apply(g[i]->c, w->p, g[i]->vec, w->err, sizeof w->err);
+            if (w->rc == 0 && !s->shared && w->p->seq > atomic_load(&s->applied_seq))
+                atomic_store(&s->applied_seq, w->p->seq);
+        }
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        cw[i] = (lookalike_catalog_write_t){.collection = g[i]->c->info.name,
+                                            .p = g[i]->w->p,
+                                            .mode = g[i]->w->mode,
+                                            .vec = g[i]->vec,
+                                            .dim = s->dim,
+                                            /* Failed already: the batch leaves it out. */
+                                            .rc = g[i]->w->rc};
+    char e[256];
+    int rc = lookalike_catalog_put_batch(s->cat, cw, n, e, sizeof e);
+    for (size_t i = 0; i < n; i++) {
+        lookalike_svc_write_t *w = g[i]->w;
+        if (w->rc == 0 && (w->rc = cw[i].rc) != 0)
+            snprintf(w->err, sizeof w->err, "%s", rc != 0 ? e : cw[i].err);
+    }
+    for (size_t i = 0; i < n; i++) {
+        lookalike_svc_write_t *w = g[i]->w;
+        if (w->rc != 0)
+            continue;
+        w->rc = coll_apply(g[i]->c, w->p, g[i]->vec, w->err, sizeof w->err);
+        /* A retried insert answers with the seq it had, which may be behind. */
+        if (w->rc == 0 && w->p->seq > atomic_load(&s->applied_seq))
+            atomic_store(&s->applied_seq, w->p->seq);
+    }
+out:
+    pthread_mutex_unlock(&s->write_mu);
+    free(cw);
+}
+
+int lookalike_svc_put_many(lookalike_svc_t *s, const char *coll, lookalike_svc_write_t *w, size_t n)
+{
+    svc_coll_t *c = svc_coll_find(s, coll);
+    svc_group_item_t *mine = calloc(n ? n : 1, sizeof *mine);
+    if (!c || !mine) {
+        for (size_t i = 0; i < n; i++) {
+            w[i].rc = c ? LOOKALIKE_ENOMEM : LOOKALIKE_ENOTFOUND;
+            serr(w[i].err, sizeof w[i].err, c ? "out of memory" : "no collection named \"%s\"", coll);
+        }
+        free(mine);
+        return c ? LOOKALIKE_ENOMEM : LOOKALIKE_ENOTFOUND;
+    }
+    for (size_t i = 0; i < n; i++) {
+        mine[i] = (svc_group_item_t){.c = c, .w = &w[i]};
+        write_prepare(s, c, &w[i], &mine[i].vec);
+    }
+    /* Group commit: the first writer to find no leader commits everything queued (its own
+     * writes and those that arrived while the previous group was being made durable), the
+     * others wait for it. A lone writer commits at once: no wait is added. */
+    pthread_mutex_lock(&s->gc_mu);
+    for (size_t i = 0; i < n; i++) {
+        mine[i].next = NULL;
+        *s->gc_tail = &mine[i];
+        s->gc_tail = &mine[i].next;
+    }
+    for (;;) {
+        size_t left = 0;
+        for (size_t i = 0; i < n; i++)
+            left += !mine[i].done;
+        if (!left)
+            break;
+        if (s->gc_leader) {
+            pthread_cond_wait(&s->gc_cv, &s->gc_mu);
+            continue;
+        }
+        s->gc_leader = 1;
+        svc_group_item_t *take[GROUP_MAX];
+        size_t k = 0;
+        /* One collection per group, the oldest writes first. */
+        svc_coll_t *gc = s->gc_head->c;
+        for (svc_group_item_t **pp = &s->gc_head; *pp && k < GROUP_MAX;) {
+            if ((*pp)->c != gc) {
+                pp = &(*pp)->next;
+                continue;
+            }
+            take[k++] = *pp;
+            *pp = (*pp)->next;
+            if (!*pp)
+                s->gc_tail = pp;
+        }
+        pthread_mutex_unlock(&s->gc_mu);
+        commit_group(s, take, k);
+        pthread_mutex_lock(&s->gc_mu);
+        for (size_t i = 0; i < k; i++)
+            take[i]->done = 1;
+        s->gc_leader = 0;
+        pthread_cond_broadcast(&s->gc_cv);
+    }
+    pthread_mutex_unlock(&s->gc_mu);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        free(mine[i].vec);
+        if (w[i].rc != 0 && rc == 0)
+            rc = w[i].rc;
+    }
+    free(mine);
+    return rc;
+}
+
 int lookalike_svc_put(lookalike_svc_t *s, const char *coll, lookalike_product_t *p, int mode,
                       const void *image, size_t image_len, char *err, size_t errlen)
 {
-    svc_coll_t *c = svc_coll_find(s, coll);
-    if (!c) {
-        serr(err, errlen, "no collection named \"%s\"", coll);
-        return LOOKALIKE_ENOTFOUND;
-    }
-    if (mode == LOOKALIKE_PUT_INSERT && !image && !p->vector) {
-        serr(err, errlen, "a new product needs a photo (the \"image\" part) or a \"vector\"");
-        return LOOKALIKE_EINVAL;
-    }
-    if (p->vector && p->vector_dim != c->info.dim) {
-        serr(err, errlen, "field \"vector\": expected %u numbers (the collection's dimension), got %u",
-             c->info.dim, p->vector_dim);
-        return LOOKALIKE_EINVAL;
-    }
-    if (image && image_len > LOOKALIKE_IMAGE_MAX) {
-        serr(err, errlen, "image too large (at most %d bytes)", LOOKALIKE_IMAGE_MAX);
-        return LOOKALIKE_ETOOLARGE;
-    }
-    float *vec = NULL;
-    int rc;
-    if ((rc = lookalike_product_validate(p, err, errlen)) != 0)
-        return rc;
-    if (p->vector) {
-        /* A caller's vector wins over the photo's embedding; the photo is still kept and its
-         * colours extracted. */
-        if (!(vec = malloc(s->dim * sizeof *vec)))
-            return LOOKALIKE_ENOMEM;
-        memcpy(vec, p->vector, s->dim * sizeof *vec);
-    }
-    if (image) {
-        if (!vec) {
-            if (!(vec = malloc(s->dim * sizeof *vec)))
-                return LOOKALIKE_ENOMEM;
-            if ((rc = svc_embed(s, image, image_len, vec, err, errlen)) != 0)
-                goto out;
-        }
-        if ((rc = extract_colours(s, image, image_len, p, err, errlen)) != 0)
-            goto out;
-        /* Stored (and fsync'd) before taking the writer lock, so writers overlap here. */
-        if ((rc = lookalike_catalog_put_image(s->cat, image, image_len, p->image_sha256, err, errlen)) != 0)
-            goto out;
-    }
-    pthread_mutex_lock(&s->write_mu);
-    if (!image && p->id) {
-        /* An upsert without a photo keeps the stored one and its colours. */
-        lookalike_product_t old;
-        char e[256];
-        if (lookalike_catalog_get(s->cat, coll, p->id, &old, e, sizeof e) == 0) {
-            memcpy(p->image_sha256, old.image_sha256, sizeof p->image_sha256);
-            p->dominant_colours = old.dominant_colours;
-            p->ndominant_colours = old.ndominant_colours;
-            old.dominant_colours = NULL;
-            old.ndominant_colours = 0;
-            lookalike_product_release(&old);
-        } else if (!p->vector) {
-            pthread_mutex_unlock(&s->write_mu);
-            serr(err, errlen, "a new product needs a photo (the \"image\" part) or a \"vector\"");
-            rc = LOOKALIKE_EINVAL;
-            goto out;
-        }
-    }
-    rc = lookalike_catalog_put(s->cat, coll, p, mode, NULL, 0, vec, s->dim, err, errlen);
-    if (rc == 0 && s->shared) {
-        /* Other nodes' writes may come before this one in the log: apply them all in order. */
-        rc = catch_up_locked(s, p, vec, err, errlen);
-    } else if (rc == 0) {
-        rc = coll_apply(c, p, vec, err, errlen);
-        /* A retried insert answers with the seq it had, which may be behind. */
-        if (rc == 0 && p->seq > atomic_load(&s->applied_seq))
-            atomic_store(&s->applied_seq, p->seq);
-    }
-    pthread_mutex_unlock(&s->write_mu);
-out:
-    free(vec);
+    lookalike_svc_write_t w = {.p = p, .mode = mode, .image = image, .image_len = image_len};
+    int rc = lookalike_svc_put_many(s, coll, &w, 1);
+    if (rc != 0)
+        serr(err, errlen, "%s", w.err);
     return rc;
 }
 

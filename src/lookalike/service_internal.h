@@ -4,6 +4,7 @@
 #define LOOKALIKE_SERVICE_INTERNAL_H
 
 #include "embed/embed.h"
+#include "lookalike/filter_index.h"
 #include "lookalike/lookalike.h"
 #include "vindex/vindex.h"
 
@@ -28,8 +29,6 @@ typedef struct svc_rec {
     double price;
     int has_price;
     char image_sha256[65];
-    /* The photo's vector, filled on the first "more like this" (guarded by vec_mu). */
-    float *vec;
 } svc_rec_t;
 
 typedef struct svc_coll {
@@ -38,14 +37,24 @@ typedef struct svc_coll {
     vindex_t *vx;
     char *vx_dir; /* the vindex's data directory */
     lookalike_bm25_t *bm;
-    pthread_rwlock_t lock; /* guards by_doc, ids, nlive */
+    pthread_rwlock_t lock; /* guards by_doc, ids, nlive, fx */
     svc_rec_t **by_doc;    /* indexed by doc_id */
     size_t by_doc_cap;
     svc_rec_t **ids; /* open addressing by product id, NULL = empty slot, tombstone = TOMB */
     size_t ids_cap;
     size_t ids_used; /* live + tombstones */
     size_t nlive;
+    svc_findex_t *fx; /* the live records' filter postings */
 } svc_coll_t;
+
+/* A prepared write in the group-commit queue; lives in its writer's call, which waits for done. */
+typedef struct svc_group_item {
+    svc_coll_t *c;
+    lookalike_svc_write_t *w;
+    float *vec; /* to index, or NULL */
+    int done;   /* committed and applied, or failed (guarded by gc_mu) */
+    struct svc_group_item *next;
+} svc_group_item_t;
 
 struct lookalike_svc {
     lookalike_catalog_t *cat;
@@ -56,8 +65,12 @@ struct lookalike_svc {
     char model_name[LOOKALIKE_MODEL_MAX + 1];
     embed_image_opts_t iopts;
     pthread_mutex_t write_mu; /* one writer at a time: catalogue commit then indexes */
-    pthread_mutex_t vec_mu;   /* guards svc_rec_t.vec */
-    pthread_mutex_t load_mu;  /* one thread at a time opens a collection another node created */
+    /* Group commit: writes queue here; one leader at a time commits what is queued. */
+    pthread_mutex_t gc_mu;
+    pthread_cond_t gc_cv; /* a group was committed */
+    svc_group_item_t *gc_head, **gc_tail;
+    int gc_leader;
+    pthread_mutex_t load_mu; /* one thread at a time opens a collection another node created */
     pthread_rwlock_t colls_lock;
     svc_coll_t **colls;
     size_t ncolls;

@@ -49,9 +49,12 @@ static void offer(vindex_t *ix, const vindex_query_t *q, vindex_heap_t *res, uin
 int vindex_exact_filtered(vindex_t *ix, const vindex_query_t *q, vindex_heap_t *res)
 {
     const vindex_filter_t *f = q->filter;
-    /* A sparse bitmap is cheaper to walk by its set bits, looking each id up. */
-    if (f && f->bitmap && (f->bitmap_bits / 64) < q->n_slots / 4) {
-        uint64_t words = (f->bitmap_bits + 63) / 64;
+    /* A sparse bitmap is cheaper to walk by its set bits, looking each id up (a cache miss
+     * each); past about one id in 64 slots, reading every slot's id in order costs less. */
+    uint64_t words = f && f->bitmap ? (f->bitmap_bits + 63) / 64 : 0, pass = 0;
+    for (uint64_t w = 0; w < words && pass <= q->n_slots / 64; w++)
+        pass += (uint64_t)__builtin_popcountll(f->bitmap[w]);
+    if (f && f->bitmap && pass <= q->n_slots / 64) {
         for (uint64_t w = 0; w < words; w++) {
             uint64_t x = f->bitmap[w];
             while (x) {

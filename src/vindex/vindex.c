@@ -14,6 +14,10 @@
 
 /* Below this many expected passing items a filtered search scans them exactly. */
 #define EXACT_FILTER_ITEMS 2048
+/* Vectors a filtered graph walk scores per passing item it must find (ef / sel of them): 2 to
+ * 4 measured on 100,000 clustered 768-d vectors, the low end for a filter that follows the
+ * clusters (a category); the low end keeps the walk wherever it might still win. */
+#define WALK_COST_PER_FOUND 2.0
 /* Results a query asks for beyond k when an upsert made it drop duplicates. */
 #define RESULT_SPARE 4
 
@@ -164,6 +168,16 @@ uint64_t vindex_count(const vindex_t *ix)
 int vindex_contains(const vindex_t *ix, uint64_t id)
 {
     return id != VINDEX_ID_NONE && vindex_idmap_get(&ix->ids, id) != VINDEX_SLOT_NONE;
+}
+
+int vindex_get(const vindex_t *ix, uint64_t id, float *out)
+{
+    uint32_t slot = id == VINDEX_ID_NONE ? VINDEX_SLOT_NONE : vindex_idmap_get(&ix->ids, id);
+    if (slot == VINDEX_SLOT_NONE || slot >= __atomic_load_n(&ix->n_slots, __ATOMIC_ACQUIRE))
+        return VINDEX_ENOTFOUND;
+    /* A slot's vector never changes once published: an upsert writes a fresh slot. */
+    memcpy(out, ix->ops->vector(ix, slot), ix->p.dim * sizeof(float));
+    return 0;
 }
 
 size_t vindex_mem_bytes(const vindex_t *ix)
@@ -377,9 +391,11 @@ static int run_query(vindex_t *ix, vindex_scratch_t *s, vindex_query_t *q, vinde
     if (q->filter && ix->p.kind != VINDEX_FLAT) {
         double sel = vindex_filter_selectivity(ix, q->filter, q->n_slots);
         double expect = sel * (double)__atomic_load_n(&ix->n_live, __ATOMIC_RELAXED);
-        if (expect <= EXACT_FILTER_ITEMS)
+        uint32_t ef = widen_ef(q->ef, sel);
+        /* The scan scores `expect` vectors; the walk about WALK_COST_PER_FOUND * ef / sel. */
+        if (expect <= EXACT_FILTER_ITEMS || expect <= WALK_COST_PER_FOUND * ef / (sel > 0.001 ? sel : 0.001))
             return vindex_exact_filtered(ix, q, res);
-        q->ef = widen_ef(q->ef, sel);
+        q->ef = ef;
     }
     return ix->ops->search(ix, q, s, res);
 }

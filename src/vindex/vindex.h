@@ -50,10 +50,11 @@
  *
  * Filters. A filter is a bitmap over external ids or a callback; rejected items still guide
  * the graph walk but are never returned. The search estimates the filter's selectivity s
- * (bitmap popcount, the caller's hint, or 256 sampled callback calls). When s * count is at
- * most 2048 it scans exactly the items that pass (walking a sparse bitmap's set bits through
- * the id map); otherwise the hnsw walk keeps only passing items in its result list and runs
- * with ef / sqrt(s). Either way it returns min(k, number of passing live items) results.
+ * (bitmap popcount, the caller's hint, or 256 sampled callback calls). The hnsw walk keeps only
+ * passing items in its result list and runs with ef' = ef / sqrt(s), scoring about 2 * ef' / s
+ * vectors to find its ef' passing ones; when s * count is at most that, or at most 2048, the
+ * search scans exactly the items that pass instead (walking a sparse bitmap's set bits through
+ * the id map). Either way it returns min(k, number of passing live items) results.
 
  * Deletes and upsert. vindex_delete marks the slot dead (a tombstone): dead slots still route
  * graph searches but are never returned and leave vindex_count. vindex_upsert writes the new
@@ -264,6 +265,10 @@ uint64_t vindex_count(const vindex_t *ix);
 size_t vindex_mem_bytes(const vindex_t *ix);
 /* 1 if a live item has this id. */
 int vindex_contains(const vindex_t *ix, uint64_t id);
+/* Copies the vector of the live item `id` into out (dim floats) as the index stores it: unit
+ * length under cosine, as given otherwise. VINDEX_ENOTFOUND when no live item has this id.
+ * Lock-free; alongside an upsert of the same id it reads the old or the new vector whole. */
+int vindex_get(const vindex_t *ix, uint64_t id, float *out);
 
 /* Adds one vector (dim floats). VINDEX_EEXIST if id is live (use vindex_upsert to replace). */
 int vindex_add(vindex_t *ix, uint64_t id, const float *vec, char *err, size_t errlen);

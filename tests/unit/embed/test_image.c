@@ -709,3 +709,72 @@ Test(image, concurrent_calls_give_serial_results)
     g_object_unref(a);
     g_object_unref(b);
 }
+
+/* The same JPEG bytes with an EXIF block (orientation 1) after SOI: the pixels are the same,
+ * but the EXIF block sends the image down the libvips path instead of the direct one. */
+static uint8_t *with_exif(const uint8_t *jpeg, size_t len, size_t *out_len)
+{
+    static const uint8_t app1[] = {0xFF, 0xE1, 0x00, 0x22, 'E',  'x',  'i',  'f',  0,    0,    'I',  'I',
+                                   0x2A, 0x00, 0x08, 0x00, 0x00, 0x00, 0x01, 0x00, 0x12, 0x01, 0x03, 0x00,
+                                   0x01, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00};
+    uint8_t *b = malloc(len + sizeof app1);
+    memcpy(b, jpeg, 2);
+    memcpy(b + 2, app1, sizeof app1);
+    memcpy(b + 2 + sizeof app1, jpeg + 2, len - 2);
+    *out_len = len + sizeof app1;
+    return b;
+}
+
+static void px_grey(int x, int y, uint8_t *p, void *ctx)
+{
+    (void)ctx;
+    p[0] = (uint8_t)lrint(pattern(0, x, y));
+}
+
+Test(image, direct_jpeg_path_agrees_with_libvips_path)
+{
+    char path[1400];
+    cr_assert_eq(first_product_photo(path, sizeof path), 0, "products data set missing (DATA_DIR)");
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f);
+    fseek(f, 0, SEEK_END);
+    size_t len = (size_t)ftell(f), xlen;
+    rewind(f);
+    uint8_t *jpeg = malloc(len);
+    cr_assert_eq(fread(jpeg, 1, len, f), len);
+    fclose(f);
+    uint8_t *exif = with_exif(jpeg, len, &xlen);
+    /* A grey JPEG and an odd size (upscaled, portrait) take the direct path too. */
+    VipsImage *grey = testimg_make(150, 203, 1, px_grey, NULL);
+    size_t glen;
+    uint8_t *g = testimg_encode(grey, ".jpg", &glen), *gx;
+    size_t gxlen;
+    gx = with_exif(g, glen, &gxlen);
+    embed_image_opts_t o;
+    embed_image_opts_init(&o);
+    size_t n = embed_image_tensor_len(&o);
+    float *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float));
+    char err[256];
+    const uint8_t *plain[2] = {jpeg, g}, *marked[2] = {exif, gx};
+    size_t plen[2] = {len, glen}, mlen[2] = {xlen, gxlen};
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(embed_image_tensor_buffer(plain[i], plen[i], &o, a, err, sizeof err), 0, "%s", err);
+        cr_assert_eq(embed_image_tensor_buffer(marked[i], mlen[i], &o, b, err, sizeof err), 0, "%s", err);
+        /* Both are antialiased bilinear; they differ only in rounding (a few levels at most). */
+        double sum = 0, worst = 0;
+        for (size_t j = 0; j < n; j++) {
+            double d = fabs((double)a[j] - b[j]) * 0.229 * 255.0;
+            sum += d;
+            worst = fmax(worst, d);
+        }
+        cr_assert_leq(worst, 6.0, "image %d: max difference %.2f levels", i, worst);
+        cr_assert_leq(sum / n, 0.5, "image %d: mean difference %.3f levels", i, sum / n);
+    }
+    g_object_unref(grey);
+    g_free(g);
+    free(gx);
+    free(a);
+    free(b);
+    free(jpeg);
+    free(exif);
+}

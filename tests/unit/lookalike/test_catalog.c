@@ -645,6 +645,79 @@ static void fill_vec(float *v, uint32_t dim, float base)
         v[i] = base + (float)i / 1000.0f;
 }
 
+CATALOG_TEST(batch_writes_succeed_and_fail_one_by_one)
+{
+    lookalike_catalog_t *c = open_cat();
+    create_col(c, "products");
+    char err[256];
+    enum { DIM = 768 };
+    static float v[DIM], got[DIM];
+    fill_vec(v, DIM, 0.5f);
+    put(c, "products", "taken", "already there", LOOKALIKE_PUT_INSERT, "photo-0");
+    uint64_t before;
+    cr_assert_eq(lookalike_catalog_max_seq(c, &before, err, sizeof err), 0);
+    /* b1 new with a vector, b2 an insert of a taken id, b3 new, b4 a vector of the wrong size,
+     * b5 upserts b1 (later in the same batch), an unknown collection, and b7 left out (its rc set
+     * by the caller). */
+    lookalike_product_t p[7] = {make_product("b1", "one", 1),       make_product("taken", "two", 2),
+                                make_product("b3", "three", 3),     make_product("b4", "four", 4),
+                                make_product("b1", "one again", 5), make_product("b6", "six", 6),
+                                make_product("b7", "seven", 7)};
+    lookalike_catalog_write_t w[7] = {
+        {.collection = "products", .p = &p[0], .mode = LOOKALIKE_PUT_INSERT, .vec = v, .dim = DIM},
+        {.collection = "products", .p = &p[1], .mode = LOOKALIKE_PUT_INSERT},
+        {.collection = "products", .p = &p[2], .mode = LOOKALIKE_PUT_INSERT},
+        {.collection = "products", .p = &p[3], .mode = LOOKALIKE_PUT_INSERT, .vec = v, .dim = 4},
+        {.collection = "products", .p = &p[4], .mode = LOOKALIKE_PUT_UPSERT},
+        {.collection = "nope", .p = &p[5], .mode = LOOKALIKE_PUT_INSERT},
+        {.collection = "products", .p = &p[6], .mode = LOOKALIKE_PUT_INSERT, .rc = LOOKALIKE_EIO},
+    };
+    cr_assert_eq(lookalike_catalog_put_batch(c, w, 7, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(w[0].rc, 0, "%s", w[0].err);
+    cr_assert_eq(w[1].rc, LOOKALIKE_EEXIST, "%s", w[1].err);
+    cr_assert_eq(w[2].rc, 0, "%s", w[2].err);
+    cr_assert_eq(w[3].rc, LOOKALIKE_EINVAL, "%s", w[3].err);
+    cr_assert(strstr(w[3].err, "dimension"), "%s", w[3].err);
+    cr_assert_eq(w[4].rc, 0, "%s", w[4].err);
+    cr_assert_eq(w[5].rc, LOOKALIKE_ENOTFOUND, "%s", w[5].err);
+    cr_assert_eq(w[6].rc, LOOKALIKE_EIO, "left out as it came");
+    /* Sequence numbers follow the batch's order, the upsert keeps b1's doc id. */
+    cr_assert_gt(p[0].seq, before);
+    cr_assert_gt(p[2].seq, p[0].seq);
+    cr_assert_gt(p[4].seq, p[2].seq);
+    cr_assert_eq(p[4].doc_id, p[0].doc_id);
+    cr_assert_eq(p[1].seq, 0, "a failed write gets no seq");
+    uint64_t after;
+    cr_assert_eq(lookalike_catalog_max_seq(c, &after, err, sizeof err), 0);
+    cr_assert_eq(after, p[4].seq, "failed writes took no sequence numbers");
+    lookalike_product_t got_p;
+    cr_assert_eq(lookalike_catalog_get(c, "products", "b1", &got_p, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(got_p.title, "one again");
+    lookalike_product_release(&got_p);
+    cr_assert_eq(lookalike_catalog_get_vector(c, p[0].doc_id, got, DIM, err, sizeof err), 0, "%s", err);
+    cr_assert(memcmp(v, got, sizeof v) == 0, "the upsert without a vector kept b1's");
+    cr_assert_eq(lookalike_catalog_get(c, "products", "taken", &got_p, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(got_p.title, "already there");
+    lookalike_product_release(&got_p);
+    cr_assert_eq(lookalike_catalog_get(c, "products", "b4", &got_p, err, sizeof err), LOOKALIKE_ENOTFOUND);
+    cr_assert_eq(lookalike_catalog_get(c, "products", "b7", &got_p, err, sizeof err), LOOKALIKE_ENOTFOUND);
+    /* The change log has exactly the three writes, in order. */
+    lookalike_change_t ch[8];
+    size_t n = 0;
+    cr_assert_eq(lookalike_catalog_changes(c, before, 8, ch, &n, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(n, 2, "b1 (its latest change) and b3");
+    cr_assert_str_eq(ch[0].id, "b3");
+    cr_assert_str_eq(ch[1].id, "b1");
+    for (int i = 0; i < 7; i++)
+        lookalike_product_release(&p[i]);
+    lookalike_catalog_close(c);
+    /* Durable: a new handle reads them back. */
+    c = open_cat();
+    cr_assert_eq(lookalike_catalog_get(c, "products", "b3", &got_p, err, sizeof err), 0, "%s", err);
+    lookalike_product_release(&got_p);
+    lookalike_catalog_close(c);
+}
+
 CATALOG_TEST(vectors_are_stored_with_products)
 {
     lookalike_catalog_t *c = open_cat();
