@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# PostgreSQL failover under Patroni: the cluster elects a leader through etcd and the standby
+# streams synchronously; while a client writes numbered rows through a multi-host libpq URI
+# (target_session_attrs=read-write, one connection per write, as a client that reconnects),
+# `deploy/cluster kill primary` kills -9 the leader's postmaster. Patroni must promote the
+# standby, writes must resume, the old primary must come back as the synchronous standby, and
+# every acknowledged write (before, during and after the failover) must be there exactly once,
+# on both servers. Prints the write outage, the longest gap between acknowledged writes and
+# the time the old primary took to rejoin.
+source "$(dirname "$0")/cluster_lib.inc"
+
+cluster_up NODES=1
+source "$CLUSTER_DIR/etc/secrets.env"
+URI=$(cat "$CLUSTER_DIR/etc/store.uri")
+ETCD="127.0.0.1:$BASE_PORT"
+api() { # I PATH: HTTP status of Patroni member I's REST endpoint
+    curl -s -o /dev/null --max-time 2 -w '%{http_code}' "http://127.0.0.1:$((BASE_PORT + 19 + $1))$2"
+}
+sql_on() { # I SQL: as the superuser on member I
+    PGPASSWORD=$PG_SUPERUSER_PASSWORD psql -X -qAt -h 127.0.0.1 -p $((BASE_PORT + 29 + $1)) -U postgres \
+        -d lookalike -c "$2"
+}
+
+# ---- leader election and synchronous streaming ----
+leader=$(ETCDCTL_API=3 etcdctl --endpoints "$ETCD" get /lookalike/lookalike/leader --print-value-only)
+case $leader in pg1) P=1 S=2 ;; pg2) P=2 S=1 ;; *) fail "the leader key in etcd names [$leader]" && finish ;; esac
+ok "etcd's leader key names $leader"
+expect_eq "the leader answers /primary" "$(api $P /primary)" 200
+expect_eq "the other member answers /sync (synchronous standby)" "$(api $S /sync)" 200
+expect_eq "the primary streams to pg$S synchronously" \
+    "$(sql_on $P "SELECT application_name, state, sync_state FROM pg_stat_replication")" "pg$S|streaming|sync"
+expect_eq "synchronous_commit is on" "$(sql_on $P "SHOW synchronous_commit")" on
+expect_eq "a write through the read-write URI lands on the primary" \
+    "$(psql -X "$URI" -qAt -c "SELECT inet_server_port()")" $((BASE_PORT + 29 + P))
+
+# No unique constraint on k, on purpose: the writer's retry must be what keeps rows single.
+psql -X "$URI" -q -c "CREATE TABLE probe (id bigserial PRIMARY KEY, k bigint NOT NULL, at timestamptz DEFAULT clock_timestamp())"
+
+# ---- the writer: keys 1, 2, 3... each retried until acknowledged; one line per key in acks:
+#      key, first attempt time, acknowledgement time, attempts ----
+writer() {
+    local k=0 first attempts
+    while [ ! -e "$TMP/stop" ]; do
+        k=$((k + 1))
+        first=$EPOCHREALTIME
+        attempts=0
+        echo "$k" >"$TMP/attempted"
+        while :; do
+            attempts=$((attempts + 1))
+            # Idempotent: a retry after an unknown outcome (the commit may have happened before
+            # the connection died) must not insert the key a second time.
+            if psql -X "$URI" -qAt -v ON_ERROR_STOP=1 \
+                -c "INSERT INTO probe (k) SELECT $k WHERE NOT EXISTS (SELECT 1 FROM probe WHERE k = $k)" \
+                >/dev/null 2>>"$TMP/writer.err"; then
+                echo "$k $first $EPOCHREALTIME $attempts" >>"$TMP/acks"
+                break
+            fi
+            echo "$EPOCHREALTIME" >>"$TMP/write-failures"
+            sleep 0.05
+        done
+    done
+}
+acks() {
+    wc -l <"$TMP/acks" 2>/dev/null || echo 0
+}
+acks_at_least() { # N: the writer has N acknowledgements
+    [ "$(acks)" -ge "$1" ]
+}
+acks_after() { # TIME N: N acknowledgements of writes first attempted after TIME
+    [ "$(awk -v t="$1" '$2 > t' "$TMP/acks" | wc -l)" -ge "$2" ]
+}
+: >"$TMP/acks"
+writer &
+BG_PIDS+=($!)
+WRITER=$!
+wait_until 60 acks_at_least 10 || fail "the writer got no 10 acknowledgements in 60 s"
+
+# ---- kill -9 the primary's postmaster ----
+killed_at=$(now)
+"${CLUSTER[@]}" kill primary
+new_primary() { [ "$(api $S /primary)" = 200 ]; }
+wait_until 60 new_primary && ok "Patroni promoted pg$S" || fail "pg$S was not promoted within 60 s"
+promoted_at=$(now)
+wait_until 60 acks_after "$killed_at" 5 || fail "writes did not resume within 60 s"
+old_rejoined() { [ "$(api $P /sync)" = 200 ]; }
+wait_until 120 old_rejoined && ok "pg$P came back as the synchronous standby" ||
+    fail "pg$P did not rejoin as synchronous standby within 120 s"
+rejoined_at=$(now)
+n=$(acks)
+wait_until 60 acks_at_least $((n + 10)) || fail "writes stalled after pg$P rejoined"
+touch "$TMP/stop"
+wait "$WRITER"
+
+# ---- every acknowledged write is there, once, on both servers ----
+# Writes resumed with the first acknowledgement of a write begun after the kill (an earlier one
+# may be a commit that beat the kill); the outage a client sees is the longest time without
+# any acknowledgement from the last one before the kill on.
+resumed_at=$(awk -v t="$killed_at" '$2 > t { print $3; exit }' "$TMP/acks")
+resumed_at=${resumed_at:-$killed_at}
+outage=$(awk -v t="$killed_at" '$3 > t && prev && $3 - prev > g { g = $3 - prev } { prev = $3 } END { printf "%.2f", g }' "$TMP/acks")
+awk '{print $1}' "$TMP/acks" | sort -n >"$TMP/acked"
+sql_on $S "SELECT k FROM probe ORDER BY k" >"$TMP/stored"
+missing=$(comm -23 <(sort "$TMP/acked") <(sort -u "$TMP/stored") | wc -l)
+dups=$(sql_on $S "SELECT count(*) FROM (SELECT k FROM probe GROUP BY k HAVING count(*) > 1) d")
+strays=$(awk -v max="$(cat "$TMP/attempted")" '$1 > max || $1 < 1' "$TMP/stored" | wc -l)
+before=$(awk -v t="$killed_at" '$3 <= t' "$TMP/acks" | wc -l)
+during=$(awk -v k="$killed_at" -v r="$resumed_at" '$3 > k && $2 <= r' "$TMP/acks" | wc -l)
+after=$(awk -v r="$resumed_at" '$2 > r' "$TMP/acks" | wc -l)
+echo "acknowledged writes: $(acks) ($before before the kill, $during in flight during the failover, $after after)"
+expect_eq "every acknowledged write is stored (missing ones)" "$missing" 0
+expect_eq "no write is stored twice" "$dups" 0
+expect_eq "nothing stored that was never written" "$strays" 0
+[ "$during" -ge 1 ] && ok "some writes were acknowledged across the failover" ||
+    fail "no write straddled the failover (the test did not exercise it)"
+# Synchronous replication: what the primary acknowledged, the standby has (replayed shortly after).
+on_standby() { [ "$(sql_on $P "SELECT count(*) FROM probe")" = "$(wc -l <"$TMP/stored")" ]; }
+wait_until 10 on_standby && ok "the standby (old primary) holds every row" ||
+    fail "standby rows $(sql_on $P "SELECT count(*) FROM probe"), primary $(wc -l <"$TMP/stored")"
+expect_eq "the standby streams synchronously again" \
+    "$(sql_on $S "SELECT application_name, sync_state FROM pg_stat_replication")" "pg$P|sync"
+
+measure pg_failover_promoted_seconds "$(elapsed "$killed_at" "$promoted_at")" s
+measure pg_failover_write_outage_seconds "$outage" s
+measure pg_failover_first_new_write_seconds "$(elapsed "$killed_at" "$resumed_at")" s
+measure pg_failover_failed_attempts "$(wc -l <"$TMP/write-failures" 2>/dev/null || echo 0)" writes
+measure pg_failover_old_primary_rejoin_seconds "$(elapsed "$killed_at" "$rejoined_at")" s
+measure pg_failover_lost_writes "$missing" writes
+measure pg_failover_duplicated_writes "$dups" writes
+finish
