@@ -18,29 +18,8 @@ restarts() { # I
 }
 ACCESS=$CLUSTER_DIR/logs/nginx-access.log
 
-ids=$(curl -fs "$LB/api/products?limit=20" | python3 -c 'import json,sys; print(" ".join(p["id"] for p in json.load(sys.stdin)["items"]))')
-read -r -a IDS <<<"$ids"
+start_readers 2
 expect_eq "the catalogue is served through Nginx" "${#IDS[@]}" 20
-
-# reader N: one request after another until $TMP/stop exists; "status request" per line.
-reader() {
-    local n=$1 i=0 code id
-    while [ ! -e "$TMP/stop" ]; do
-        i=$((i + 1))
-        id=${IDS[$(((i + n) % ${#IDS[@]}))]}
-        case $((i % 3)) in
-        0) code=$(curl -s -o /dev/null --max-time 10 -w '%{http_code}' "$LB/api/products/$id/similar?k=5") ;;
-        1) code=$(curl -s -o /dev/null --max-time 10 -w '%{http_code}' -H 'Content-Type: application/json' \
-            -d '{"text":"shirt","k":5}' "$LB/api/search") ;;
-        2) code=$(curl -s -o /dev/null --max-time 10 -w '%{http_code}' "$LB/api/products?limit=5") ;;
-        esac
-        echo "$code $i" >>"$TMP/reads-$n"
-    done
-}
-for n in 1 2; do
-    reader "$n" &
-    BG_PIDS+=($!)
-done
 sleep 2
 
 # ---- kill -9 node2, twice ----
@@ -68,11 +47,8 @@ served_by_node2() {
     tail -n +$((mark + 1)) "$ACCESS" | grep -q "upstream=127.0.0.1:$(node_port 2) ustatus=200"
 }
 wait_until 30 served_by_node2 && ok "node2 serves reads through Nginx again" || fail "Nginx sent node2 nothing after its restart"
-touch "$TMP/stop"
-wait "${BG_PIDS[@]}"
-BG_PIDS=()
-total=$(cat "$TMP"/reads-* | wc -l)
-failed=$(cat "$TMP"/reads-* | grep -vc '^200 ')
+stop_readers
+total=$READS failed=$FAILED_READS
 echo "reads through Nginx: $total, failed: $failed"
 sleep 1.5 # the access log is flushed every second
 expect_eq "no read failed while node2 was killed and restarted" "$failed" 0

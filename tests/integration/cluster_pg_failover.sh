@@ -11,17 +11,8 @@
 source "$(dirname "$0")/cluster_lib.inc"
 
 cluster_up NODES=1
-source "$CLUSTER_DIR/etc/secrets.env"
 URI=$(cat "$CLUSTER_DIR/etc/store.uri")
 ETCD="127.0.0.1:$BASE_PORT"
-api() { # I PATH: HTTP status of Patroni member I's REST endpoint
-    curl -s -o /dev/null --max-time 2 -w '%{http_code}' "http://127.0.0.1:$((BASE_PORT + 19 + $1))$2"
-}
-sql_on() { # I SQL: as the superuser on member I
-    PGPASSWORD=$PG_SUPERUSER_PASSWORD psql -X -qAt -h 127.0.0.1 -p $((BASE_PORT + 29 + $1)) -U postgres \
-        -d lookalike -c "$2"
-}
-
 # ---- leader election and synchronous streaming ----
 leader=$(ETCDCTL_API=3 etcdctl --endpoints "$ETCD" get /lookalike/lookalike/leader --print-value-only)
 case $leader in pg1) P=1 S=2 ;; pg2) P=2 S=1 ;; *) fail "the leader key in etcd names [$leader]" && finish ;; esac
@@ -34,48 +25,7 @@ expect_eq "synchronous_commit is on" "$(sql_on $P "SHOW synchronous_commit")" on
 expect_eq "a write through the read-write URI lands on the primary" \
     "$(psql -X "$URI" -qAt -c "SELECT inet_server_port()")" $((BASE_PORT + 29 + P))
 
-# No unique constraint on k, on purpose: the writer's retry must be what keeps rows single.
-psql -X "$URI" -q -c "CREATE TABLE probe (id bigserial PRIMARY KEY, k bigint NOT NULL, at timestamptz DEFAULT clock_timestamp())"
-
-# ---- the writer: keys 1, 2, 3... each retried until acknowledged; one line per key in acks:
-#      key, first attempt time, acknowledgement time, attempts ----
-writer() {
-    local k=0 first attempts
-    while [ ! -e "$TMP/stop" ]; do
-        k=$((k + 1))
-        first=$EPOCHREALTIME
-        attempts=0
-        echo "$k" >"$TMP/attempted"
-        while :; do
-            attempts=$((attempts + 1))
-            # Idempotent: a retry after an unknown outcome (the commit may have happened before
-            # the connection died) must not insert the key a second time.
-            if psql -X "$URI" -qAt -v ON_ERROR_STOP=1 \
-                -c "INSERT INTO probe (k) SELECT $k WHERE NOT EXISTS (SELECT 1 FROM probe WHERE k = $k)" \
-                >/dev/null 2>>"$TMP/writer.err"; then
-                echo "$k $first $EPOCHREALTIME $attempts" >>"$TMP/acks"
-                break
-            fi
-            echo "$EPOCHREALTIME" >>"$TMP/write-failures"
-            [ -e "$TMP/stop" ] && return # leaves this key unacknowledged: stored once or not at all
-            sleep 0.05
-        done
-    done
-}
-acks() {
-    wc -l <"$TMP/acks" 2>/dev/null || echo 0
-}
-acks_at_least() { # N: the writer has N acknowledgements
-    [ "$(acks)" -ge "$1" ]
-}
-acks_after() { # TIME N: N acknowledgements of writes first attempted after TIME
-    [ "$(awk -v t="$1" '$2 > t' "$TMP/acks" | wc -l)" -ge "$2" ]
-}
-: >"$TMP/acks"
-: >"$TMP/write-failures"
-writer &
-BG_PIDS+=($!)
-WRITER=$!
+start_pg_writer
 wait_until 60 acks_at_least 10 || fail "the writer got no 10 acknowledgements in 60 s"
 
 # failover FAULT NAME: inject `deploy/cluster kill FAULT` on the primary P; the standby S must
@@ -115,8 +65,7 @@ failover() {
 failover primary pg_postmaster_kill
 # A dead machine (Patroni too): the standby waits for the leader key to expire (ttl).
 failover primary-host pg_host_kill
-touch "$TMP/stop"
-wait "$WRITER"
+stop_pg_writer
 
 # ---- every acknowledged write is there, once, on both servers ----
 awk '{print $1}' "$TMP/acks" | sort >"$TMP/acked"
