@@ -10,3 +10,13 @@ DEB_PKGS += etcd-server etcd-client patroni python3-etcd postgresql-15 postgresq
 cluster: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) programs
 	@BUILD=$(BUILD) deploy/cluster up
+
+# Node membership in etcd (src/cluster): an etcd v3 client over the JSON gateway and a
+# lease-kept registration thread. Its HTTP response parser sees etcd's bytes: fuzzed.
+MODULES += cluster
+cluster_DEPS := core
+cluster_PKGS := jansson
+FUZZERS += etcd_response
+fuzz_etcd_response_MODULES := cluster core
+# tests/integration/etcd_member.c: registration, expiry and re-registration against a real etcd.
+IT_MODULES_etcd_member := cluster core
