@@ -18,7 +18,7 @@ PROGRAMS += lookalike
 prog_lookalike_SRCS := src/lookalike/main.c src/lookalike/service.c src/lookalike/search.c \
 	src/lookalike/api.c src/lookalike/api_openapi.c src/lookalike/cmd_serve.c src/lookalike/cmd_ingest.c \
 	src/lookalike/cmd_tools.c
-prog_lookalike_MODULES := lookalike embed vindex core
+prog_lookalike_MODULES := lookalike embed vindex cluster core
 prog_lookalike_CFLAGS := -DLOOKALIKE_DEFAULT_MODEL='"$(MODELS_DIR)/mobilenet_v1_0.75_224.onnx"'
 # `make run`: ingest the demo catalogue on first start, then serve (replaces the core example).
 RUN_CMD = scripts/run-lookalike.sh $(BUILD) $(PORT)

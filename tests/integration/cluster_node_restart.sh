@@ -5,7 +5,8 @@
 # time (the second time after a longer backoff), and Nginx must send it traffic again. Then,
 # with node3 stopped, each request class must be handled as nginx.conf says: a read is retried
 # elsewhere, a POST write is passed on only because it never reached node3, and a DELETE is
-# tried once (502). Prints the restart times and the failed-read count.
+# tried once (502). Every node keeps its key in etcd while it runs and deletes it on a clean
+# stop. Prints the restart times and the failed-read count.
 source "$(dirname "$0")/cluster_lib.inc"
 
 cluster_up NODES=3
@@ -17,6 +18,11 @@ restarts() { # I
     cat "$CLUSTER_DIR/run/node$1.restarts"
 }
 ACCESS=$CLUSTER_DIR/logs/nginx-access.log
+in_etcd() { # I: node I's membership key exists in etcd
+    ETCDCTL_API=3 etcdctl --endpoints "127.0.0.1:$BASE_PORT" get --keys-only "/lookalike/nodes/node$1" | grep -q .
+}
+in_etcd_all() { in_etcd 1 && in_etcd 2 && in_etcd 3; }
+wait_until 30 in_etcd_all && ok "every node registered itself in etcd" || fail "not every node is in etcd"
 
 start_readers 2
 expect_eq "the catalogue is served through Nginx" "${#IDS[@]}" 20
@@ -57,8 +63,11 @@ measure node_kill_failed_reads "$failed" requests
 measure node_kill_reads_retried_by_nginx "$(grep 'route=read' "$ACCESS" | grep -c 'upstream=[^ ]*, ')" requests
 [ "$(grep -c 'route=read' "$ACCESS")" -ge "$total" ] || fail "reads missing from Nginx's access log"
 
+wait_until 30 in_etcd 2 && ok "node2 is in etcd after its restarts" || fail "node2 is not in etcd after its restarts"
+
 # ---- request classes with node3 down ----
 "${CLUSTER[@]}" stop node3 >/dev/null
+in_etcd 3 && fail "node3 is still in etcd after a clean stop" || ok "node3 left etcd at once on a clean stop"
 down=127.0.0.1:$(node_port 3)
 mark=$(wc -l <"$ACCESS")
 photo=$(find "$TMP/catalogue" -name '*.jpg' | head -1)
@@ -82,4 +91,5 @@ expect_eq "the POST sent to the stopped node was passed on (never sent, so safe)
     "$(grep -c "\"POST .* 201 .*upstream=$down, [0-9.:]* ustatus=502, 201 .*route=write" "$TMP/classes.log")" 1
 expect_eq "every read succeeded" "$(grep -c '"GET .* 200 ' "$TMP/classes.log")" 6
 "${CLUSTER[@]}" restart node3 >/dev/null 2>&1 && ready 3 && ok "node3 restarts" || fail "node3 did not restart"
+wait_until 30 in_etcd 3 && ok "node3 registered again" || fail "node3 did not register again"
 finish

@@ -34,9 +34,11 @@ wait_until 60 acks_at_least 10 || fail "the writer got no 10 acknowledgements in
 KILLS=()
 failover() {
     local fault=$1 name=$2 killed_at promoted_at rejoined_at resumed_at n
+    # Timed from when the kill is done: resolving "primary" takes a moment, during which
+    # writes may still commit on the old primary.
+    "${CLUSTER[@]}" kill "$fault"
     killed_at=$(now)
     KILLS+=("$killed_at")
-    "${CLUSTER[@]}" kill "$fault"
     new_primary() { [ "$(api $S /primary)" = 200 ]; }
     wait_until 60 new_primary && ok "$name: Patroni promoted pg$S" || fail "$name: pg$S was not promoted within 60 s"
     promoted_at=$(now)
