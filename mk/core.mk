@@ -25,5 +25,13 @@ fuzz_json_MODULES := core
 # ---- WebSocket ----
 core_LDLIBS += -lwslay
 DEB_PKGS += libwslay-dev
-FUZZERS += ws_frame
+FUZZERS += ws_frame ws_handshake
 fuzz_ws_frame_MODULES := core
+fuzz_ws_handshake_MODULES := core
+
+# Idle WebSockets on core-example's hub against Node's `ws` (Debian's node-ws), same run.
+DEB_PKGS += node-ws
+BENCHES += ws
+bench_ws_SRCS := bench/ws/ws.c
+bench_ws_MODULES := core
+bench_ws_RUN := $(BUILD)/bench/ws --server $(BUILD)/core-example --peer bench/ws/peer.js

@@ -20,5 +20,12 @@ prog_lookalike_SRCS := src/lookalike/main.c src/lookalike/service.c src/lookalik
 	src/lookalike/cmd_tools.c
 prog_lookalike_MODULES := lookalike embed vindex cluster core
 prog_lookalike_CFLAGS := -DLOOKALIKE_DEFAULT_MODEL='"$(MODELS_DIR)/mobilenet_v1_0.75_224.onnx"'
+# The web page (web/, plain files, no build step) is served from the source tree unless --web
+# (LOOKALIKE_WEB) points elsewhere, so an edit shows on the next reload.
+prog_lookalike_CFLAGS += -DLOOKALIKE_DEFAULT_WEB='"$(abspath web)"'
+# The web page's browser tests (tests/e2e/) drive Debian's chromium through npm playwright-core;
+# ui.sh installs npm itself when the command is missing, since Debian's npm package conflicts
+# with the nodejs builds that ship their own.
+DEB_PKGS += chromium nodejs
 # `make run`: ingest the demo catalogue on first start, then serve (replaces the core example).
 RUN_CMD = scripts/run-lookalike.sh $(BUILD) $(PORT)

@@ -14,5 +14,5 @@ if [[ ! -e $data/.ingested ]]; then
     "$build/lookalike" ingest --data "$data" --model "$model" --metadata "$products/metadata.csv" "$products"
     touch "$data/.ingested"
 fi
-echo "lookalike: serving on http://127.0.0.1:$port/ (Ctrl-C stops)" >&2
+echo "lookalike: open http://127.0.0.1:$port/ in a browser (the API is under /api; Ctrl-C stops)" >&2
 exec "$build/lookalike" serve --data "$data" --model "$model" --port "$port" --bind 127.0.0.1

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The one test runner behind `make test`: Criterion unit binaries, fuzz-corpus replays and
-# integration tests, each with its log kept in $BUILD/test-logs/ (printed on failure).
+# The one test runner behind `make test`: Criterion unit binaries, fuzz-corpus replays,
+# integration tests and browser (e2e) tests, each with its log kept in $BUILD/test-logs/
+# (printed on failure).
 # Arguments narrow the run to tests whose name contains one of them.
 # Ends with the line "N passed, N failed" and exits non-zero when anything failed.
 set -uo pipefail
@@ -67,6 +68,12 @@ done
 for script in tests/integration/*.sh; do
     [ -f "$script" ] || continue
     run "it-$(basename "$script" .sh)" bash "$script"
+done
+
+# Browser tests of the web pages: headless chromium driven by playwright-core (tests/e2e/).
+for script in tests/e2e/*.sh; do
+    [ -f "$script" ] || continue
+    run "e2e-$(basename "$script" .sh)" bash "$script"
 done
 
 if [ ${#failed_names[@]} -gt 0 ]; then

@@ -6,7 +6,9 @@
  *   {"bench":"http","ratio_vs_nginx":<our 1 KiB requests/s divided by nginx's>, ...}
  * nginx runs from a temporary prefix with its own config (daemon off, loopback only, access
  * log off, as many workers as CPUs); core-example runs with its access log off and one
- * event-loop thread per CPU, so the two do the same work per request. */
+ * event-loop thread per CPU, so the two do the same work per request. Each case also reports
+ * the server's own CPU time per request (user + system from /proc, nginx's workers included),
+ * which a busy machine disturbs far less than requests/s. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -32,7 +34,8 @@ typedef struct opts {
 
 typedef struct result {
     double rps, p50_ms, p99_ms;
-    long long errors;
+    double cpu_us_per_req; /* the server's user + system CPU time per request answered */
+    long long errors, requests;
 } result;
 
 static int free_port(void)
@@ -153,8 +156,44 @@ static double to_ms(const char *s)
     return v;
 }
 
-static int run_wrk(const opts *o, int port, const char *path, const char *outfile, result *res)
+/* User + system CPU time of one process, in milliseconds (-1 if unreadable). */
+static double proc_cpu_ms(pid_t pid)
 {
+    char path[64], buf[2048];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    unsigned long long ut = 0, st = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) * 1000.0 / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* The CPU time of a server: the process and its direct children (nginx's workers). */
+static double server_cpu_ms(pid_t pid)
+{
+    double total = proc_cpu_ms(pid);
+    char path[96];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
+    FILE *f = fopen(path, "r");
+    int child;
+    while (f && fscanf(f, "%d", &child) == 1) {
+        double c = proc_cpu_ms(child);
+        if (c > 0)
+            total += c;
+    }
+    if (f)
+        fclose(f);
+    return total;
+}
+
+static int run_wrk(const opts *o, int port, pid_t server, const char *path, const char *outfile, result *res)
+{
+    double cpu0 = server_cpu_ms(server);
     char t[16], c[16], d[16], url[256];
     snprintf(t, sizeof t, "%d", o->threads);
     snprintf(c, sizeof c, "%d", o->connections);
@@ -171,12 +210,16 @@ static int run_wrk(const opts *o, int port, const char *path, const char *outfil
     if (!f)
         return -1;
     memset(res, 0, sizeof *res);
+    double cpu = server_cpu_ms(server) - cpu0;
     char line[512];
     while (fgets(line, sizeof line, f)) {
         char unit[32];
         double v;
         long long a, b, cc, dd;
-        if (sscanf(line, "Requests/sec: %lf", &v) == 1)
+        double secs;
+        if (sscanf(line, " %lld requests in %lf", &a, &secs) == 2)
+            res->requests = a;
+        else if (sscanf(line, "Requests/sec: %lf", &v) == 1)
             res->rps = v;
         else if (sscanf(line, " 50%% %31s", unit) == 1)
             res->p50_ms = to_ms(unit);
@@ -189,6 +232,7 @@ static int run_wrk(const opts *o, int port, const char *path, const char *outfil
             res->errors += a;
     }
     fclose(f);
+    res->cpu_us_per_req = res->requests > 0 && cpu >= 0 ? cpu * 1000.0 / (double)res->requests : 0;
     return res->rps > 0 ? 0 : -1;
 }
 
@@ -203,20 +247,23 @@ static int cmp_double(const void *a, const void *b)
 /* Median of each figure on its own (requests/s and p99 need not come from the same round). */
 static result median(const result *rs, int n)
 {
-    double rps[MAX_ROUNDS], p50[MAX_ROUNDS], p99[MAX_ROUNDS];
+    double rps[MAX_ROUNDS], p50[MAX_ROUNDS], p99[MAX_ROUNDS], cpu[MAX_ROUNDS];
     result m = {0};
     for (int i = 0; i < n; i++) {
         rps[i] = rs[i].rps;
         p50[i] = rs[i].p50_ms;
         p99[i] = rs[i].p99_ms;
+        cpu[i] = rs[i].cpu_us_per_req;
         m.errors += rs[i].errors;
     }
     qsort(rps, (size_t)n, sizeof *rps, cmp_double);
     qsort(p50, (size_t)n, sizeof *p50, cmp_double);
     qsort(p99, (size_t)n, sizeof *p99, cmp_double);
+    qsort(cpu, (size_t)n, sizeof *cpu, cmp_double);
     m.rps = rps[n / 2];
     m.p50_ms = p50[n / 2];
     m.p99_ms = p99[n / 2];
+    m.cpu_us_per_req = cpu[n / 2];
     return m;
 }
 
@@ -372,14 +419,14 @@ int main(int argc, char **argv)
             for (int s = 0; s < 2; s++) {
                 result *x = &runs[p][s][k];
                 snprintf(path, sizeof path, "%s/wrk-%d-%d-%d.txt", dir, p, s, k);
-                if (run_wrk(&o, s ? nginx_port : our_port, paths[p], path, x) != 0)
+                if (run_wrk(&o, s ? nginx_port : our_port, s ? theirs : ours, paths[p], path, x) != 0)
                     goto done;
                 printf("{\"bench\":\"http\",\"server\":\"%s\",\"path\":\"%s\",\"round\":%d,\"requests_per_"
                        "s\":%.0f,"
-                       "\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"errors\":%lld,\"connections\":%d,\"threads\":%d,"
-                       "\"seconds\":%d}\n",
-                       s ? "nginx" : "core", paths[p], k + 1, x->rps, x->p50_ms, x->p99_ms, x->errors,
-                       o.connections, o.threads, o.seconds);
+                       "\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"server_cpu_us_per_req\":%.2f,\"errors\":%lld,"
+                       "\"connections\":%d,\"threads\":%d,\"seconds\":%d}\n",
+                       s ? "nginx" : "core", paths[p], k + 1, x->rps, x->p50_ms, x->p99_ms, x->cpu_us_per_req,
+                       x->errors, o.connections, o.threads, o.seconds);
                 fflush(stdout);
             }
         }
@@ -390,9 +437,11 @@ int main(int argc, char **argv)
             r[p][s] = median(runs[p][s], o.rounds);
     printf("{\"bench\":\"http\",\"ratio_vs_nginx\":%.3f,\"ratio_vs_nginx_healthz\":%.3f,\"core_1k_rps\":%.0f,"
            "\"nginx_1k_rps\":%.0f,\"core_1k_p99_ms\":%.3f,\"nginx_1k_p99_ms\":%.3f,\"core_healthz_rps\":%.0f,"
-           "\"nginx_healthz_rps\":%.0f,\"rounds\":%d,\"cpus\":%ld}\n",
+           "\"nginx_healthz_rps\":%.0f,\"core_1k_cpu_us_per_req\":%.2f,\"nginx_1k_cpu_us_per_req\":%.2f,"
+           "\"cpu_per_req_ratio_vs_nginx\":%.3f,\"rounds\":%d,\"cpus\":%ld}\n",
            r[1][0].rps / r[1][1].rps, r[0][0].rps / r[0][1].rps, r[1][0].rps, r[1][1].rps, r[1][0].p99_ms,
-           r[1][1].p99_ms, r[0][0].rps, r[0][1].rps, o.rounds, cpus);
+           r[1][1].p99_ms, r[0][0].rps, r[0][1].rps, r[1][0].cpu_us_per_req, r[1][1].cpu_us_per_req,
+           r[1][0].cpu_us_per_req / r[1][1].cpu_us_per_req, o.rounds, cpus);
     rc = 0;
 done:
     stop(ours);

@@ -44,6 +44,7 @@ static void process_figures(void *ud, core_metrics *m)
     core_proc_stats st;
     if (core_proc_read(&st) == 0) {
         core_metric_set(s->m_rss, (double)st.rss_bytes);
+        core_metric_set(s->m_heap, (double)st.heap_bytes);
         core_metric_set(s->m_fds, (double)st.open_fds);
         core_metric_set(s->m_threads, (double)st.threads);
     }
@@ -137,8 +138,9 @@ static int debug(core_http_req *req, void *ud)
                   s->cfg.pool_threads, "in_flight", (json_int_t)atomic_load(&s->inflight), "uptime_s",
                   since_s(&s->started), "shutting_down", atomic_load(&s->shutting_down));
     json_object_set_new(server, "pool_queued", json_integer(s->pool ? core_pool_queued(s->pool) : 0));
-    json_t *proc = json_pack("{s:I,s:I,s:I}", "rss_bytes", (json_int_t)st.rss_bytes, "open_fds",
-                             (json_int_t)st.open_fds, "threads", (json_int_t)st.threads);
+    json_t *proc = json_pack("{s:I,s:I,s:I,s:I}", "rss_bytes", (json_int_t)st.rss_bytes, "heap_bytes",
+                             (json_int_t)st.heap_bytes, "open_fds", (json_int_t)st.open_fds, "threads",
+                             (json_int_t)st.threads);
     json_t *config = s->debug_config ? json_incref(s->debug_config) : json_object();
     json_t *body = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:i}", "build", build, "config", config, "server",
                              server, "process", proc, "latency", percentiles(s), "slow_requests", slow,
@@ -181,11 +183,13 @@ int http_builtin_routes(core_http_server *s, char *err, size_t errlen)
     s->m_uptime =
         core_metrics_gauge(s->metrics, "process_uptime_seconds", "Seconds since the server was created");
     s->m_rss = core_metrics_gauge(s->metrics, "process_resident_memory_bytes", "Resident set size");
+    s->m_heap =
+        core_metrics_gauge(s->metrics, "process_heap_bytes", "Bytes allocated with malloc and not freed");
     s->m_fds = core_metrics_gauge(s->metrics, "process_open_fds", "Open file descriptors");
     s->m_threads = core_metrics_gauge(s->metrics, "process_threads", "Threads in the process");
     s->m_start_time = core_metrics_gauge(s->metrics, "process_start_time_seconds",
                                          "Start time of the server since the Unix epoch");
-    if (!s->m_uptime || !s->m_rss || !s->m_fds || !s->m_threads || !s->m_start_time) {
+    if (!s->m_uptime || !s->m_rss || !s->m_heap || !s->m_fds || !s->m_threads || !s->m_start_time) {
         snprintf(err, errlen, "cannot register the process metrics");
         return CORE_EINVAL;
     }

@@ -14,7 +14,8 @@
  *   server.c     the HTTP/1.1 server on libmicrohttpd (MHD) that ties these together
  *   reply.c      the responders handlers call (JSON, bytes, errors, files, upgrade)
  *   builtin.c    /healthz, /readyz, /metrics and the loopback-only /debug
- *   proc.c       process figures (RSS, open fds, threads) read from /proc
+ *   proc.c       process figures (RSS, heap, open fds, threads) read from /proc and malloc
+ *   ws_*.c       WebSocket: handshake, framing on wslay, the hub, the HTTP glue (see below)
  *
  * Errors: functions return 0 (or a count, or a pointer) on success and a negative CORE_E*
  * code (or NULL) on failure; where a human will read why, they take `char *err, size_t errlen`
@@ -57,9 +58,11 @@
  *     been read and dropped, so keep-alive survives; larger bodies close the connection.
  *
  * Upgrades. For an upgraded request, MHD reports completion (access log with status 101 and
- * the connection's whole lifetime, arena freed) only after core_http_upgrade_close, so memory
- * from core_http_req_arena may back the upgrade callback's ud. An upgraded connection counts
- * against connection_limit but not as a request in flight.
+ * the time until core_http_upgrade_close, arena freed) only after core_http_upgrade_close, so
+ * memory from core_http_req_arena may back the upgrade callback's ud. An upgraded connection
+ * counts against connection_limit until then, but not as a request in flight. WebSockets
+ * (core_ws_http_accept) close the upgrade as soon as the hub has the socket, so they leave
+ * MHD, its per-connection memory and connection_limit right after the handshake.
  */
 #ifndef CORE_CORE_H
 #define CORE_CORE_H
@@ -508,6 +511,7 @@ void core_http_upgrade_close(core_http_upgrade *up);
 /* ---- Process figures (from /proc/self) ---- */
 typedef struct core_proc_stats {
     long long rss_bytes;
+    long long heap_bytes; /* bytes malloc has handed out and not had back (glibc mallinfo2) */
     long long open_fds;
     long long threads;
 } core_proc_stats;
@@ -538,7 +542,10 @@ long long core_proc_raise_nofile(long long want);
  * Memory per connection. An idle connection costs one small struct (~200 bytes) plus its
  * slot. wslay's parser state (about 8.8 KiB) is allocated when bytes arrive and freed again
  * as soon as the input ends on a frame boundary outside a fragmented message, so 10,000 idle
- * connections hold no parser. The read buffer (64 KiB) is the hub's, shared by all.
+ * connections hold no parser. The read buffer (64 KiB) is the hub's, shared by all. Through
+ * core_ws_http_accept, the hub holds a duplicate of the socket and MHD lets its own
+ * connection go (memory pool and request arena freed) right after the 101, so the handshake's
+ * memory is transient. bench/ws measures the whole: docs/benchmarks.md has the figures.
  *
  * Bounds. Per connection: max_message (inbound message), max_send_queue (bytes queued for a
  * client that does not read: past it the connection is dropped, on_close sees 1008);
@@ -601,6 +608,10 @@ typedef struct core_ws_config {
     core_ws_callbacks cb;   /* any member may be NULL */
     void *ud;               /* passed to every callback */
     bool relay;             /* also broadcast each received message to the rest of its room */
+    /* Optional: the hub thread keeps websocket_* series here (connections, rooms, parsers,
+     * opened, messages received, frames sent, slow consumers dropped). Borrowed; it must
+     * outlive the hub. */
+    core_metrics *metrics;
 } core_ws_config;
 
 /* Fills cfg with the defaults above (no callbacks, relay off). */
@@ -613,6 +624,9 @@ core_ws_hub *core_ws_hub_new(const core_ws_config *cfg, char *err, size_t errlen
 void core_ws_hub_shutdown(core_ws_hub *hub, int timeout_ms);
 /* Shuts down (timeout 0 if not done yet) and frees. NULL is fine. */
 void core_ws_hub_free(core_ws_hub *hub);
+/* For core_http_on_shutdown(server, core_ws_hub_shutdown_hook, hub): core_ws_hub_shutdown with
+ * the hub's close_timeout_ms, so clients get 1001 while the HTTP server still runs. */
+void core_ws_hub_shutdown_hook(void *hub);
 
 /* Called when the hub is done with an adopted fd (hub thread, exactly once). */
 typedef void (*core_ws_release_fn)(void *arg, int fd);
@@ -653,6 +667,19 @@ int core_ws_handshake_check(const char *upgrade, const char *connection, const c
                             char accept[CORE_WS_ACCEPT_LEN + 1], bool *version_bad, char *err, size_t errlen);
 /* true if name is a valid room name. */
 bool core_ws_room_valid(const char *name);
+
+/* The HTTP side (ws_http.c). A handler answers a WebSocket handshake with
+ * `return core_ws_http_accept(req, hub, room);`: on a valid GET handshake it answers 101 with
+ * Sec-WebSocket-Accept, and once MHD has sent it the socket (with any bytes the client sent
+ * early) goes to the hub in `room` (copied); the hub gives it back through
+ * core_http_upgrade_close. Refusals are JSON errors: 400 bad_room, 400 bad_handshake (what is
+ * missing or wrong), 426 upgrade_required with Sec-WebSocket-Version: 13. If the hub cannot
+ * take the socket after the 101 (full, or shutting down) the client gets a close frame, 1013
+ * or 1001, and the connection is closed. Nothing is sent as a WebSocket subprotocol or
+ * extension: both are declined by omission, as RFC 6455 allows. The hub owns the socket
+ * from then on (MHD's side of the upgrade is closed at once); register
+ * core_ws_hub_shutdown_hook on the server so that clients get 1001 on SIGTERM. */
+int core_ws_http_accept(core_http_req *req, core_ws_hub *hub, const char *room);
 /* ---- end WebSocket ---- */
 
 #endif

@@ -144,7 +144,7 @@ struct core_http_server {
     core_metric *m_inflight;
     core_metric *m_pool_rejected;
     core_metric *m_pool_queued;
-    core_metric *m_uptime, *m_rss, *m_fds, *m_threads, *m_start_time;
+    core_metric *m_uptime, *m_rss, *m_heap, *m_fds, *m_threads, *m_start_time;
     /* /debug */
     pthread_mutex_t debug_mu;
     http_slow slow[HTTP_SLOW_RING];

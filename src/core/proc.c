@@ -2,6 +2,7 @@
 #include "core/core.h"
 
 #include <dirent.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -22,6 +23,10 @@ int core_proc_read(core_proc_stats *st)
             st->threads = v;
     }
     fclose(f);
+    /* In-use chunks of every arena plus mmap'd blocks: what our allocations cost, without the
+     * pages malloc keeps for reuse that RSS also counts. */
+    struct mallinfo2 mi = mallinfo2();
+    st->heap_bytes = (long long)(mi.uordblks + mi.hblkhd);
     DIR *d = opendir("/proc/self/fd");
     if (!d)
         return CORE_EIO;

@@ -48,7 +48,7 @@ size_t core_http_config_flags(core_http_config *cfg, core_flag *out, size_t cap)
         {"port", CORE_FLAG_INT, &cfg->port, "8080", 0, 65535, "TCP port; 0 picks a free one"},
         {"threads", CORE_FLAG_INT, &cfg->threads, "0", 0, 1024, "HTTP event-loop threads; 0 = one per CPU"},
         {"connection-limit", CORE_FLAG_INT, &cfg->connection_limit, "20000", 1, 1000000,
-         "open connections, upgraded WebSockets included"},
+         "open HTTP connections (WebSockets leave this count once their hub has them)"},
         {"per-ip-limit", CORE_FLAG_INT, &cfg->per_ip_limit, "0", 0, 1000000,
          "connections from one address; 0 = no limit"},
         {"idle-timeout", CORE_FLAG_MS, &cfg->idle_timeout_ms, "30s", 1000, 86400000,
@@ -762,12 +762,14 @@ int core_http_server_start(core_http_server *s, char *err, size_t errlen)
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    /* Every connection is a descriptor; upgraded WebSockets included. */
+    /* Every connection is a descriptor (a WebSocket hub raises the limit further for its own). */
     core_proc_raise_nofile((long long)s->cfg.connection_limit + 1024);
 
     s->pool = core_pool_new(s->cfg.pool_threads, s->cfg.pool_queue, err, errlen);
     if (!s->pool)
         return CORE_EIO;
+    /* MHD_USE_TURBO also keeps MHD from shutdown()ing a socket when it closes it, which the
+     * WebSocket hand-over (ws_http.c) relies on: the hub keeps a duplicate of the socket. */
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE |
                      MHD_USE_ERROR_LOG | MHD_USE_TURBO;
     if (v6)

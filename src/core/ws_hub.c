@@ -115,6 +115,9 @@ struct core_ws_hub {
 
     atomic_size_t reserved; /* adopted connections plus adopts waiting in the inbox */
     struct {
+        core_metric *connections, *rooms, *parsers, *opened, *messages_in, *frames_out, *slow_dropped;
+    } m; /* all NULL without cfg.metrics */
+    struct {
         atomic_uint_least64_t connections, rooms, opened, messages_in, frames_out, slow_dropped, parsers;
     } stats;
 
@@ -130,6 +133,7 @@ struct core_ws_hub {
     ws_list lists[TL_COUNT];
     ws_conn *grave;
     size_t parsers;
+    uint64_t published[4]; /* opened, messages_in, frames_out, slow_dropped as last published */
     uint8_t rbuf[HUB_READ_BUF];
 };
 
@@ -763,6 +767,25 @@ static int hub_wait_ms(core_ws_hub *hub, int64_t now)
     return due <= now ? 0 : (int)(due - now);
 }
 
+/* Copies the counters into the metrics registry (hub thread, once per loop iteration). */
+static void hub_publish(core_ws_hub *hub)
+{
+    if (!hub->m.connections)
+        return;
+    core_metric_set(hub->m.connections, (double)hub->nconns);
+    core_metric_set(hub->m.rooms, (double)hub->nrooms);
+    core_metric_set(hub->m.parsers, (double)hub->parsers);
+    core_metric *counters[4] = {hub->m.opened, hub->m.messages_in, hub->m.frames_out, hub->m.slow_dropped};
+    atomic_uint_least64_t *now[4] = {&hub->stats.opened, &hub->stats.messages_in, &hub->stats.frames_out,
+                                     &hub->stats.slow_dropped};
+    for (int i = 0; i < 4; i++) {
+        uint64_t v = atomic_load_explicit(now[i], memory_order_relaxed);
+        if (v != hub->published[i])
+            core_metric_add(counters[i], (double)(v - hub->published[i]));
+        hub->published[i] = v;
+    }
+}
+
 static void *hub_main(void *arg)
 {
     core_ws_hub *hub = arg;
@@ -788,6 +811,7 @@ static void *hub_main(void *arg)
             hub_drain_inbox(hub, now);
         hub_run_timers(hub, now);
         atomic_store_explicit(&hub->stats.parsers, hub->parsers, memory_order_relaxed);
+        hub_publish(hub);
         if (hub->stopping && (hub->nconns == 0 || now >= hub->stop_deadline)) {
             for (uint32_t i = 0; i < hub->nslots; i++)
                 if (hub->slots[i])
@@ -798,6 +822,7 @@ static void *hub_main(void *arg)
         bury(hub);
     }
     atomic_store_explicit(&hub->stats.parsers, hub->parsers, memory_order_relaxed);
+    hub_publish(hub);
     return NULL;
 }
 
@@ -810,6 +835,29 @@ static void raise_nofile(void)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
+}
+
+static int register_metrics(core_ws_hub *hub, core_metrics *m, char *err, size_t errlen)
+{
+    hub->m.connections = core_metrics_gauge(m, "websocket_connections", "WebSocket connections open");
+    hub->m.rooms = core_metrics_gauge(m, "websocket_rooms", "WebSocket rooms with at least one member");
+    hub->m.parsers = core_metrics_gauge(m, "websocket_parsers",
+                                        "WebSocket connections holding a frame parser (mid-frame)");
+    hub->m.opened =
+        core_metrics_counter(m, "websocket_connections_opened_total", "WebSocket connections adopted");
+    hub->m.messages_in =
+        core_metrics_counter(m, "websocket_messages_received_total", "WebSocket data messages received");
+    hub->m.frames_out =
+        core_metrics_counter(m, "websocket_frames_sent_total", "WebSocket data frames queued to clients");
+    hub->m.slow_dropped = core_metrics_counter(m, "websocket_slow_consumers_dropped_total",
+                                               "WebSocket connections dropped for a full send queue");
+    if (!hub->m.connections || !hub->m.rooms || !hub->m.parsers || !hub->m.opened || !hub->m.messages_in ||
+        !hub->m.frames_out || !hub->m.slow_dropped) {
+        memset(&hub->m, 0, sizeof hub->m);
+        snprintf(err, errlen, "websocket hub: cannot register its metrics (name clash)");
+        return CORE_EINVAL;
+    }
+    return 0;
 }
 
 core_ws_hub *core_ws_hub_new(const core_ws_config *cfg, char *err, size_t errlen)
@@ -847,6 +895,8 @@ core_ws_hub *core_ws_hub_new(const core_ws_config *cfg, char *err, size_t errlen
         snprintf(err, errlen, "websocket hub: epoll_ctl: %s", strerror(errno));
         goto fail;
     }
+    if (cfg->metrics && register_metrics(hub, cfg->metrics, err, errlen) != 0)
+        goto fail;
     raise_nofile();
     /* The hub thread takes no signals: they belong to whoever waits for SIGTERM. */
     sigset_t all, old;
@@ -1034,6 +1084,12 @@ void core_ws_hub_shutdown(core_ws_hub *hub, int timeout_ms)
     }
     hub->shut_down = true;
     pthread_mutex_unlock(&hub->shutdown_lock);
+}
+
+void core_ws_hub_shutdown_hook(void *ud)
+{
+    core_ws_hub *hub = ud;
+    core_ws_hub_shutdown(hub, hub->cfg.close_timeout_ms);
 }
 
 void core_ws_hub_free(core_ws_hub *hub)

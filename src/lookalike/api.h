@@ -29,5 +29,10 @@ int lookalike_api_openapi(core_http_req *req, void *ud);
 #ifndef LOOKALIKE_DEFAULT_MODEL
 #define LOOKALIKE_DEFAULT_MODEL "../shared/models/mobilenet_v1_0.75_224.onnx"
 #endif
+/* The web page `serve` offers at / when no --web is given (set by the build to the source
+ * tree's web/ directory). */
+#ifndef LOOKALIKE_DEFAULT_WEB
+#define LOOKALIKE_DEFAULT_WEB "web"
+#endif
 
 #endif

@@ -1,4 +1,5 @@
-/* `lookalike serve`: opens the data directory, loads the model once and serves the API. */
+/* `lookalike serve`: opens the data directory, loads the model once and serves the API and,
+ * from --web DIR, the shopper's web page at `/`; with --etcd, registers the node in etcd. */
 #include "cluster/cluster.h"
 #include "lookalike/api.h"
 
@@ -6,6 +7,13 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+/* GET /: the page itself. Its other files are under /ui/, so every path outside /ui/ and /
+ * keeps the router's own 404 and 405 answers (an unknown /api route stays a 404 JSON). */
+static int web_index(core_http_req *req, void *ud)
+{
+    return core_http_reply_file(req, ud, "index.html");
+}
 
 static int service_ready(void *ud, char *msg, size_t msglen)
 {
@@ -55,10 +63,10 @@ int lookalike_cmd_serve(int argc, char **argv)
     core_http_config_defaults(&cfg);
     cfg.service = "lookalike";
     cfg.version = "0.1";
-    const char *data = NULL, *model = NULL, *api_key = NULL, *log_level = NULL;
+    const char *data = NULL, *model = NULL, *api_key = NULL, *log_level = NULL, *web = NULL;
     const char *etcd = NULL, *node_name = NULL, *advertise = NULL;
     int embed_threads = 0, member_ttl = 10;
-    core_flag flags[CORE_HTTP_CONFIG_NFLAGS + 9];
+    core_flag flags[CORE_HTTP_CONFIG_NFLAGS + 10];
     size_t nflags = core_http_config_flags(&cfg, flags, CORE_HTTP_CONFIG_NFLAGS);
     flags[nflags++] = (core_flag){"data",
                                   CORE_FLAG_STR,
@@ -88,6 +96,13 @@ int lookalike_cmd_serve(int argc, char **argv)
                                   0,
                                   256,
                                   "threads per photo inference (0 = every core)"};
+    flags[nflags++] = (core_flag){"web",
+                                  CORE_FLAG_STR,
+                                  &web,
+                                  LOOKALIKE_DEFAULT_WEB,
+                                  0,
+                                  0,
+                                  "directory of the web page served at / (\"\" serves the API alone)"};
     flags[nflags++] =
         (core_flag){"log-level", CORE_FLAG_STR, &log_level, "info", 0, 0, "debug, info, warn or error"};
     flags[nflags++] =
@@ -147,10 +162,20 @@ int lookalike_cmd_serve(int argc, char **argv)
     core_log *log = core_log_new(2, level, getenv("CORE_DEBUG"));
     core_metrics *metrics = core_metrics_new();
     core_http_server *srv = NULL;
+    core_static *site = NULL;
     lookalike_svc_t *svc = NULL;
     cluster_member_t *member = NULL;
     if (!log || !metrics) {
         fprintf(stderr, "lookalike serve: out of memory\n");
+        goto done;
+    }
+    /* Opened before the model loads, so a wrong --web fails in milliseconds. no-cache: the
+     * browser revalidates every file (a 304 through its ETag), so an upgraded page is seen at
+     * once. */
+    if (*web && !(site = core_static_new(web, "no-cache", err, sizeof err))) {
+        fprintf(stderr, "lookalike serve: --web (LOOKALIKE_WEB): %s; pass --web '' to serve the API alone\n",
+                err);
+        exit_code = 2;
         goto done;
     }
     lookalike_svc_opts_t so = {
@@ -162,12 +187,14 @@ int lookalike_cmd_serve(int argc, char **argv)
         goto fail;
     core_http_set_debug_config(srv, core_flags_to_json(flags, nflags));
     if (lookalike_api_routes(&api, srv, err, sizeof err) != 0 ||
+        (site && (core_http_route(srv, "GET", "/", web_index, site, NULL, err, sizeof err) != 0 ||
+                  core_http_route_static(srv, "/ui", site, err, sizeof err) != 0)) ||
         core_http_add_ready_check(srv, "catalogue", service_ready, svc) != 0 ||
         core_http_server_start(srv, err, sizeof err) != 0)
         goto fail;
-    core_log_info(log, "lookalike", "serving %llu products on http://%s:%d/ (data %s, model %s)",
+    core_log_info(log, "lookalike", "serving %llu products on http://%s:%d/ (data %s, model %s, web %s)",
                   (unsigned long long)lookalike_svc_count(svc, LOOKALIKE_DEFAULT_COLLECTION), cfg.bind,
-                  core_http_server_port(srv), data, model);
+                  core_http_server_port(srv), data, model, *web ? web : "off");
     if (*etcd && !(member = register_node(etcd, node_name, advertise, member_ttl, cfg.bind,
                                           core_http_server_port(srv), log, err, sizeof err)))
         goto fail;
@@ -180,6 +207,7 @@ done:
     /* Leave etcd first, so that others stop sending work here while requests drain. */
     cluster_member_stop(member);
     core_http_server_free(srv);
+    core_static_free(site);
     lookalike_svc_close(svc);
     core_metrics_free(metrics);
     core_log_free(log);

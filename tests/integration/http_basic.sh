@@ -92,7 +92,7 @@ m=$($C $BASE/metrics)
 check "metrics: per-route counts by status" grep -q 'http_requests_total{route="/api/collections/{c}/products/{id}",method="GET",status="200"} [0-9]' <<<"$m"
 check "metrics: 404s counted as unmatched" grep -q 'http_requests_total{route="unmatched",method="GET",status="404"}' <<<"$m"
 check "metrics: latency histogram" grep -q 'http_request_duration_seconds_bucket{route="/healthz",le="+Inf"}' <<<"$m"
-check "metrics: process figures" bash -c "grep -q '^process_resident_memory_bytes [1-9]' <<<'$m' && grep -q '^process_open_fds [1-9]' <<<'$m' && grep -q '^process_threads [1-9]' <<<'$m' && grep -q '^process_uptime_seconds' <<<'$m'"
+check "metrics: process figures" bash -c "grep -q '^process_resident_memory_bytes [1-9]' <<<'$m' && grep -q '^process_heap_bytes [0-9]' <<<'$m' && grep -q '^process_open_fds [1-9]' <<<'$m' && grep -q '^process_threads [1-9]' <<<'$m' && grep -q '^process_uptime_seconds' <<<'$m'"
 dbg=$($C $BASE/debug)
 check "/debug has config, build, latency" bash -c "grep -q '\"config\":{' <<<'$dbg' && grep -q '\"libmicrohttpd\":\"0.9' <<<'$dbg' && grep -q '\"p99_ms\"' <<<'$dbg'"
 expect_eq "/readyz ready" "$($C $BASE/readyz)" '{"status":"ready","checks":{"static_dir":"ok"}}'

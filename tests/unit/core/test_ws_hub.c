@@ -479,3 +479,46 @@ Test(ws_hub, config_is_validated)
     cr_assert_null(core_ws_hub_new(&cfg, err, sizeof err));
     cr_assert(strstr(err, "positive") != NULL);
 }
+
+/* The hub thread publishes its counters once per loop iteration: poll the rendering. */
+static bool metrics_show(core_metrics *m, const char *line)
+{
+    for (int i = 0; i < 250; i++) {
+        char *text = core_metrics_render(m, NULL);
+        bool found = text && strstr(text, line);
+        free(text);
+        if (found)
+            return true;
+        usleep(20 * 1000);
+    }
+    return false;
+}
+
+Test(ws_hub, metrics_follow_connections_and_messages)
+{
+    core_ws_hub_free(hub);
+    core_metrics *m = core_metrics_new();
+    core_ws_config cfg = test_config();
+    cfg.metrics = m;
+    start_hub(&cfg);
+    client a, b;
+    client_open(&a, "r", NULL, 0);
+    client_open(&b, "r", NULL, 0);
+    wait_count(&ev.opened, 2);
+    client_send(&a, true, 1, "hi", 2, true);
+    expect_text(&b, "hi");
+    cr_assert(metrics_show(m, "\nwebsocket_connections 2\n"));
+    cr_assert(metrics_show(m, "\nwebsocket_rooms 1\n"));
+    cr_assert(metrics_show(m, "\nwebsocket_connections_opened_total 2\n"));
+    cr_assert(metrics_show(m, "\nwebsocket_messages_received_total 1\n"));
+    cr_assert(metrics_show(m, "\nwebsocket_frames_sent_total 1\n"));
+    close(a.fd);
+    close(b.fd);
+    wait_count(&ev.released, 2);
+    cr_assert(metrics_show(m, "\nwebsocket_connections 0\n"));
+    cr_assert(metrics_show(m, "\nwebsocket_rooms 0\n"));
+    cr_assert(metrics_show(m, "\nwebsocket_connections_opened_total 2\n"), "a counter never goes down");
+    core_ws_hub_free(hub);
+    hub = NULL;
+    core_metrics_free(m);
+}
