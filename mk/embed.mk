@@ -24,3 +24,19 @@ DEB_PKGS += python3-pil python3-numpy
 PROGRAMS += embed-prof
 prog_embed-prof_SRCS := tools/embed/embed_prof.c
 prog_embed-prof_MODULES := embed
+
+# tests/integration/embed_ort.sh: the engine against ONNX Runtime (tools/ort, npm
+# onnxruntime-node installed by scripts/ort-install.sh, which also installs Node when it is
+# missing) on product photos; embed_ort.c is our side.
+IT_MODULES_embed_ort := embed
+
+# bench/embed: the engine against ONNX Runtime (latency at batch 1, throughput at 8 and 16, 1
+# and 2 threads) on the shared MobileNet and random-weight ResNet-18/50, and the image pipeline
+# against PIL. EMBED_BENCH_ARGS=--quick shortens it.
+BENCHES += embed
+bench_embed_SRCS := bench/embed/embed.c
+bench_embed_MODULES := embed
+bench_embed_RUN = scripts/ort-install.sh && scripts/resnet-models.sh $(BUILD)/models >/dev/null && \
+	$(BUILD)/bench/embed --data $(DATA_DIR) \
+	--models $(MODELS_DIR)/mobilenet_v1_0.75_224.onnx,$(BUILD)/models/resnet18.onnx,$(BUILD)/models/resnet50.onnx \
+	$(EMBED_BENCH_ARGS)

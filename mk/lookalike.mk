@@ -1,8 +1,9 @@
 # lookalike library parts: text analysis, BM25, fusion, colours, CSV, product JSON, catalogue.
 MODULES += lookalike
 lookalike_DEPS := vindex
-lookalike_PKGS += jansson sqlite3
-DEB_PKGS += libjansson-dev libsqlite3-dev
+lookalike_PKGS += jansson sqlite3 libpq
+# postgresql: the tests start a real server (tests/lib/pg_server.sh).
+DEB_PKGS += libjansson-dev libsqlite3-dev libpq-dev postgresql
 FUZZERS += csv
 fuzz_csv_MODULES := lookalike
 FUZZERS += product_json
@@ -17,7 +18,7 @@ bench_bm25_MODULES := lookalike
 PROGRAMS += lookalike
 prog_lookalike_SRCS := src/lookalike/main.c src/lookalike/service.c src/lookalike/search.c \
 	src/lookalike/api.c src/lookalike/api_openapi.c src/lookalike/cmd_serve.c src/lookalike/cmd_ingest.c \
-	src/lookalike/cmd_tools.c
+	src/lookalike/cmd_tools.c src/lookalike/cmd_embed.c
 prog_lookalike_MODULES := lookalike embed vindex cluster core
 prog_lookalike_CFLAGS := -DLOOKALIKE_DEFAULT_MODEL='"$(MODELS_DIR)/mobilenet_v1_0.75_224.onnx"'
 # The web page (web/, plain files, no build step) is served from the source tree unless --web
@@ -29,3 +30,31 @@ prog_lookalike_CFLAGS += -DLOOKALIKE_DEFAULT_WEB='"$(abspath web)"'
 DEB_PKGS += chromium nodejs
 # `make run`: ingest the demo catalogue on first start, then serve (replaces the core example).
 RUN_CMD = scripts/run-lookalike.sh $(BUILD) $(PORT)
+
+# lookalike-load: the stress test (many keep-alive clients, a mix of searches and inserts).
+PROGRAMS += lookalike-load
+prog_lookalike-load_SRCS := src/lookalike/load_main.c
+prog_lookalike-load_MODULES := load core
+
+# lookalike-synth: a synthetic catalogue of vector products (JSON lines) for speed figures.
+PROGRAMS += lookalike-synth
+prog_lookalike-synth_SRCS := tools/lookalike/synth.c
+prog_lookalike-synth_MODULES :=
+
+# build/bench/lookalike: lookalike-load against `lookalike serve` on a 100,000-product synthetic
+# catalogue (similar, text, filter, hybrid) and on the demo catalogue (image search), next to the
+# embed engine's own throughput (embed-prof) in the same run. Catalogues are cached in
+# build/bench-data (the first run ingests them: minutes).
+BENCHES += lookalike
+bench_lookalike_SRCS := bench/lookalike/lookalike.c
+bench_lookalike_LDLIBS := -ljansson
+bench_lookalike_RUN := $(BUILD)/bench/lookalike --products 100000 --seconds 15
+
+# build/bench/quality: precision@10 of image search on the demo catalogue (leave-one-out, each
+# model in MODELS_DIR) and on Fashion-MNIST (train as catalogue, test as queries), with raw-pixel
+# cosine as the baseline. Catalogue embeddings are cached in build/bench-data/quality.
+BENCHES += quality
+bench_quality_SRCS := bench/quality/quality.c
+bench_quality_MODULES := embed vindex
+bench_quality_LDLIBS := -lz
+bench_quality_RUN := $(BUILD)/bench/quality --fm-queries 1000

@@ -5,8 +5,9 @@
  *   embed_model_load() reads a standard .onnx file with a hand-written protobuf wire decoder
  *   (onnx_wire.c; the fields it reads are tabled in onnx_proto.h), checks the opset, folds
  *   BatchNormalization into the preceding Conv and keeps the graph immutable from then on. The
- *   first run for a given (batch size, output tensor) compiles an execution plan (plan.c):
- *   shapes are inferred with the concrete batch size, every node whose inputs are all constant
+ *   first run for a given output tensor compiles an execution plan for one sample (plan.c;
+ *   larger batches run sample by sample, see Threading): shapes are inferred with the
+ *   concrete batch size, every node whose inputs are all constant
  *   is evaluated once (this folds the Shape/Gather/Unsqueeze/Concat chains exporters emit
  *   before Flatten/Reshape), only the nodes the requested tensor needs are kept, Conv+Relu/Clip
  *   and Conv+Add(+Relu) are fused, and every step gets a oneDNN primitive (blocked layouts,
@@ -34,16 +35,19 @@
  * Threading and ownership
  *   An embed_model is immutable after load except for its plan cache and context pool, which
  *   a mutex guards; any number of threads may call embed_model_run() on one model at the same
- *   time. Weights are read-only and shared by every thread; each compiled plan (one per batch
- *   size, output and thread count, at most 64) holds its own copy reordered into the blocked
- *   layout oneDNN chose for it. Each run uses an embed_ctx (a per-thread workspace: activation
- *   arena, oneDNN scratchpad and memory objects); embed_model_run() borrows one from the
- *   model's pool, or callers keep their own with embed_ctx_new(). After the first run of a
- *   given (batch, output) a context allocates nothing.
- *   options.threads (0 = every core) is how many cores one run uses: a batch of two or more
- *   samples is split into one chunk per thread, chunk 0 on the caller and the rest on the
- *   context's worker threads, each chunk single-threaded (no synchronisation inside the
- *   network); a batch of one uses OpenMP threads inside every layer. oneDNN runs on GNU
+ *   time. Weights are read-only and shared by every thread; each compiled plan holds its own
+ *   copy reordered into the blocked layout oneDNN chose for it. There are at most two plans
+ *   per output, one for batch 1 on options.threads threads and one single-threaded for larger
+ *   batches (reference mode plans each batch size), at most 64 in all. Each run uses an
+ *   embed_ctx (a per-thread workspace: activation arena, oneDNN scratchpad and memory
+ *   objects); embed_model_run() borrows one from the model's pool, or callers keep their own
+ *   with embed_ctx_new(). After the first run for a given output a context allocates nothing.
+ *   options.threads (0 = every core) is how many cores one run uses: the samples of a batch
+ *   of two or more go one at a time through the single-threaded plan, dealt out to the
+ *   caller and the context's worker threads as each becomes free (no synchronisation inside
+ *   the network, activations of one sample stay in cache: MobileNet measured 7.3 ms CPU per
+ *   image this way against 8.4 ms as one batch of 8); a batch of one uses OpenMP threads
+ *   inside every layer. oneDNN runs on GNU
  *   OpenMP, whose threads spin at every layer barrier by default: on machines shared with
  *   other work set OMP_WAIT_POLICY=passive in the environment before the program starts
  *   (measured: MobileNet batch 1 on 2 threads under load went from 113 to 24 ms median).
@@ -83,8 +87,9 @@ enum {
 #define EMBED_MAX_BATCH 256
 
 typedef struct embed_model_options {
-    int threads;   /* cores one run uses (batch split, or OpenMP inside layers at batch 1); 0 = all */
-    int reference; /* 1 = run only the plain C kernels (slow; for tests and cross-checks) */
+    int threads;     /* cores one run uses (batch split, or OpenMP inside layers at batch 1); 0 = all */
+    int reference;   /* 1 = run only the plain C kernels (slow; for tests and cross-checks) */
+    int direct_only; /* 1 = no Winograd 3x3 convolutions (their weights take up to 4x the memory) */
 } embed_model_options;
 
 typedef struct embed_model embed_model;
@@ -109,6 +114,16 @@ long embed_model_output_dim(embed_model *m, const char *name, char *err, size_t 
 /* Name of the image-embedding tensor (see Outputs above), or NULL when the graph has no
  * "embedding" output and no final Gemm/MatMul. */
 const char *embed_model_default_output(const embed_model *m);
+
+/* The graph's outputs in file order: embed_model_output_count() of them; a name lives as long
+ * as the model, NULL when i is out of range. */
+int embed_model_output_count(const embed_model *m);
+const char *embed_model_output_name(const embed_model *m, int i);
+
+/* ONNX op type ("Softmax", "Gemm", ...) of the node that produces tensor `name`, or NULL when
+ * no node does (unknown name, graph input, initializer). Lets a caller tell logits from
+ * probabilities. The string lives as long as the model. */
+const char *embed_model_tensor_op(const embed_model *m, const char *name);
 
 /* Value of a metadata_props key (e.g. "preprocessing"), or NULL. */
 const char *embed_model_metadata(const embed_model *m, const char *key);
@@ -158,7 +173,8 @@ void embed_l2_normalize(float *v, size_t n);
  * before starting threads; later calls are no-ops). After that every function here may be
  * called from any number of threads at once; they share no mutable state. libvips' operation
  * cache is disabled at init because inputs are never repeated and cached buffer loads would
- * pin memory.
+ * pin memory, and its warnings (printed to stderr per failed tile) are dropped because every
+ * failure is reported through err.
  *
  * Ownership: input buffers are borrowed for the duration of the call. Output tensors are
  * caller-allocated (3 * crop * crop floats). embed_image_rgb_*() return a malloc'd buffer the

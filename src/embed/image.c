@@ -23,10 +23,18 @@ static int init_result = EMBED_IMAGE_EINIT;
 static const char *init_argv0;
 static int init_concurrency;
 
+static void drop_log(const gchar *domain, GLogLevelFlags level, const gchar *msg, gpointer ud)
+{
+    (void)domain, (void)level, (void)msg, (void)ud;
+}
+
 static void init_vips(void)
 {
     if (VIPS_INIT(init_argv0 ? init_argv0 : "embed") != 0)
         return;
+    /* A corrupt image already fails with its reason in err; libvips would also print
+     * "error in tile" warnings to stderr, once per failed tile. */
+    g_log_set_handler("VIPS", G_LOG_LEVEL_WARNING, drop_log, NULL);
     vips_cache_set_max(0);
     if (init_concurrency > 0)
         vips_concurrency_set(init_concurrency);

@@ -75,9 +75,16 @@ typedef struct plan_input {
     int dtype;
 } plan_input;
 
-/* Compile a plan. `inputs` gives every graph input's concrete shape. NULL on error. */
+/* plan_compile() flags. */
+enum {
+    PLAN_REFERENCE = 1,   /* plain C kernels only */
+    PLAN_NO_WINOGRAD = 2, /* direct convolution only (see conv_step in plan.c) */
+};
+
+/* Compile a plan. `inputs` gives every graph input's concrete shape; flags is a set of PLAN_*.
+ * NULL on error. */
 plan *plan_compile(const eg_graph *g, dnnl_engine_t eng, const plan_input *inputs, int n_inputs, int output,
-                   int reference, char *err, size_t errlen, int *rc);
+                   int flags, char *err, size_t errlen, int *rc);
 void plan_free(plan *p);
 
 /* Per-context state for one plan: its arena and oneDNN memory objects. */

@@ -29,6 +29,12 @@ static int reply_lk(core_http_req *req, int rc, const char *msg)
         return core_http_reply_error(req, 409, "conflict", "%s", msg);
     case LOOKALIKE_SVC_EIMAGE:
         return core_http_reply_error(req, 400, "not_an_image", "%s", msg);
+    case LOOKALIKE_EAGAIN:
+        /* The catalogue's database is failing over or restarting: the client may retry. */
+        core_log_warn(core_http_req_log(req), "api", "%s %s: %s", core_http_req_method(req),
+                      core_http_req_path(req), msg);
+        core_http_add_header(req, "Retry-After", "1");
+        return core_http_reply_error(req, 503, "unavailable", "%s", msg);
     default:
         core_log_error(core_http_req_log(req), "api", "%s %s: %s", core_http_req_method(req),
                        core_http_req_path(req), msg);
@@ -132,9 +138,8 @@ static int product_write(lookalike_api_t *api, core_http_req *req, int mode)
                                      "send multipart/form-data with an \"image\" file part and a \"product\" "
                                      "JSON part");
     }
-    if (mode == LOOKALIKE_PUT_INSERT && (!img || !img->len))
-        return core_http_reply_error(req, 400, "missing_image",
-                                     "a new product needs a non-empty \"image\" part");
+    if (img && !img->len)
+        return core_http_reply_error(req, 400, "missing_image", "the \"image\" part is empty");
     lookalike_product_t p;
     int rc;
     if (json && json_len) {
@@ -142,6 +147,11 @@ static int product_write(lookalike_api_t *api, core_http_req *req, int mode)
             return reply_lk(req, rc, err);
     } else {
         lookalike_product_init(&p);
+    }
+    if (mode == LOOKALIKE_PUT_INSERT && !img && !p.vector) {
+        lookalike_product_release(&p);
+        return core_http_reply_error(req, 400, "missing_image",
+                                     "a new product needs an \"image\" part or a \"vector\" in its JSON");
     }
     if (path_id) {
         if (p.id && strcmp(p.id, path_id) != 0) {

@@ -21,6 +21,8 @@ int lookalike_cmd_ingest(int argc, char **argv);
 int lookalike_cmd_create_collection(int argc, char **argv);
 int lookalike_cmd_search(int argc, char **argv);
 int lookalike_cmd_stats(int argc, char **argv);
+int lookalike_cmd_export(int argc, char **argv);
+int lookalike_cmd_embed(int argc, char **argv);
 
 /* GET /api/openapi.json: the OpenAPI description of the routes above (api_openapi.c). */
 int lookalike_api_openapi(core_http_req *req, void *ud);

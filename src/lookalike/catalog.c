@@ -1,14 +1,17 @@
 /* The catalogue interface: argument checks every backend shares, then a call through the
  * backend's function table. */
+#include "lookalike/catalog_internal.h"
 #include "lookalike/image_store.h"
 #include "lookalike/lookalike.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 static void cerr(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -57,6 +60,50 @@ void lookalike_catalog_close(lookalike_catalog_t *c)
 {
     if (c)
         c->ops->close(c);
+}
+
+int lookalike_store_is_pg(const char *store)
+{
+    return store && (strncmp(store, "postgresql://", 13) == 0 || strncmp(store, "postgres://", 11) == 0 ||
+                     strchr(store, '=') != NULL);
+}
+
+lookalike_catalog_t *lookalike_catalog_open(const char *store, const char *data_dir, char *err, size_t errlen)
+{
+    if (!store || !*store)
+        return lookalike_catalog_open_sqlite(data_dir, err, errlen);
+    if (lookalike_store_is_pg(store))
+        return lookalike_catalog_open_pg(store, err, errlen);
+    cerr(err, errlen,
+         "unknown store (expected a PostgreSQL connection string: postgresql://..., or nothing for SQLite in "
+         "the data directory)");
+    return NULL;
+}
+
+const char *lookalike_catalog_backend(const lookalike_catalog_t *c)
+{
+    return c->ops->backend;
+}
+
+int64_t catalog_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int catalog_same_product(const char *body, size_t len, const lookalike_product_t *p)
+{
+    lookalike_product_t stored;
+    if (lookalike_product_parse(body, len, LOOKALIKE_PRODUCT_STORED, &stored, NULL, 0) != 0)
+        return 0;
+    char *a = lookalike_product_to_json(&stored, LOOKALIKE_PRODUCT_INPUT);
+    char *b = lookalike_product_to_json(p, LOOKALIKE_PRODUCT_INPUT);
+    int same = a && b && strcmp(a, b) == 0 && strcmp(stored.image_sha256, p->image_sha256) == 0;
+    free(a);
+    free(b);
+    lookalike_product_release(&stored);
+    return same;
 }
 
 int lookalike_catalog_create_collection(lookalike_catalog_t *c, lookalike_collection_t *col, char *err,
@@ -136,8 +183,40 @@ static int generate_id(char **out, char *err, size_t errlen)
     return 0;
 }
 
+/* Vectors are stored as little-endian float32 whatever the host's byte order. */
+static void vec_encode(const float *v, uint32_t dim, uint8_t *out)
+{
+    for (uint32_t i = 0; i < dim; i++) {
+        uint32_t u;
+        memcpy(&u, &v[i], 4);
+        out[4 * i] = (uint8_t)u;
+        out[4 * i + 1] = (uint8_t)(u >> 8);
+        out[4 * i + 2] = (uint8_t)(u >> 16);
+        out[4 * i + 3] = (uint8_t)(u >> 24);
+    }
+}
+
+static void vec_decode(const uint8_t *in, uint32_t dim, float *v)
+{
+    for (uint32_t i = 0; i < dim; i++) {
+        uint32_t u = (uint32_t)in[4 * i] | (uint32_t)in[4 * i + 1] << 8 | (uint32_t)in[4 * i + 2] << 16 |
+                     (uint32_t)in[4 * i + 3] << 24;
+        memcpy(&v[i], &u, 4);
+    }
+}
+
+static int check_dim(uint32_t dim, char *err, size_t errlen)
+{
+    if (dim == 0 || dim > LOOKALIKE_DIM_MAX) {
+        cerr(err, errlen, "vector dimension must be 1 to %d", LOOKALIKE_DIM_MAX);
+        return LOOKALIKE_EINVAL;
+    }
+    return 0;
+}
+
 int lookalike_catalog_put(lookalike_catalog_t *c, const char *collection, lookalike_product_t *p, int mode,
-                          const void *image, size_t image_len, char *err, size_t errlen)
+                          const void *image, size_t image_len, const float *vec, uint32_t dim, char *err,
+                          size_t errlen)
 {
     int rc = check_collection_name(collection, err, errlen);
     if (rc)
@@ -152,6 +231,15 @@ int lookalike_catalog_put(lookalike_catalog_t *c, const char *collection, lookal
     }
     if ((rc = lookalike_product_validate(p, err, errlen)) != 0)
         return rc;
+    if (vec) {
+        if ((rc = check_dim(dim, err, errlen)) != 0)
+            return rc;
+        for (uint32_t i = 0; i < dim; i++)
+            if (!isfinite(vec[i])) {
+                cerr(err, errlen, "vector value %u is not a finite number", i);
+                return LOOKALIKE_EINVAL;
+            }
+    }
     if (image) {
         char sha[65];
         if ((rc = c->ops->image_put(c, image, image_len, sha, err, errlen)) != 0)
@@ -161,17 +249,46 @@ int lookalike_catalog_put(lookalike_catalog_t *c, const char *collection, lookal
         cerr(err, errlen, "field \"image_sha256\": expected 64 lowercase hex digits");
         return LOOKALIKE_EINVAL;
     }
+    uint8_t *enc = NULL;
+    if (vec) {
+        if (!(enc = malloc((size_t)dim * 4))) {
+            cerr(err, errlen, "out of memory");
+            return LOOKALIKE_ENOMEM;
+        }
+        vec_encode(vec, dim, enc);
+    }
     int generated = 0;
     if (!p->id) {
-        if ((rc = generate_id(&p->id, err, errlen)) != 0)
+        if ((rc = generate_id(&p->id, err, errlen)) != 0) {
+            free(enc);
             return rc;
+        }
         generated = 1;
     }
-    rc = c->ops->product_put(c, collection, p, mode, err, errlen);
+    rc = c->ops->product_put(c, collection, p, mode, enc, enc ? dim : 0, err, errlen);
+    free(enc);
     if (rc != 0 && generated) {
         free(p->id);
         p->id = NULL;
     }
+    return rc;
+}
+
+int lookalike_catalog_get_vector(lookalike_catalog_t *c, uint64_t doc_id, float *out, uint32_t dim, char *err,
+                                 size_t errlen)
+{
+    int rc = check_dim(dim, err, errlen);
+    if (rc)
+        return rc;
+    uint8_t *buf = malloc((size_t)dim * 4);
+    if (!buf) {
+        cerr(err, errlen, "out of memory");
+        return LOOKALIKE_ENOMEM;
+    }
+    rc = c->ops->vector_get(c, doc_id, buf, dim, err, errlen);
+    if (rc == 0)
+        vec_decode(buf, dim, out);
+    free(buf);
     return rc;
 }
 
@@ -250,6 +367,16 @@ int lookalike_catalog_max_seq(lookalike_catalog_t *c, uint64_t *seq, char *err, 
 {
     *seq = 0;
     return c->ops->max_seq(c, seq, err, errlen);
+}
+
+int lookalike_catalog_changes_wait(lookalike_catalog_t *c, uint64_t since, int timeout_ms, char *err,
+                                   size_t errlen)
+{
+    if (timeout_ms < 0 || timeout_ms > 60000) {
+        cerr(err, errlen, "timeout must be 0 to 60000 ms");
+        return LOOKALIKE_EINVAL;
+    }
+    return c->ops->changes_wait(c, since, timeout_ms, err, errlen);
 }
 
 int lookalike_catalog_put_image(lookalike_catalog_t *c, const void *data, size_t len, char sha256[65],

@@ -1,6 +1,7 @@
 /* The embedded catalogue backend: one SQLite database in WAL mode with synchronous=FULL, its
  * images as files next to it. Every call holds the handle's mutex, since the prepared
  * statements belong to the one connection. */
+#include "lookalike/catalog_internal.h"
 #include "lookalike/image_store.h"
 #include "lookalike/lookalike.h"
 
@@ -29,6 +30,7 @@ static const char *const migrations[] = {
     "CREATE TABLE changes(seq INTEGER PRIMARY KEY, collection TEXT NOT NULL, id TEXT NOT NULL,"
     " doc_id INTEGER NOT NULL, deleted INTEGER NOT NULL);"
     "CREATE UNIQUE INDEX changes_product ON changes(collection, id);",
+    "ALTER TABLE products ADD COLUMN vector BLOB;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -51,6 +53,7 @@ enum {
     S_CHANGE_DELETE,
     S_CHANGE_INSERT,
     S_CHANGES,
+    S_VEC_GET,
     S_COUNT
 };
 
@@ -64,9 +67,15 @@ static const char *const sql[S_COUNT] = {
                      " VALUES(?, ?, ?, ?, ?, ?)",
     [S_COL_GET] = "SELECT name, model, metric, dim, index_params, created_at FROM collections WHERE name = ?",
     [S_COL_LIST] = "SELECT name, model, metric, dim, index_params, created_at FROM collections ORDER BY name",
-    [S_PROD_FIND] = "SELECT doc_id, created_at, image_sha256 FROM products WHERE collection = ? AND id = ?",
-    [S_PROD_PUT] = "INSERT OR REPLACE INTO products(collection, id, doc_id, seq, created_at, updated_at,"
-                   " image_sha256, body) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
+    [S_PROD_FIND] = "SELECT doc_id, created_at, image_sha256, seq, updated_at, body FROM products"
+                    " WHERE collection = ? AND id = ?",
+    /* ?10 true keeps the stored vector (the image stays and no new vector came). */
+    [S_PROD_PUT] = "INSERT INTO products(collection, id, doc_id, seq, created_at, updated_at, image_sha256,"
+                   " body, vector) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                   " ON CONFLICT(collection, id) DO UPDATE SET doc_id = excluded.doc_id, seq = excluded.seq,"
+                   " created_at = excluded.created_at, updated_at = excluded.updated_at,"
+                   " image_sha256 = excluded.image_sha256, body = excluded.body,"
+                   " vector = CASE WHEN ?10 THEN products.vector ELSE excluded.vector END",
     [S_PROD_GET] = "SELECT body, doc_id FROM products WHERE collection = ? AND id = ?",
     [S_PROD_GET_DOC] = "SELECT body, doc_id, collection FROM products WHERE doc_id = ?",
     [S_PROD_DELETE] = "DELETE FROM products WHERE collection = ? AND id = ?",
@@ -76,6 +85,7 @@ static const char *const sql[S_COUNT] = {
     [S_CHANGE_INSERT] = "INSERT INTO changes(seq, collection, id, doc_id, deleted) VALUES(?, ?, ?, ?, ?)",
     [S_CHANGES] =
         "SELECT seq, collection, id, doc_id, deleted FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
+    [S_VEC_GET] = "SELECT vector FROM products WHERE doc_id = ?",
 };
 
 typedef struct {
@@ -100,13 +110,6 @@ static int db_fail(sqlite_catalog_t *s, const char *what, char *err, size_t errl
 {
     serr(err, errlen, "catalog: %s: %s", what, sqlite3_errmsg(s->db));
     return LOOKALIKE_EIO;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Takes a prepared statement for use; done() hands it back reset. */
@@ -158,7 +161,7 @@ static int col_create(lookalike_catalog_t *c, lookalike_collection_t *col, char 
 {
     sqlite_catalog_t *s = (sqlite_catalog_t *)c;
     pthread_mutex_lock(&s->mu);
-    col->created_at = now_ms();
+    col->created_at = catalog_now_ms();
     sqlite3_stmt *st = stmt(s, S_COL_INSERT);
     bind_text(st, 1, col->name);
     bind_text(st, 2, col->model);
@@ -279,10 +282,11 @@ static int log_change(sqlite_catalog_t *s, uint64_t seq, const char *collection,
 }
 
 static int prod_put(lookalike_catalog_t *c, const char *collection, lookalike_product_t *p, int mode,
-                    char *err, size_t errlen)
+                    const uint8_t *vec, uint32_t dim, char *err, size_t errlen)
 {
     sqlite_catalog_t *s = (sqlite_catalog_t *)c;
     lookalike_product_t saved = *p;
+    lookalike_collection_t col;
     char *body = NULL;
     int ret = 0;
     pthread_mutex_lock(&s->mu);
@@ -290,14 +294,20 @@ static int prod_put(lookalike_catalog_t *c, const char *collection, lookalike_pr
         ret = db_fail(s, "begin", err, errlen);
         goto out;
     }
-    if ((ret = col_get_locked(s, collection, NULL, err, errlen)) != 0)
+    if ((ret = col_get_locked(s, collection, &col, err, errlen)) != 0)
         goto fail;
+    if (vec && dim != col.dim) {
+        serr(err, errlen, "vector has %u values but collection %s has dimension %u", dim, collection,
+             col.dim);
+        ret = LOOKALIKE_EINVAL;
+        goto fail;
+    }
     sqlite3_stmt *st = stmt(s, S_PROD_FIND);
     bind_text(st, 1, collection);
     bind_text(st, 2, p->id);
-    int rc = sqlite3_step(st), exists = rc == SQLITE_ROW;
-    uint64_t old_doc = 0;
-    int64_t old_created = 0;
+    int rc = sqlite3_step(st), exists = rc == SQLITE_ROW, same = 0;
+    uint64_t old_doc = 0, old_seq = 0;
+    int64_t old_created = 0, old_updated = 0;
     char old_image[65] = "";
     if (exists) {
         old_doc = (uint64_t)sqlite3_column_int64(st, 0);
@@ -305,6 +315,11 @@ static int prod_put(lookalike_catalog_t *c, const char *collection, lookalike_pr
         const unsigned char *img = sqlite3_column_text(st, 2);
         if (img)
             snprintf(old_image, sizeof old_image, "%s", (const char *)img);
+        old_seq = (uint64_t)sqlite3_column_int64(st, 3);
+        old_updated = sqlite3_column_int64(st, 4);
+        if (mode == LOOKALIKE_PUT_INSERT)
+            same = catalog_same_product((const char *)sqlite3_column_text(st, 5),
+                                        (size_t)sqlite3_column_bytes(st, 5), p);
     }
     done(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
@@ -312,6 +327,14 @@ static int prod_put(lookalike_catalog_t *c, const char *collection, lookalike_pr
         goto fail;
     }
     if (exists && mode == LOOKALIKE_PUT_INSERT) {
+        rollback(s);
+        if (same) {
+            p->seq = old_seq;
+            p->doc_id = old_doc;
+            p->created_at = old_created;
+            p->updated_at = old_updated;
+            goto out;
+        }
         serr(err, errlen, "product %s already exists in collection %s", p->id, collection);
         ret = LOOKALIKE_EEXIST;
         goto fail;
@@ -321,7 +344,7 @@ static int prod_put(lookalike_catalog_t *c, const char *collection, lookalike_pr
         ret = db_fail(s, "next sequence number", err, errlen);
         goto fail;
     }
-    int64_t now = now_ms();
+    int64_t now = catalog_now_ms();
     p->seq = seq;
     p->doc_id = exists ? old_doc : seq;
     p->created_at = exists ? old_created : now;
@@ -347,6 +370,11 @@ static int prod_put(lookalike_catalog_t *c, const char *collection, lookalike_pr
     sqlite3_bind_int64(st, 6, p->updated_at);
     bind_text(st, 7, p->image_sha256[0] ? p->image_sha256 : NULL);
     bind_text(st, 8, body);
+    if (vec)
+        sqlite3_bind_blob(st, 9, vec, (int)dim * 4, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 9);
+    sqlite3_bind_int(st, 10, !vec && exists && strcmp(old_image, p->image_sha256) == 0);
     rc = sqlite3_step(st);
     done(st);
     if (rc != SQLITE_DONE) {
@@ -579,6 +607,21 @@ static int max_seq(lookalike_catalog_t *c, uint64_t *seq, char *err, size_t errl
     return ret;
 }
 
+/* Another process may write the same file, and SQLite has no way to say so: poll. */
+static int changes_wait(lookalike_catalog_t *c, uint64_t since, int timeout_ms, char *err, size_t errlen)
+{
+    for (int waited = 0;; waited += 50) {
+        uint64_t seq = 0;
+        int rc = max_seq(c, &seq, err, errlen);
+        if (rc || seq > since)
+            return rc ? rc : 1;
+        if (waited >= timeout_ms)
+            return 0;
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
 static int image_put(lookalike_catalog_t *c, const void *data, size_t len, char sha256[65], char *err,
                      size_t errlen)
 {
@@ -591,6 +634,34 @@ static int image_get(lookalike_catalog_t *c, const char *sha256, void **data, si
 {
     sqlite_catalog_t *s = (sqlite_catalog_t *)c;
     return image_store_get(s->dir, sha256, data, len, err, errlen);
+}
+
+static int vector_get(lookalike_catalog_t *c, uint64_t doc_id, uint8_t *out, uint32_t dim, char *err,
+                      size_t errlen)
+{
+    sqlite_catalog_t *s = (sqlite_catalog_t *)c;
+    pthread_mutex_lock(&s->mu);
+    sqlite3_stmt *st = stmt(s, S_VEC_GET);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)doc_id);
+    int rc = sqlite3_step(st), ret = 0;
+    if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_BLOB) {
+        int n = sqlite3_column_bytes(st, 0);
+        if ((size_t)n != (size_t)dim * 4) {
+            serr(err, errlen, "the stored vector of doc_id %llu has %d values, not %u",
+                 (unsigned long long)doc_id, n / 4, dim);
+            ret = LOOKALIKE_EINVAL;
+        } else {
+            memcpy(out, sqlite3_column_blob(st, 0), (size_t)n);
+        }
+    } else if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
+        serr(err, errlen, "no vector stored for doc_id %llu", (unsigned long long)doc_id);
+        ret = LOOKALIKE_ENOTFOUND;
+    } else {
+        ret = db_fail(s, "get vector", err, errlen);
+    }
+    done(st);
+    pthread_mutex_unlock(&s->mu);
+    return ret;
 }
 
 static void sqlite_close(lookalike_catalog_t *c)
@@ -617,8 +688,10 @@ static const lookalike_catalog_ops_t sqlite_ops = {
     .product_list = prod_list,
     .changes = changes,
     .max_seq = max_seq,
+    .changes_wait = changes_wait,
     .image_put = image_put,
     .image_get = image_get,
+    .vector_get = vector_get,
 };
 
 static int pragma_int(sqlite3 *db, const char *q, int *v)

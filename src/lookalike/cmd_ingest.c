@@ -1,12 +1,19 @@
 /* `lookalike ingest`: adds a folder of photos, with optional CSV or JSON-lines metadata, to a
- * collection. Resumable (a product already in is skipped), a bad file is reported and
+ * collection. Resumable (a product already in is skipped), a bad file or line is reported and
  * skipped, and two (--threads) workers embed at once. Progress: a bar with count, rate and
- * ETA on a terminal, plain lines otherwise. */
+ * ETA on a terminal, plain lines otherwise.
+ *
+ * CSV metadata is read whole and attached to the photos it names. JSON lines are streamed
+ * (a line is read by the worker that ingests it, so a catalogue of 100,000 products with
+ * their vectors never sits in memory): each line is one product, with its photo when it has a
+ * "path" and without one when it carries a "vector". Then every photo of the folder that no
+ * line or row named is ingested on its own, its id taken from the file name. */
 #include "lookalike/api.h"
 
 #include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -22,7 +29,8 @@
 /* One photo to ingest: its path relative to the folder and, from the metadata, a product. */
 typedef struct {
     char *rel;
-    char *meta; /* product JSON from the metadata (INPUT mode), or NULL */
+    char *meta;        /* product JSON from the CSV metadata (INPUT mode), or NULL */
+    _Atomic int named; /* a JSON line took this photo: not ingested on its own */
 } item_t;
 
 typedef struct {
@@ -35,8 +43,14 @@ typedef struct {
     const char *coll;
     const char *root;
     items_t *items;
+    FILE *jsonl; /* JSON-lines metadata being streamed, or NULL (read under jsonl_mu) */
+    const char *jsonl_name;
+    unsigned long jsonl_line;
+    pthread_mutex_t jsonl_mu;
+    int print_ids; /* print each added product's id on stdout once it is durable */
     _Atomic size_t next;
-    _Atomic size_t done, added, skipped, failed;
+    _Atomic size_t total, done, added, skipped, failed;
+    _Atomic int running; /* workers not yet finished */
     pthread_mutex_t out_mu;
 } ingest_t;
 
@@ -52,7 +66,8 @@ static int items_push(items_t *it, char *rel)
         it->v = v;
         it->cap = cap;
     }
-    it->v[it->n++] = (item_t){rel, NULL};
+    it->v[it->n] = (item_t){.rel = rel};
+    it->n++;
     return 0;
 }
 
@@ -116,8 +131,8 @@ static int item_cmp(const void *a, const void *b)
 
 static item_t *item_find(items_t *it, const char *rel)
 {
-    item_t key = {(char *)rel, NULL};
-    return bsearch(&key, it->v, it->n, sizeof *it->v, item_cmp);
+    item_t key = {.rel = (char *)rel};
+    return it->n ? bsearch(&key, it->v, it->n, sizeof *it->v, item_cmp) : NULL;
 }
 
 /* A product id from a file's relative path: its base name without extension, cleaned. */
@@ -185,49 +200,6 @@ done:
     return rc;
 }
 
-/* JSON lines: one product per line with a "path" field naming the photo. */
-static int load_jsonl(const char *file, items_t *items, char *err, size_t errlen)
-{
-    FILE *f = fopen(file, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot open", file);
-        return -1;
-    }
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    unsigned long lineno = 0;
-    int rc = 0;
-    while (rc == 0 && (n = getline(&line, &cap, f)) >= 0) {
-        lineno++;
-        if (n > LOOKALIKE_PRODUCT_JSON_MAX) {
-            snprintf(err, errlen, "%s: line %lu: too large", file, lineno);
-            rc = -1;
-            break;
-        }
-        if (!line[strspn(line, " \t\r\n")])
-            continue;
-        json_error_t je;
-        json_t *o = json_loadb(line, (size_t)n, JSON_REJECT_DUPLICATES, &je);
-        const char *path = o ? json_string_value(json_object_get(o, "path")) : NULL;
-        if (!path) {
-            snprintf(err, errlen, "%s: line %lu: %s", file, lineno, o ? "no \"path\" string" : je.text);
-            rc = -1;
-        } else {
-            item_t *it = item_find(items, path);
-            if (it) {
-                json_object_del(o, "path");
-                free(it->meta);
-                it->meta = json_dumps(o, JSON_COMPACT);
-            }
-        }
-        json_decref(o);
-    }
-    free(line);
-    fclose(f);
-    return rc;
-}
-
 static void report(ingest_t *g, const char *rel, const char *msg)
 {
     pthread_mutex_lock(&g->out_mu);
@@ -235,68 +207,165 @@ static void report(ingest_t *g, const char *rel, const char *msg)
     pthread_mutex_unlock(&g->out_mu);
 }
 
-static void ingest_one(ingest_t *g, item_t *it)
+/* Ingests one product: its metadata JSON (may be NULL) and its photo at rel (may be NULL when
+ * the metadata holds a vector). `what` names it in messages. */
+static void ingest_one(ingest_t *g, const char *what, const char *rel, const char *meta, size_t meta_len)
 {
     char err[1024], id[LOOKALIKE_ID_MAX + 1];
     lookalike_product_t p;
     int rc;
-    if (it->meta) {
-        if ((rc = lookalike_product_parse(it->meta, strlen(it->meta), LOOKALIKE_PRODUCT_INPUT, &p, err,
-                                          sizeof err))) {
-            report(g, it->rel, err);
+    if (meta) {
+        if ((rc = lookalike_product_parse(meta, meta_len, LOOKALIKE_PRODUCT_INPUT, &p, err, sizeof err))) {
+            report(g, what, err);
             atomic_fetch_add(&g->failed, 1);
             return;
         }
     } else {
         lookalike_product_init(&p);
     }
-    if (!p.id) {
-        id_from_path(it->rel, id, sizeof id);
-        p.id = strdup(id);
-    }
-    if (!p.id || lookalike_svc_contains(g->svc, g->coll, p.id)) {
-        atomic_fetch_add(p.id ? &g->skipped : &g->failed, 1);
+    if (!rel && !p.vector) {
+        report(g, what, "neither a \"path\" to a photo nor a \"vector\"");
+        atomic_fetch_add(&g->failed, 1);
         lookalike_product_release(&p);
         return;
     }
-    char path[INGEST_PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s", g->root, it->rel);
-    FILE *f = fopen(path, "rb");
-    void *buf = NULL;
-    long len = -1;
-    if (f && fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
-        if (len == 0 || len > LOOKALIKE_IMAGE_MAX)
-            len = -2;
-        else if (!(buf = malloc((size_t)len)) || fread(buf, 1, (size_t)len, f) != (size_t)len)
-            len = -1;
+    if (!p.id && rel) {
+        id_from_path(rel, id, sizeof id);
+        p.id = strdup(id);
     }
-    if (f)
-        fclose(f);
+    if (p.id && lookalike_svc_contains(g->svc, g->coll, p.id)) {
+        atomic_fetch_add(&g->skipped, 1);
+        lookalike_product_release(&p);
+        return;
+    }
+    void *buf = NULL;
+    long len = 0;
+    if (rel) {
+        char path[INGEST_PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", g->root, rel);
+        FILE *f = fopen(path, "rb");
+        len = -1;
+        if (f && fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
+            if (len == 0 || len > LOOKALIKE_IMAGE_MAX)
+                len = -2;
+            else if (!(buf = malloc((size_t)len)) || fread(buf, 1, (size_t)len, f) != (size_t)len)
+                len = -1;
+        }
+        if (f)
+            fclose(f);
+    }
     if (len < 0) {
-        report(g, it->rel, len == -2 ? "empty or too large (at most 32 MiB)" : "cannot read the file");
+        report(g, what, len == -2 ? "empty or too large (at most 32 MiB)" : "cannot read the file");
         atomic_fetch_add(&g->failed, 1);
     } else if ((rc = lookalike_svc_put(g->svc, g->coll, &p, LOOKALIKE_PUT_INSERT, buf, (size_t)len, err,
                                        sizeof err)) == 0) {
         atomic_fetch_add(&g->added, 1);
+        if (g->print_ids) {
+            pthread_mutex_lock(&g->out_mu);
+            printf("%s\n", p.id);
+            fflush(stdout);
+            pthread_mutex_unlock(&g->out_mu);
+        }
     } else if (rc == LOOKALIKE_EEXIST) {
         atomic_fetch_add(&g->skipped, 1);
     } else {
-        report(g, it->rel, err);
+        report(g, what, err);
         atomic_fetch_add(&g->failed, 1);
     }
     free(buf);
     lookalike_product_release(&p);
 }
 
+/* Takes the next JSON line: 1 with the line in *line (length *n, its number in *lineno), 0 at
+ * the end. Blank lines are skipped; a line over the cap is reported and skipped. */
+static int next_line(ingest_t *g, char **line, size_t *cap, size_t *n, unsigned long *lineno)
+{
+    pthread_mutex_lock(&g->jsonl_mu);
+    ssize_t got = -1;
+    while (g->jsonl && (got = getline(line, cap, g->jsonl)) >= 0) {
+        *lineno = ++g->jsonl_line;
+        if (!(*line)[strspn(*line, " \t\r\n")])
+            continue;
+        if (got > LOOKALIKE_PRODUCT_JSON_MAX + 2) {
+            char what[64];
+            snprintf(what, sizeof what, "line %lu", *lineno);
+            report(g, what, "too large");
+            atomic_fetch_add(&g->failed, 1);
+            atomic_fetch_add(&g->done, 1);
+            continue;
+        }
+        break;
+    }
+    pthread_mutex_unlock(&g->jsonl_mu);
+    *n = got > 0 ? (size_t)got : 0;
+    return got >= 0;
+}
+
+/* One JSON line: a product plus an optional "path" naming its photo under the folder. */
+static void ingest_line(ingest_t *g, const char *line, size_t n, unsigned long lineno)
+{
+    char what[INGEST_PATH_MAX + 64];
+    json_error_t je;
+    json_t *o = json_loadb(line, n, JSON_REJECT_DUPLICATES, &je);
+    json_t *pv = json_is_object(o) ? json_object_get(o, "path") : NULL;
+    snprintf(what, sizeof what, "%s line %lu", g->jsonl_name, lineno);
+    if (!json_is_object(o) || (pv && !json_is_string(pv))) {
+        report(g, what, !o ? je.text : !json_is_object(o) ? "not a JSON object" : "\"path\" is not a string");
+        atomic_fetch_add(&g->failed, 1);
+        json_decref(o);
+        return;
+    }
+    char *rel = pv ? strdup(json_string_value(pv)) : NULL;
+    item_t *it = rel ? item_find(g->items, rel) : NULL;
+    if (it && atomic_exchange(&it->named, 1) == 0)
+        atomic_fetch_sub(&g->total, 1);
+    json_object_del(o, "path");
+    char *meta = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (rel)
+        snprintf(what, sizeof what, "%s", rel);
+    if (!meta || (pv && !rel)) {
+        report(g, what, "out of memory");
+        atomic_fetch_add(&g->failed, 1);
+    } else {
+        ingest_one(g, what, rel, meta, strlen(meta));
+    }
+    free(meta);
+    free(rel);
+}
+
 static void *worker(void *ud)
 {
     ingest_t *g = ud;
-    size_t i;
-    while ((i = atomic_fetch_add(&g->next, 1)) < g->items->n) {
-        ingest_one(g, &g->items->v[i]);
+    char *line = NULL;
+    size_t cap = 0, n, i;
+    unsigned long lineno;
+    while (next_line(g, &line, &cap, &n, &lineno)) {
+        ingest_line(g, line, n, lineno);
         atomic_fetch_add(&g->done, 1);
     }
+    free(line);
+    while ((i = atomic_fetch_add(&g->next, 1)) < g->items->n) {
+        item_t *it = &g->items->v[i];
+        if (atomic_load(&it->named))
+            continue;
+        ingest_one(g, it->rel, it->rel, it->meta, it->meta ? strlen(it->meta) : 0);
+        atomic_fetch_add(&g->done, 1);
+    }
+    atomic_fetch_sub(&g->running, 1);
     return NULL;
+}
+
+/* Non-blank lines of a file, for the progress total. */
+static size_t count_lines(FILE *f)
+{
+    char *line = NULL;
+    size_t cap = 0, n = 0;
+    while (getline(&line, &cap, f) >= 0)
+        n += line[strspn(line, " \t\r\n")] != 0;
+    free(line);
+    rewind(f);
+    return n;
 }
 
 static double mono_s(void)
@@ -308,7 +377,7 @@ static double mono_s(void)
 
 static void progress(ingest_t *g, double t0, int tty, int final)
 {
-    size_t done = atomic_load(&g->done), n = g->items->n;
+    size_t done = atomic_load(&g->done), n = atomic_load(&g->total);
     double el = mono_s() - t0, rate = el > 0 ? done / el : 0;
     double eta = rate > 0 ? (n - done) / rate : 0;
     pthread_mutex_lock(&g->out_mu);
@@ -330,16 +399,22 @@ static void progress(ingest_t *g, double t0, int tty, int final)
     pthread_mutex_unlock(&g->out_mu);
 }
 
-/* core_flags_parse refuses positional arguments: pull the folder out first. */
-static int split_folder(int argc, char **argv, const char **folder, char **rest, int *nrest)
+/* core_flags_parse refuses positional arguments: pull the folder out first. A flag takes the
+ * next argument as its value unless it has "=value" or is a boolean. */
+static int split_folder(const core_flag *flags, size_t nflags, int argc, char **argv, const char **folder,
+                        char **rest, int *nrest)
 {
     int n = 0;
     rest[n++] = argv[0];
     *folder = NULL;
     for (int i = 1; i < argc; i++) {
         if (argv[i][0] == '-' && argv[i][1] == '-') {
+            int takes_value = !strchr(argv[i], '=') && strcmp(argv[i], "--help") != 0;
+            for (size_t f = 0; takes_value && f < nflags; f++)
+                if (flags[f].type == CORE_FLAG_BOOL && strcmp(argv[i] + 2, flags[f].name) == 0)
+                    takes_value = 0;
             rest[n++] = argv[i];
-            if (!strchr(argv[i], '=') && strcmp(argv[i], "--help") && i + 1 < argc)
+            if (takes_value && i + 1 < argc)
                 rest[n++] = argv[++i];
         } else if (!*folder) {
             *folder = argv[i];
@@ -353,22 +428,28 @@ static int split_folder(int argc, char **argv, const char **folder, char **rest,
 
 int lookalike_cmd_ingest(int argc, char **argv)
 {
-    const char *data = NULL, *coll = NULL, *meta = NULL, *model = NULL, *folder = NULL;
+    const char *data = NULL, *store = NULL, *coll = NULL, *meta = NULL, *model = NULL, *folder = NULL;
     int threads = 2;
+    bool print_ids = false;
     core_flag flags[] = {
         {"data", CORE_FLAG_STR, &data, "", 0, 0, "data directory (as for serve); created if missing"},
+        {"store", CORE_FLAG_STR, &store, "", 0, 0,
+         "catalogue store (as for serve): empty for SQLite in --data"},
         {"collection", CORE_FLAG_STR, &coll, LOOKALIKE_DEFAULT_COLLECTION, 0, 0, "collection to add to"},
         {"metadata", CORE_FLAG_STR, &meta, "", 0, 0,
          "CSV (a \"path\" column relative to FOLDER, plus id or image_id, title, category, brand, price...) "
-         "or JSON lines (.jsonl: a product per line with a \"path\" field)"},
+         "or JSON lines (.jsonl: a product per line, with a \"path\" to its photo under FOLDER or a "
+         "\"vector\"; FOLDER may then be left out)"},
         {"model", CORE_FLAG_STR, &model, LOOKALIKE_DEFAULT_MODEL, 0, 0, "ONNX image model"},
         {"threads", CORE_FLAG_INT, &threads, "2", 1, INGEST_THREADS_MAX, "photos embedded at once"},
+        {"print-ids", CORE_FLAG_BOOL, &print_ids, "false", 0, 0,
+         "print the id of each product added, on stdout, as soon as it is durable"},
     };
     char **rest = calloc((size_t)argc + 1, sizeof *rest);
     int nrest = 0;
     if (!rest)
         return 1;
-    if (split_folder(argc, argv, &folder, rest, &nrest) != 0) {
+    if (split_folder(flags, sizeof flags / sizeof *flags, argc, argv, &folder, rest, &nrest) != 0) {
         fprintf(stderr, "lookalike ingest: give one FOLDER\n");
         free(rest);
         return 2;
@@ -378,41 +459,56 @@ int lookalike_cmd_ingest(int argc, char **argv)
         core_flags_parse(flags, sizeof flags / sizeof *flags, "LOOKALIKE", nrest, rest,
                          "lookalike ingest: add a folder of photos (searched recursively) to a collection\n"
                          "usage: lookalike ingest --data DIR [--collection C] [--metadata FILE.csv|.jsonl] "
-                         "FOLDER",
+                         "[FOLDER]",
                          stdout, err, sizeof err);
     free(rest);
     if (rc == 1)
         return 0;
-    if (rc != 0 || !*data || !folder) {
+    size_t ml = strlen(meta);
+    int jsonl = ml > 5 && (strcmp(meta + ml - 6, ".jsonl") == 0 || strcmp(meta + ml - 5, ".json") == 0);
+    if (rc != 0 || !*data || (!folder && !jsonl)) {
         fprintf(stderr, "lookalike ingest: %s\n",
                 rc       ? err
                 : !*data ? "--data (LOOKALIKE_DATA) is required"
-                         : "give the FOLDER of photos");
+                         : "give the FOLDER of photos (or JSON-lines --metadata)");
         return 2;
     }
     items_t items = {0};
     lookalike_svc_t *svc = NULL;
+    FILE *jf = NULL;
     int exit_code = 1;
-    if (walk(folder, "", 0, &items, err, sizeof err) != 0)
+    if (folder && walk(folder, "", 0, &items, err, sizeof err) != 0)
         goto fail;
-    qsort(items.v, items.n, sizeof *items.v, item_cmp);
-    if (*meta) {
-        size_t ml = strlen(meta);
-        int jsonl = ml > 6 && (strcmp(meta + ml - 6, ".jsonl") == 0 || strcmp(meta + ml - 5, ".json") == 0);
-        if ((jsonl ? load_jsonl(meta, &items, err, sizeof err) : load_csv(meta, &items, err, sizeof err)) !=
-            0)
-            goto fail;
+    if (items.n)
+        qsort(items.v, items.n, sizeof *items.v, item_cmp);
+    if (jsonl && !(jf = fopen(meta, "rb"))) {
+        snprintf(err, sizeof err, "%.300s: cannot open", meta);
+        goto fail;
     }
-    lookalike_svc_opts_t so = {
-        .data_dir = data, .model_path = model, .embed_threads = threads > 1 ? 1 : 0, .progress = stderr};
+    if (*meta && !jsonl && load_csv(meta, &items, err, sizeof err) != 0)
+        goto fail;
+    lookalike_svc_opts_t so = {.data_dir = data,
+                               .store = store,
+                               .model_path = model,
+                               .embed_threads = threads > 1 ? 1 : 0,
+                               .progress = stderr};
     if (!(svc = lookalike_svc_open(&so, err, sizeof err)))
         goto fail;
     if (!lookalike_svc_has_collection(svc, coll)) {
         snprintf(err, sizeof err, "no collection named \"%s\"", coll);
         goto fail;
     }
-    ingest_t g = {.svc = svc, .coll = coll, .root = folder, .items = &items};
+    ingest_t g = {.svc = svc,
+                  .coll = coll,
+                  .root = folder ? folder : ".",
+                  .items = &items,
+                  .jsonl = jf,
+                  .jsonl_name = meta,
+                  .print_ids = print_ids,
+                  .total = items.n + (jf ? count_lines(jf) : 0),
+                  .running = threads};
     pthread_mutex_init(&g.out_mu, NULL);
+    pthread_mutex_init(&g.jsonl_mu, NULL);
     int tty = isatty(2);
     double t0 = mono_s(), last = t0;
     pthread_t th[INGEST_THREADS_MAX];
@@ -420,9 +516,12 @@ int lookalike_cmd_ingest(int argc, char **argv)
     for (; started < threads; started++)
         if (pthread_create(&th[started], NULL, worker, &g) != 0)
             break;
-    if (!started)
+    atomic_fetch_sub(&g.running, threads - started);
+    if (!started) {
+        atomic_store(&g.running, 1);
         worker(&g);
-    while (atomic_load(&g.done) < items.n && started) {
+    }
+    while (atomic_load(&g.running) > 0) {
         usleep(200 * 1000);
         double now = mono_s();
         if (tty || now - last >= 5) {
@@ -438,11 +537,14 @@ int lookalike_cmd_ingest(int argc, char **argv)
             atomic_load(&g.added), atomic_load(&g.skipped), atomic_load(&g.failed), el,
             el > 0 ? atomic_load(&g.added) / el : 0.0);
     pthread_mutex_destroy(&g.out_mu);
+    pthread_mutex_destroy(&g.jsonl_mu);
     exit_code = 0;
     goto done;
 fail:
     fprintf(stderr, "lookalike ingest: %s\n", err);
 done:
+    if (jf)
+        fclose(jf);
     lookalike_svc_close(svc);
     for (size_t i = 0; i < items.n; i++) {
         free(items.v[i].rel);

@@ -63,10 +63,10 @@ int lookalike_cmd_serve(int argc, char **argv)
     core_http_config_defaults(&cfg);
     cfg.service = "lookalike";
     cfg.version = "0.1";
-    const char *data = NULL, *model = NULL, *api_key = NULL, *log_level = NULL, *web = NULL;
+    const char *data = NULL, *model = NULL, *api_key = NULL, *log_level = NULL, *web = NULL, *store = NULL;
     const char *etcd = NULL, *node_name = NULL, *advertise = NULL;
     int embed_threads = 0, member_ttl = 10;
-    core_flag flags[CORE_HTTP_CONFIG_NFLAGS + 10];
+    core_flag flags[CORE_HTTP_CONFIG_NFLAGS + 12];
     size_t nflags = core_http_config_flags(&cfg, flags, CORE_HTTP_CONFIG_NFLAGS);
     flags[nflags++] = (core_flag){"data",
                                   CORE_FLAG_STR,
@@ -75,6 +75,14 @@ int lookalike_cmd_serve(int argc, char **argv)
                                   0,
                                   0,
                                   "data directory (catalogue, photos, vector indexes); created if missing"};
+    flags[nflags++] = (core_flag){"store",
+                                  CORE_FLAG_STR,
+                                  &store,
+                                  "",
+                                  0,
+                                  0,
+                                  "catalogue store: empty for SQLite in the data directory, or a PostgreSQL "
+                                  "connection string (postgresql://user@host1:5432,host2:5432/db)"};
     flags[nflags++] = (core_flag){"model",
                                   CORE_FLAG_STR,
                                   &model,
@@ -140,7 +148,8 @@ int lookalike_cmd_serve(int argc, char **argv)
     int rc = core_flags_parse(
         flags, nflags, "LOOKALIKE", argc, argv,
         "lookalike serve: the similar-product search API\n"
-        "usage: lookalike serve --data DIR [--port PORT] [--model FILE.onnx] [--flag value]...",
+        "usage: lookalike serve --data DIR [--store postgresql://...] [--port PORT] [--model FILE.onnx] "
+        "[--flag value]...",
         stdout, err, sizeof err);
     if (rc == 1)
         return 0;
@@ -178,23 +187,32 @@ int lookalike_cmd_serve(int argc, char **argv)
         exit_code = 2;
         goto done;
     }
-    lookalike_svc_opts_t so = {
-        .data_dir = data, .model_path = model, .embed_threads = embed_threads, .progress = stderr};
+    lookalike_svc_opts_t so = {.data_dir = data,
+                               .store = store,
+                               .model_path = model,
+                               .embed_threads = embed_threads,
+                               .progress = stderr};
     if (!(svc = lookalike_svc_open(&so, err, sizeof err)))
         goto fail;
     lookalike_api_t api = {.svc = svc, .api_key = api_key};
     if (!(srv = core_http_server_new(&cfg, log, metrics, err, sizeof err)))
         goto fail;
-    core_http_set_debug_config(srv, core_flags_to_json(flags, nflags));
+    /* The store's password must not reach /debug. */
+    char store_desc[512];
+    lookalike_store_describe(store, store_desc, sizeof store_desc);
+    json_t *dbg = core_flags_to_json(flags, nflags);
+    json_object_set_new(dbg, "store", json_string(store_desc));
+    core_http_set_debug_config(srv, dbg);
     if (lookalike_api_routes(&api, srv, err, sizeof err) != 0 ||
         (site && (core_http_route(srv, "GET", "/", web_index, site, NULL, err, sizeof err) != 0 ||
                   core_http_route_static(srv, "/ui", site, err, sizeof err) != 0)) ||
         core_http_add_ready_check(srv, "catalogue", service_ready, svc) != 0 ||
         core_http_server_start(srv, err, sizeof err) != 0)
         goto fail;
-    core_log_info(log, "lookalike", "serving %llu products on http://%s:%d/ (data %s, model %s, web %s)",
+    core_log_info(log, "lookalike",
+                  "serving %llu products on http://%s:%d/ (data %s, store %s, model %s, web %s)",
                   (unsigned long long)lookalike_svc_count(svc, LOOKALIKE_DEFAULT_COLLECTION), cfg.bind,
-                  core_http_server_port(srv), data, model, *web ? web : "off");
+                  core_http_server_port(srv), data, store_desc, model, *web ? web : "off");
     if (*etcd && !(member = register_node(etcd, node_name, advertise, member_ttl, cfg.bind,
                                           core_http_server_port(srv), log, err, sizeof err)))
         goto fail;

@@ -1,9 +1,12 @@
 /* `lookalike create-collection`, `search` and `stats`: the service's calls from the shell, on a
- * data directory that no server holds open at the time. Each prints JSON on stdout. */
+ * data directory that no server holds open at the time. Each prints JSON on stdout. `export`
+ * reads the catalogue alone, so it also works beside a running server. */
 #include "lookalike/api.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Reads a whole file of at most cap bytes into a malloc'd buffer. */
 static int read_file(const char *path, size_t cap, void **data, size_t *len, char *err, size_t errlen)
@@ -34,14 +37,15 @@ fail:
     return -1;
 }
 
-static lookalike_svc_t *open_svc(const char *cmd, const char *data, const char *model)
+static lookalike_svc_t *open_svc(const char *cmd, const char *data, const char *store, const char *model)
 {
     char err[1024];
     if (!*data) {
         fprintf(stderr, "lookalike %s: --data (LOOKALIKE_DATA) is required\n", cmd);
         return NULL;
     }
-    lookalike_svc_opts_t so = {.data_dir = data, .model_path = model, .embed_threads = 0, .progress = NULL};
+    lookalike_svc_opts_t so = {
+        .data_dir = data, .store = store, .model_path = model, .embed_threads = 0, .progress = NULL};
     lookalike_svc_t *s = lookalike_svc_open(&so, err, sizeof err);
     if (!s)
         fprintf(stderr, "lookalike %s: %s\n", cmd, err);
@@ -67,9 +71,11 @@ static int parse(core_flag *flags, size_t n, int argc, char **argv, const char *
 
 int lookalike_cmd_create_collection(int argc, char **argv)
 {
-    const char *data = NULL, *model = NULL, *name = NULL, *metric = NULL, *index = NULL;
+    const char *data = NULL, *store = NULL, *model = NULL, *name = NULL, *metric = NULL, *index = NULL;
     core_flag flags[] = {
         {"data", CORE_FLAG_STR, &data, "", 0, 0, "data directory"},
+        {"store", CORE_FLAG_STR, &store, "", 0, 0,
+         "catalogue store (as for serve): empty for SQLite in --data"},
         {"model", CORE_FLAG_STR, &model, LOOKALIKE_DEFAULT_MODEL, 0, 0, "ONNX image model"},
         {"name", CORE_FLAG_STR, &name, "", 0, 0, "collection name (1..64 of A-Z a-z 0-9 _ -)"},
         {"metric", CORE_FLAG_STR, &metric, "cosine", 0, 0, "cosine, l2 or ip"},
@@ -82,7 +88,7 @@ int lookalike_cmd_create_collection(int argc, char **argv)
               "create-collection");
     if (rc)
         return rc == 1 ? 0 : 2;
-    lookalike_svc_t *s = open_svc("create-collection", data, model);
+    lookalike_svc_t *s = open_svc("create-collection", data, store, model);
     if (!s)
         return 1;
     json_t *spec = json_pack("{s:s,s:s,s:s}", "name", name, "metric", metric, "index", index), *out = NULL;
@@ -99,11 +105,13 @@ int lookalike_cmd_create_collection(int argc, char **argv)
 
 int lookalike_cmd_search(int argc, char **argv)
 {
-    const char *data = NULL, *model = NULL, *coll = NULL, *image = NULL, *text = NULL, *product = NULL,
-               *filters = NULL;
+    const char *data = NULL, *store = NULL, *model = NULL, *coll = NULL, *image = NULL, *text = NULL,
+               *product = NULL, *filters = NULL;
     int k = 10;
     core_flag flags[] = {
         {"data", CORE_FLAG_STR, &data, "", 0, 0, "data directory"},
+        {"store", CORE_FLAG_STR, &store, "", 0, 0,
+         "catalogue store (as for serve): empty for SQLite in --data"},
         {"model", CORE_FLAG_STR, &model, LOOKALIKE_DEFAULT_MODEL, 0, 0, "ONNX image model"},
         {"collection", CORE_FLAG_STR, &coll, LOOKALIKE_DEFAULT_COLLECTION, 0, 0, "collection to search"},
         {"image", CORE_FLAG_STR, &image, "", 0, 0, "search by this photo"},
@@ -140,7 +148,7 @@ int lookalike_cmd_search(int argc, char **argv)
     }
     if (*image && read_file(image, LOOKALIKE_IMAGE_MAX, &img, &img_len, err, sizeof err) != 0)
         goto fail;
-    if (!(s = open_svc("search", data, model)))
+    if (!(s = open_svc("search", data, store, model)))
         goto done;
     if (lookalike_svc_search(s, coll, q, img, img_len, &out, err, sizeof err) != 0)
         goto fail;
@@ -157,9 +165,11 @@ done:
 
 int lookalike_cmd_stats(int argc, char **argv)
 {
-    const char *data = NULL, *model = NULL;
+    const char *data = NULL, *store = NULL, *model = NULL;
     core_flag flags[] = {
         {"data", CORE_FLAG_STR, &data, "", 0, 0, "data directory"},
+        {"store", CORE_FLAG_STR, &store, "", 0, 0,
+         "catalogue store (as for serve): empty for SQLite in --data"},
         {"model", CORE_FLAG_STR, &model, LOOKALIKE_DEFAULT_MODEL, 0, 0, "ONNX image model"},
     };
     int rc = parse(flags, sizeof flags / sizeof *flags, argc, argv,
@@ -168,11 +178,176 @@ int lookalike_cmd_stats(int argc, char **argv)
                    "stats");
     if (rc)
         return rc == 1 ? 0 : 2;
-    lookalike_svc_t *s = open_svc("stats", data, model);
+    lookalike_svc_t *s = open_svc("stats", data, store, model);
     if (!s)
         return 1;
     json_t *out = json_pack("{s:o,s:I}", "collections", lookalike_svc_list_collections(s), "seq",
                             (json_int_t)lookalike_svc_applied_seq(s));
     lookalike_svc_close(s);
     return print_json(out);
+}
+
+/* File name extension for stored image bytes (the store keeps no type). */
+static const char *image_ext(const unsigned char *b, size_t n)
+{
+    if (n >= 8 && memcmp(b, "\x89PNG\r\n\x1a\n", 8) == 0)
+        return "png";
+    if (n >= 12 && memcmp(b, "RIFF", 4) == 0 && memcmp(b + 8, "WEBP", 4) == 0)
+        return "webp";
+    if (n >= 4 && memcmp(b, "GIF8", 4) == 0)
+        return "gif";
+    if (n >= 4 && (memcmp(b, "II*\0", 4) == 0 || memcmp(b, "MM\0*", 4) == 0))
+        return "tif";
+    return "jpg";
+}
+
+/* Writes a product's photo as DIR/<sha256>.<ext> (once: products may share a photo) and puts
+ * that name into rel. */
+static int export_image(lookalike_catalog_t *cat, const char *dir, const char *sha, char *rel, size_t relcap,
+                        size_t *written, char *err, size_t errlen)
+{
+    void *data = NULL;
+    size_t len = 0;
+    char path[4096];
+    int rc = lookalike_catalog_get_image(cat, sha, &data, &len, err, errlen);
+    if (rc != 0)
+        return rc;
+    snprintf(rel, relcap, "%s.%s", sha, image_ext(data, len));
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    struct stat st;
+    if (stat(path, &st) != 0 || (size_t)st.st_size != len) {
+        FILE *f = fopen(path, "wb");
+        int ok = f && fwrite(data, 1, len, f) == len;
+        if (f && fclose(f) != 0)
+            ok = 0;
+        if (!ok) {
+            snprintf(err, errlen, "%.300s: cannot write", path);
+            rc = LOOKALIKE_EIO;
+        } else {
+            (*written)++;
+        }
+    }
+    free(data);
+    return rc;
+}
+
+int lookalike_cmd_export(int argc, char **argv)
+{
+    const char *data = NULL, *store = NULL, *coll = NULL, *out = NULL, *images = NULL, *vectors = NULL;
+    core_flag flags[] = {
+        {"data", CORE_FLAG_STR, &data, "", 0, 0, "data directory"},
+        {"store", CORE_FLAG_STR, &store, "", 0, 0,
+         "catalogue store (as for serve): empty for SQLite in --data"},
+        {"collection", CORE_FLAG_STR, &coll, LOOKALIKE_DEFAULT_COLLECTION, 0, 0, "collection to export"},
+        {"out", CORE_FLAG_STR, &out, "-", 0, 0, "JSON-lines file to write (- for stdout)"},
+        {"images", CORE_FLAG_STR, &images, "", 0, 0,
+         "folder to write the photos into (created if missing); each line then names its photo in \"path\""},
+        {"vectors", CORE_FLAG_STR, &vectors, "auto", 0, 0,
+         "which stored vectors to write: auto (of products without a photo, whose vector was given), all "
+         "(re-ingest then skips embedding, for the same model only), none"},
+    };
+    int rc = parse(flags, sizeof flags / sizeof *flags, argc, argv,
+                   "lookalike export: dump a collection as JSON lines (one product per line, with its vector "
+                   "when it has one), and its photos into a folder, so that `lookalike ingest --metadata "
+                   "FILE.jsonl FOLDER` reads it back. Reads the catalogue only, so a running server may keep "
+                   "the data directory.\n"
+                   "usage: lookalike export --data DIR [--collection C] [--out FILE.jsonl] [--images FOLDER] "
+                   "[--vectors auto|all|none]",
+                   "export");
+    if (rc)
+        return rc == 1 ? 0 : 2;
+    char err[1024], cursor[LOOKALIKE_ID_MAX + 1] = "", next[LOOKALIKE_ID_MAX + 1];
+    lookalike_catalog_t *cat = NULL;
+    lookalike_product_t *page = NULL;
+    FILE *f = NULL;
+    size_t n = 0, count = 0, photos = 0;
+    int exit_code = 1;
+    lookalike_collection_t col;
+    if (!*data && !lookalike_store_is_pg(store)) {
+        fprintf(stderr, "lookalike export: --data (LOOKALIKE_DATA) is required\n");
+        return 2;
+    }
+    int all_vectors = strcmp(vectors, "all") == 0, no_vectors = strcmp(vectors, "none") == 0;
+    if (!all_vectors && !no_vectors && strcmp(vectors, "auto") != 0) {
+        fprintf(stderr, "lookalike export: --vectors: expected auto, all or none\n");
+        return 2;
+    }
+    if (!(cat = lookalike_catalog_open(store, data, err, sizeof err)) ||
+        lookalike_catalog_get_collection(cat, coll, &col, err, sizeof err) != 0)
+        goto fail;
+    if (*images && mkdir(images, 0755) != 0 && errno != EEXIST) {
+        snprintf(err, sizeof err, "%.300s: %s", images, strerror(errno));
+        goto fail;
+    }
+    if (!(f = strcmp(out, "-") == 0 ? stdout : fopen(out, "w"))) {
+        snprintf(err, sizeof err, "%.300s: cannot create", out);
+        goto fail;
+    }
+    if (!(page = calloc(LOOKALIKE_PAGE_MAX, sizeof *page))) {
+        snprintf(err, sizeof err, "out of memory");
+        goto fail;
+    }
+    do {
+        if (lookalike_catalog_list(cat, coll, cursor, LOOKALIKE_PAGE_MAX, page, &n, next, NULL, err,
+                                   sizeof err) != 0)
+            goto fail;
+        for (size_t i = 0; i < n; i++) {
+            char rel[160] = "";
+            if (!no_vectors && (all_vectors || !page[i].image_sha256[0])) {
+                if (!(page[i].vector = malloc(col.dim * sizeof *page[i].vector))) {
+                    snprintf(err, sizeof err, "out of memory");
+                    goto fail;
+                }
+                rc = lookalike_catalog_get_vector(cat, page[i].doc_id, page[i].vector, col.dim, err,
+                                                  sizeof err);
+                if (rc == LOOKALIKE_ENOTFOUND) {
+                    free(page[i].vector);
+                    page[i].vector = NULL;
+                } else if (rc != 0) {
+                    goto fail;
+                } else {
+                    page[i].vector_dim = col.dim;
+                }
+            }
+            if (*images && page[i].image_sha256[0] &&
+                export_image(cat, images, page[i].image_sha256, rel, sizeof rel, &photos, err, sizeof err) !=
+                    0)
+                goto fail;
+            char *line = lookalike_product_to_json(&page[i], LOOKALIKE_PRODUCT_INPUT);
+            if (!line) {
+                snprintf(err, sizeof err, "out of memory");
+                goto fail;
+            }
+            /* "path" goes first; the object is never empty, since every product has an id. */
+            if (*rel)
+                fprintf(f, "{\"path\":\"%s\",%s\n", rel, line + 1);
+            else
+                fprintf(f, "%s\n", line);
+            free(line);
+            count++;
+        }
+        for (size_t i = 0; i < n; i++)
+            lookalike_product_release(&page[i]);
+        n = 0;
+        snprintf(cursor, sizeof cursor, "%s", next);
+    } while (*cursor);
+    if (fflush(f) != 0 || ferror(f)) {
+        snprintf(err, sizeof err, "%.300s: write failed", out);
+        goto fail;
+    }
+    fprintf(stderr, "export: %zu products of %s (%zu photos written)\n", count, coll, photos);
+    exit_code = 0;
+    goto done;
+fail:
+    fprintf(stderr, "lookalike export: %s\n", err);
+done:
+    for (size_t i = 0; i < n; i++)
+        lookalike_product_release(&page[i]);
+    free(page);
+    if (f && f != stdout && fclose(f) != 0 && exit_code == 0) {
+        fprintf(stderr, "lookalike export: %s: write failed\n", out);
+        exit_code = 1;
+    }
+    lookalike_catalog_close(cat);
+    return exit_code;
 }

@@ -23,6 +23,7 @@
  *   catalog.c  the catalogue interface (collections, products, images, change log) and the
  *              checks every backend shares; image_store.c keeps images as files by hash
  *   catalog_sqlite.c  the embedded SQLite backend of that interface
+ *   catalog_pg.c  the PostgreSQL backend (libpq), for several nodes sharing one catalogue
  *
  * Conventions
  * -----------
@@ -82,6 +83,7 @@ enum {
     LOOKALIKE_ENOTFOUND = -5, /* no such document, product, collection or image */
     LOOKALIKE_EEXIST = -6,    /* already exists (insert of an existing id, duplicate name) */
     LOOKALIKE_EIO = -7,       /* file system or database failure */
+    LOOKALIKE_EAGAIN = -8,    /* the store is unreachable or the connection to it was lost: retry */
 };
 
 /* ---- text analysis (text.c) ---- */
@@ -413,6 +415,14 @@ uint64_t lookalike_csv_line(const lookalike_csv_t *c);
  *   currency          string                     3 ASCII letters, stored upper case ("VND")
  *   attributes        object                     <= 64 keys of 1..64 bytes; values are strings
  *                                                (<= 1024 bytes), finite numbers or booleans
+ *   vector            array of numbers           1..LOOKALIKE_VECTOR_MAX finite numbers, not all
+ *                                                zero: the product's embedding, given by the
+ *                                                caller instead of (or besides) a photo
+ *
+ * The vector is input only: LOOKALIKE_PRODUCT_STORED JSON never holds it (search results
+ * would carry thousands of numbers each); the service hands it to the catalogue, which keeps
+ * it beside the product (lookalike_catalog_put's vec), and lookalike_product_to_json writes it
+ * in INPUT mode, which is what `lookalike export` emits.
  *
  * and, only in LOOKALIKE_PRODUCT_STORED mode (what the catalogue keeps and the API returns;
  * on input they are rejected as "set by the server"):
@@ -436,6 +446,8 @@ uint64_t lookalike_csv_line(const lookalike_csv_t *c);
 #define LOOKALIKE_ATTR_VALUE_MAX 1024
 #define LOOKALIKE_PRICE_MAX 1e15
 #define LOOKALIKE_PRODUCT_JSON_MAX (256 * 1024)
+/* Most numbers in a product's vector (the vector index's largest dimension). */
+#define LOOKALIKE_VECTOR_MAX 4096
 /* lookalike_product_attrs_text stops adding values at this many bytes. */
 #define LOOKALIKE_ATTRS_TEXT_MAX LOOKALIKE_BM25_FIELD_MAX
 
@@ -479,6 +491,8 @@ typedef struct {
     char **dominant_colours;
     size_t ndominant_colours;
     uint64_t doc_id; /* the catalogue's number for it (see below); not part of the JSON */
+    float *vector;   /* a caller's embedding of vector_dim numbers (INPUT JSON), or NULL */
+    uint32_t vector_dim;
 } lookalike_product_t;
 
 /* Zeroes *p (an empty product). */
@@ -547,46 +561,70 @@ void lookalike_sha256_final(lookalike_sha256_t *s, uint8_t out[32]);
 /* The digest of len bytes as 64 lowercase hex digits and a NUL. */
 void lookalike_sha256_hex(const void *data, size_t len, char out[65]);
 
-/* ---- catalogue (catalog.c, image_store.c, catalog_sqlite.c) ----
+/* ---- catalogue (catalog.c, image_store.c, catalog_sqlite.c, catalog_pg.c) ----
  *
  * The catalogue is the durable truth; the in-memory indexes (BM25, vectors) are rebuilt from
- * it. It holds collections, products and images, behind lookalike_catalog_ops_t so another
- * backend (PostgreSQL, for the cluster) can implement the same contract:
+ * it. It holds collections, products, their vectors and images, behind lookalike_catalog_ops_t,
+ * implemented by an embedded SQLite backend and a PostgreSQL one (for several nodes sharing one
+ * catalogue). Both keep the same contract, checked by the same conformance tests:
  *
  * - Every write (insert, upsert, delete) takes the next catalogue-wide sequence number `seq`
- *   (1, 2, 3, ... never reused). When a write returns 0 it is durable: it survives a crash or
- *   kill -9 of the process, and every later read sees it.
- * - A product is keyed by (collection, id). Insert fails with LOOKALIKE_EEXIST if the id is
- *   there; upsert replaces the whole product but keeps created_at, doc_id and (when the new
- *   version brings no image) the stored image. An insert without id gets a random 16-hex-digit
- *   id. updated_at is the write time; created_at the first insert's (ms since the epoch).
+ *   (1, 2, 3, ...). When a write returns 0 it is durable: it survives a crash or kill -9 of the
+ *   process, and every later read sees it. A failed write takes no number.
+ * - The change log is gap-free in commit order: a reader that sees the change with seq N
+ *   also sees every change with a smaller seq that will ever exist. So a tailer that has
+ *   applied everything up to N and asks for seq > N never misses a change, even with many
+ *   writers committing at once (see catalog_pg.c for how PostgreSQL keeps this).
+ * - A product is keyed by (collection, id). Insert fails with LOOKALIKE_EEXIST if the id holds
+ *   a different product; an insert of exactly the product already stored (same fields and
+ *   image) succeeds without writing and gives back the stored seq and doc_id, so a client may
+ *   retry an insert whose answer it lost. Upsert replaces the whole product but keeps
+ *   created_at, doc_id and (when the new version brings no image) the stored image. An insert
+ *   without id gets a random 16-hex-digit id. updated_at is the write time; created_at the
+ *   first insert's (ms since the epoch).
  * - doc_id is a 64-bit number, unique in the catalogue and never reused, that the in-memory
  *   indexes use for the product; it stays the same across upserts and is the seq of the
  *   product's first insert.
+ * - A product may carry its image's vector (the collection's dim floats, stored as
+ *   little-endian IEEE 754 float32), written in the same transaction as the product, so a node
+ *   rebuilds its vector index without embedding photos again. The stored vector belongs to the
+ *   stored image: an upsert that keeps the image and brings no vector keeps it; one that
+ *   changes the image without a vector drops it.
  * - The change log holds, for each product ever written, its latest change: seq, doc_id and
  *   whether it is now deleted. lookalike_catalog_changes(since = N) lists those with seq > N in
  *   seq order, which is what an index that is up to date to N must apply to catch up.
- * - Images are stored by content: the SHA-256 of the bytes names the file
- *   `<dir>/images/ab/abcdef...` (first two hex digits as a directory); the same bytes stored
- *   twice cost one file. A file is written to a temporary name, fsync'd, renamed into place,
- *   and its directory fsync'd, so a crash never leaves a torn image under a hash name.
- *   Images are never deleted (products may share them).
+ * - Images are stored by content, named by the SHA-256 of their bytes; the same bytes stored
+ *   twice are kept once. Images are never deleted (products may share them).
  * - Product lists are ordered by id; the cursor is the last id of the previous page.
  *
  * SQLite backend: `<dir>/catalog.db`, WAL journal with synchronous=FULL (a commit is on disk
  * when it returns), a 5 s busy timeout, prepared statements, and a schema version in
  * PRAGMA user_version with migrations applied in order at open (a newer schema than this
- * program knows is refused). Tables (version 1):
+ * program knows is refused). Images are files `<dir>/images/ab/abcdef...` (first two hex
+ * digits as a directory), written to a temporary name, fsync'd, renamed into place, and
+ * their directory fsync'd, so a crash never leaves a torn image under a hash name. Tables:
  *
  *   meta(key PRIMARY KEY, value)              'seq': the last sequence number handed out
  *   collections(name PRIMARY KEY, model, metric, dim, index_params, created_at)
- *   products(collection, id, doc_id UNIQUE, seq, created_at, updated_at, image_sha256, body)
- *            PRIMARY KEY (collection, id); body is the product as STORED JSON
+ *   products(collection, id, doc_id UNIQUE, seq, created_at, updated_at, image_sha256, body,
+ *            vector) PRIMARY KEY (collection, id); body is the product as STORED JSON,
+ *            vector its float32 bytes or NULL (added in schema version 2)
  *   changes(seq PRIMARY KEY, collection, id, doc_id, deleted)  UNIQUE (collection, id)
  *
+ * PostgreSQL backend: the same tables in schema `lookalike`, plus images(sha256 PRIMARY KEY,
+ * data bytea); docs/storage.md has the DDL. The connection string is libpq's (a URI or
+ * key=value; several hosts for failover); the backend adds target_session_attrs=read-write
+ * (unless the string sets it), so it always writes to the primary, and short TCP timeouts.
+ * It keeps a small pool of connections. A connection that drops (a server restart or
+ * failover) is replaced on the next call: reads are retried once on a new connection; a write
+ * that meets a dropped connection fails with LOOKALIKE_EAGAIN and says whether it was applied
+ * ("not applied") or may have been (the connection dropped during commit); retrying it is safe
+ * (see the insert rule above). Every committed write also sends NOTIFY lookalike_changes with
+ * its seq, so tailers need not poll.
+ *
  * Threading: a catalogue handle may be used from any number of threads; the SQLite backend
- * serialises calls on one connection with a mutex. Two processes may open the same directory
- * (SQLite locking), though the service runs one. */
+ * serialises calls on one connection with a mutex, the PostgreSQL one runs up to its pool size
+ * at once. Two processes may open the same catalogue (SQLite locking, or PostgreSQL's). */
 
 #define LOOKALIKE_COLLECTION_NAME_MAX 64
 #define LOOKALIKE_MODEL_MAX 255
@@ -622,17 +660,19 @@ typedef struct {
 typedef struct lookalike_catalog lookalike_catalog_t;
 
 /* What a backend implements. Arguments reach it already checked by the lookalike_catalog_*
- * wrappers below (names, ids, limits), and it writes err as they do. */
+ * wrappers below (names, ids, limits), and it writes err as they do. Vectors cross this
+ * boundary already encoded (dim little-endian float32, 4 * dim bytes). */
 typedef struct {
-    const char *backend; /* "sqlite" */
+    const char *backend; /* "sqlite", "postgresql" */
     void (*close)(lookalike_catalog_t *c);
     int (*collection_create)(lookalike_catalog_t *c, lookalike_collection_t *col, char *err, size_t errlen);
     int (*collection_get)(lookalike_catalog_t *c, const char *name, lookalike_collection_t *out, char *err,
                           size_t errlen);
     int (*collection_list)(lookalike_catalog_t *c, lookalike_collection_t **out, size_t *n, char *err,
                            size_t errlen);
+    /* vec NULL: no new vector (see the vector rule above); else dim must be the collection's. */
     int (*product_put)(lookalike_catalog_t *c, const char *collection, lookalike_product_t *p, int mode,
-                       char *err, size_t errlen);
+                       const uint8_t *vec, uint32_t dim, char *err, size_t errlen);
     int (*product_get)(lookalike_catalog_t *c, const char *collection, const char *id,
                        lookalike_product_t *out, char *err, size_t errlen);
     int (*product_get_by_doc)(lookalike_catalog_t *c, uint64_t doc_id,
@@ -646,10 +686,14 @@ typedef struct {
     int (*changes)(lookalike_catalog_t *c, uint64_t since, size_t limit, lookalike_change_t *out, size_t *n,
                    char *err, size_t errlen);
     int (*max_seq)(lookalike_catalog_t *c, uint64_t *seq, char *err, size_t errlen);
+    int (*changes_wait)(lookalike_catalog_t *c, uint64_t since, int timeout_ms, char *err, size_t errlen);
     int (*image_put)(lookalike_catalog_t *c, const void *data, size_t len, char sha256[65], char *err,
                      size_t errlen);
     int (*image_get)(lookalike_catalog_t *c, const char *sha256, void **data, size_t *len, char *err,
                      size_t errlen);
+    /* The 4 * dim bytes of doc_id's vector into out; LOOKALIKE_ENOTFOUND when it has none. */
+    int (*vector_get)(lookalike_catalog_t *c, uint64_t doc_id, uint8_t *out, uint32_t dim, char *err,
+                      size_t errlen);
 } lookalike_catalog_ops_t;
 
 /* Every backend's handle starts with this. */
@@ -661,6 +705,27 @@ struct lookalike_catalog {
  * images/ under it), migrating its schema. NULL with a message on failure. Close with
  * lookalike_catalog_close. */
 lookalike_catalog_t *lookalike_catalog_open_sqlite(const char *dir, char *err, size_t errlen);
+
+/* Connects to PostgreSQL with a libpq connection string (see above), creating or migrating
+ * the schema (under an advisory lock, so nodes starting together do not race). The server
+ * must be reachable now. NULL with a message on failure. */
+lookalike_catalog_t *lookalike_catalog_open_pg(const char *conninfo, char *err, size_t errlen);
+
+/* 1 if `store` names a PostgreSQL catalogue: it starts with "postgresql://" or "postgres://",
+ * or is a key=value connection string (holds '='). */
+int lookalike_store_is_pg(const char *store);
+
+/* Opens the catalogue `store` names: NULL or "" is SQLite in data_dir, a PostgreSQL
+ * connection string is PostgreSQL (see lookalike_store_is_pg); anything else is refused. */
+lookalike_catalog_t *lookalike_catalog_open(const char *store, const char *data_dir, char *err,
+                                            size_t errlen);
+
+/* A description of `store` safe to log: the backend, and for PostgreSQL the hosts, database
+ * and user, never the password ("sqlite" for the default). Always NUL-terminates out. */
+void lookalike_store_describe(const char *store, char *out, size_t outlen);
+
+/* The backend's name: "sqlite" or "postgresql". */
+const char *lookalike_catalog_backend(const lookalike_catalog_t *c);
 
 /* Closes the catalogue; no call may be running. NULL is ignored. */
 void lookalike_catalog_close(lookalike_catalog_t *c);
@@ -683,13 +748,20 @@ int lookalike_catalog_list_collections(lookalike_catalog_t *c, lookalike_collect
 
 /* Writes product *p into a collection (mode LOOKALIKE_PUT_INSERT or _UPSERT), with the image
  * bytes if image is not NULL (at most LOOKALIKE_IMAGE_MAX; stored first, so a product never
- * names a missing image). On success *p gets what the catalogue set: id (when generated),
- * seq, doc_id, created_at, updated_at, image_sha256. The product's own fields are validated
- * as lookalike_product_parse would. Errors: LOOKALIKE_ENOTFOUND (no such collection),
- * LOOKALIKE_EEXIST (insert of an existing id), LOOKALIKE_EINVAL (upsert without id, bad
- * field), LOOKALIKE_ETOOLARGE, LOOKALIKE_EIO. */
+ * names a missing image) and its vector if vec is not NULL (dim floats, dim the collection's).
+ * On success *p gets what the catalogue set: id (when generated), seq, doc_id, created_at,
+ * updated_at, image_sha256. The product's own fields are validated as lookalike_product_parse
+ * would. Errors: LOOKALIKE_ENOTFOUND (no such collection), LOOKALIKE_EEXIST (insert of an
+ * existing id holding another product), LOOKALIKE_EINVAL (upsert without id, bad field, wrong
+ * dim), LOOKALIKE_ETOOLARGE, LOOKALIKE_EIO, LOOKALIKE_EAGAIN (connection lost: retry). */
 int lookalike_catalog_put(lookalike_catalog_t *c, const char *collection, lookalike_product_t *p, int mode,
-                          const void *image, size_t image_len, char *err, size_t errlen);
+                          const void *image, size_t image_len, const float *vec, uint32_t dim, char *err,
+                          size_t errlen);
+
+/* The stored vector of product doc_id (dim floats) into out. LOOKALIKE_ENOTFOUND when the
+ * product is gone or has none, LOOKALIKE_EINVAL when dim is not what was stored. */
+int lookalike_catalog_get_vector(lookalike_catalog_t *c, uint64_t doc_id, float *out, uint32_t dim, char *err,
+                                 size_t errlen);
 
 /* Product `id` of a collection into *out (initialised here; release it after a success).
  * LOOKALIKE_ENOTFOUND if absent. */
@@ -722,6 +794,13 @@ int lookalike_catalog_changes(lookalike_catalog_t *c, uint64_t since, size_t lim
 /* The last sequence number handed out (0 for a new catalogue). */
 int lookalike_catalog_max_seq(lookalike_catalog_t *c, uint64_t *seq, char *err, size_t errlen);
 
+/* Waits up to timeout_ms (0..60000) for a change with seq > since to be committed, by any
+ * process: 1 when there is one (or may be: a wake-up is a hint, read the changes to know), 0
+ * when the time ran out. PostgreSQL wakes on NOTIFY lookalike_changes (one extra connection,
+ * kept LISTENing); SQLite polls the counter every 50 ms. */
+int lookalike_catalog_changes_wait(lookalike_catalog_t *c, uint64_t since, int timeout_ms, char *err,
+                                   size_t errlen);
+
 /* Stores image bytes (1..LOOKALIKE_IMAGE_MAX) by content; sha256 gets their hex hash. */
 int lookalike_catalog_put_image(lookalike_catalog_t *c, const void *data, size_t len, char sha256[65],
                                 char *err, size_t errlen);
@@ -737,7 +816,8 @@ int lookalike_catalog_get_image(lookalike_catalog_t *c, const char *sha256, void
  * the library, since it needs src/embed and src/vindex).
  *
  * Data directory:
- *   <data>/catalog.db, <data>/images/   the catalogue (durable truth, see above)
+ *   <data>/catalog.db, <data>/images/   the catalogue (durable truth, see above), unless the
+ *                                       service is given a PostgreSQL store
  *   <data>/vindex/<collection>/         each collection's vector index (vindex data dir)
  *
  * In memory, per collection: the vindex (opened from its data dir), a BM25 index, and an
@@ -746,11 +826,12 @@ int lookalike_catalog_get_image(lookalike_catalog_t *c, const char *sha256, void
  * and its STORED JSON, so search results never touch the database), plus a hash from product
  * id to record. At start-up the tables and BM25 are rebuilt from the catalogue's change log;
  * the vindex is reconciled with it: a live product missing from the vindex (a crash between
- * the catalogue commit and the vector write) is embedded again from its stored image, and a
- * deleted one still in the vindex is removed.
+ * the catalogue commit and the vector write, or a new node with an empty data directory)
+ * gets the vector stored with it in the catalogue, or, if there is none, its stored image is
+ * embedded again; a deleted one still in the vindex is removed.
  *
  * Write path (one writer at a time, a service-wide mutex): decode and embed the photo and
- * extract its dominant colours (outside the lock), commit to the catalogue (durable), write
+ * extract its dominant colours (outside the lock), commit to the catalogue with the vector (durable), write
  * the vector (vindex log, written before return so it survives kill -9), then swap the
  * record into the attribute table and BM25. Only then is the write acknowledged, so the very
  * next search sees it (read-your-writes). The search path takes the collection's read lock
@@ -779,6 +860,7 @@ typedef struct lookalike_svc lookalike_svc_t;
 
 typedef struct {
     const char *data_dir;   /* created if missing */
+    const char *store;      /* the catalogue (lookalike_catalog_open); NULL or "": SQLite in data_dir */
     const char *model_path; /* ONNX image model */
     int embed_threads;      /* OpenMP threads per inference; 0 = every core */
     FILE *progress;         /* start-up messages (NULL: none) */
@@ -787,7 +869,8 @@ typedef struct {
 /* Opens the data directory, loads the model, creates the default collection if missing and
  * rebuilds the in-memory indexes. NULL with a message on failure. */
 lookalike_svc_t *lookalike_svc_open(const lookalike_svc_opts_t *opts, char *err, size_t errlen);
-/* Makes the vector logs durable and frees everything; no call may be running. NULL ignored. */
+/* Makes the vector logs durable (a log over 4 MiB is checkpointed into a snapshot, so the
+ * next open need not replay it) and frees everything; no call may be running. NULL ignored. */
 void lookalike_svc_close(lookalike_svc_t *s);
 
 /* Creates a collection from a JSON spec {"name", "metric", "index", "M", "ef_construction",
@@ -799,9 +882,12 @@ json_t *lookalike_svc_list_collections(lookalike_svc_t *s);
 int lookalike_svc_has_collection(lookalike_svc_t *s, const char *name);
 
 /* Writes a product (mode LOOKALIKE_PUT_INSERT or _UPSERT) with its photo (image NULL: an
- * upsert keeps the stored photo; an insert requires one). On success p holds what the
- * catalogue set (id, seq, ...). Errors as lookalike_catalog_put, plus LOOKALIKE_EINVAL for a
- * missing photo and LOOKALIKE_SVC_EIMAGE for bytes that are not a readable image. */
+ * upsert keeps the stored photo; an insert requires a photo or p->vector). p->vector, when set
+ * (the collection's dim numbers), is indexed instead of the photo's embedding; without one an
+ * upsert that keeps the photo keeps the stored vector. On success p holds what the catalogue
+ * set (id, seq, ...). Errors as lookalike_catalog_put, plus LOOKALIKE_EINVAL for a missing
+ * photo or a vector of the wrong length and LOOKALIKE_SVC_EIMAGE for bytes that are not a
+ * readable image. */
 #define LOOKALIKE_SVC_EIMAGE (-20)
 int lookalike_svc_put(lookalike_svc_t *s, const char *coll, lookalike_product_t *p, int mode,
                       const void *image, size_t image_len, char *err, size_t errlen);

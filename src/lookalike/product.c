@@ -1,6 +1,7 @@
 /* The product record: strict parsing and validation from JSON, and serialisation back. */
 #include "lookalike/lookalike.h"
 
+#include <float.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
@@ -79,6 +80,7 @@ void lookalike_product_release(lookalike_product_t *p)
         free(p->attrs[i].str);
     }
     free(p->attrs);
+    free(p->vector);
     memset(p, 0, sizeof *p);
 }
 
@@ -237,10 +239,55 @@ static int is_hex64(const char *s)
     return 1;
 }
 
-static const char *const input_fields[] = {"id",      "title", "description", "category", "brand",
-                                           "colours", "sizes", "price",       "currency", "attributes"};
+static const char *const input_fields[] = {"id",    "title", "description", "category",   "brand", "colours",
+                                           "sizes", "price", "currency",    "attributes", "vector"};
 static const char *const stored_fields[] = {"created_at", "updated_at", "seq", "image_sha256",
                                             "dominant_colours"};
+
+/* Largest magnitude that converts to a finite float32 (FLT_MAX plus just under half an ulp). */
+#define FLOAT_ROUNDS_TO_MAX 3.4028235677973362e38
+
+/* The "vector" field: 1..LOOKALIKE_VECTOR_MAX finite numbers, not all zero. */
+static int get_vector(json_t *v, lookalike_product_t *p, char *err, size_t errlen)
+{
+    if (json_is_null(v))
+        return 0;
+    if (!json_is_array(v)) {
+        perr(err, errlen, "field \"vector\": expected an array of numbers, got %s", type_name(v));
+        return LOOKALIKE_EINVAL;
+    }
+    size_t n = json_array_size(v);
+    if (n == 0 || n > LOOKALIKE_VECTOR_MAX) {
+        perr(err, errlen, "field \"vector\": %s (%zu numbers, expected 1 to %d)", n ? "too large" : "empty",
+             n, LOOKALIKE_VECTOR_MAX);
+        return n ? LOOKALIKE_ETOOLARGE : LOOKALIKE_EINVAL;
+    }
+    if (!(p->vector = malloc(n * sizeof *p->vector))) {
+        perr(err, errlen, "out of memory");
+        return LOOKALIKE_ENOMEM;
+    }
+    p->vector_dim = (uint32_t)n;
+    int nonzero = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(v, i);
+        double d = json_is_number(e) ? json_number_value(e) : NAN;
+        /* Up to where float32 rounding still lands on FLT_MAX: the printed FLT_MAX
+         * ("3.40282347e+38") is a little above it and must read back. */
+        if (!(fabs(d) <= FLOAT_ROUNDS_TO_MAX)) {
+            perr(err, errlen, "field \"vector[%zu]\": expected a number, got %s", i,
+                 json_is_number(e) ? "one out of float32 range" : type_name(e));
+            return LOOKALIKE_EINVAL;
+        }
+        /* + 0.0f turns -0 into 0, which JSON reads back the same ("-0" is the integer 0). */
+        p->vector[i] = (fabs(d) > FLT_MAX ? copysignf(FLT_MAX, (float)(d / 2)) : (float)d) + 0.0f;
+        nonzero |= p->vector[i] != 0.0f;
+    }
+    if (!nonzero) {
+        perr(err, errlen, "field \"vector\": all zeros (it has no direction to search by)");
+        return LOOKALIKE_EINVAL;
+    }
+    return 0;
+}
 
 static int field_index(const char *const *list, size_t n, const char *key)
 {
@@ -342,6 +389,8 @@ static int parse_object(json_t *root, int mode, lookalike_product_t *p, char *er
         p->currency[3] = '\0';
     }
     if ((v = json_object_get(root, "attributes")) && (rc = get_attrs(v, p, err, errlen)))
+        return rc;
+    if ((v = json_object_get(root, "vector")) && (rc = get_vector(v, p, err, errlen)))
         return rc;
     if (mode != LOOKALIKE_PRODUCT_STORED)
         return 0;
@@ -453,6 +502,24 @@ int lookalike_product_validate(const lookalike_product_t *p, char *err, size_t e
                 return LOOKALIKE_EINVAL;
             }
     }
+    if (p->vector || p->vector_dim) {
+        int nonzero = 0;
+        if (!p->vector || p->vector_dim < 1 || p->vector_dim > LOOKALIKE_VECTOR_MAX) {
+            perr(err, errlen, "field \"vector\": expected 1 to %d numbers", LOOKALIKE_VECTOR_MAX);
+            return p->vector_dim > LOOKALIKE_VECTOR_MAX ? LOOKALIKE_ETOOLARGE : LOOKALIKE_EINVAL;
+        }
+        for (uint32_t i = 0; i < p->vector_dim; i++) {
+            if (!isfinite(p->vector[i])) {
+                perr(err, errlen, "field \"vector[%u]\": expected a finite number", i);
+                return LOOKALIKE_EINVAL;
+            }
+            nonzero |= p->vector[i] != 0.0f;
+        }
+        if (!nonzero) {
+            perr(err, errlen, "field \"vector\": all zeros (it has no direction to search by)");
+            return LOOKALIKE_EINVAL;
+        }
+    }
     if (p->nattrs > LOOKALIKE_ATTRS_MAX) {
         perr(err, errlen, "field \"attributes\": too large (%zu keys, at most %d)", p->nattrs,
              LOOKALIKE_ATTRS_MAX);
@@ -506,6 +573,23 @@ static json_t *string_array(char **v, size_t n)
     return a;
 }
 
+/* json ("{...}", compact) with ,"vector":[...] added before its closing brace. The numbers are
+ * written with 9 significant digits, which read back as the same float32 (jansson would spend
+ * 17 on each), so an exported vector is about half the size. New string, caller frees. */
+static char *append_vector(const char *json, const float *v, uint32_t n)
+{
+    size_t len = strlen(json), cap = len + 16 + (size_t)n * 17, at = len - 1;
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    memcpy(out, json, at);
+    at += (size_t)snprintf(out + at, cap - at, "%s\"vector\":[", len > 2 ? "," : "");
+    for (uint32_t i = 0; i < n; i++)
+        at += (size_t)snprintf(out + at, cap - at, "%s%.9g", i ? "," : "", (double)v[i]);
+    snprintf(out + at, cap - at, "]}");
+    return out;
+}
+
 char *lookalike_product_to_json(const lookalike_product_t *p, int mode)
 {
     json_t *o = json_object();
@@ -552,6 +636,11 @@ char *lookalike_product_to_json(const lookalike_product_t *p, int mode)
     }
     char *s = bad ? NULL : json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
     json_decref(o);
+    if (s && p->vector && mode == LOOKALIKE_PRODUCT_INPUT) {
+        char *sv = append_vector(s, p->vector, p->vector_dim);
+        free(s);
+        s = sv;
+    }
     return s;
 }
 

@@ -263,16 +263,19 @@ static int vector_search(svc_coll_t *c, const float *q, size_t k, bitmap_t *bm, 
     return 0;
 }
 
-/* The vector of a product's stored photo, embedded once and cached in its record. */
+/* The vector of a product: the one the catalogue keeps (its photo's embedding or the vector it
+ * was given), else its stored photo embedded again; read once and cached in its record. */
 static int product_vector(lookalike_svc_t *s, svc_coll_t *c, const char *id, float *vec, uint64_t *doc,
                           char *err, size_t errlen)
 {
     char sha[65] = "";
     int cached = 0;
+    uint64_t seq = 0;
     pthread_rwlock_rdlock(&c->lock);
     svc_rec_t *r = svc_rec_find(c, id);
     if (r) {
         *doc = r->doc_id;
+        seq = r->seq;
         memcpy(sha, r->image_sha256, sizeof sha);
         pthread_mutex_lock(&s->vec_mu);
         if (r->vec) {
@@ -288,16 +291,20 @@ static int product_vector(lookalike_svc_t *s, svc_coll_t *c, const char *id, flo
     }
     if (cached)
         return 0;
-    if (!sha[0]) {
-        serr(err, errlen, "product_id: product \"%s\" has no photo", id);
+    int rc = lookalike_catalog_get_vector(s->cat, *doc, vec, s->dim, err, errlen);
+    if (rc != 0 && !sha[0]) {
+        serr(err, errlen, "product_id: product \"%s\" has neither a photo nor a vector", id);
         return LOOKALIKE_EINVAL;
     }
-    void *img = NULL;
-    size_t len = 0;
-    int rc = lookalike_catalog_get_image(s->cat, sha, &img, &len, err, errlen);
-    if (rc == 0)
-        rc = svc_embed(s, img, len, vec, err, errlen);
-    free(img);
+    if (rc != 0) {
+        /* Written before the catalogue kept vectors: embed its stored photo again. */
+        void *img = NULL;
+        size_t len = 0;
+        rc = lookalike_catalog_get_image(s->cat, sha, &img, &len, err, errlen);
+        if (rc == 0)
+            rc = svc_embed(s, img, len, vec, err, errlen);
+        free(img);
+    }
     if (rc != 0)
         return rc == LOOKALIKE_SVC_EIMAGE ? LOOKALIKE_EIO : rc;
     float *copy = malloc(s->dim * sizeof *copy);
@@ -307,7 +314,8 @@ static int product_vector(lookalike_svc_t *s, svc_coll_t *c, const char *id, flo
     pthread_rwlock_rdlock(&c->lock);
     r = svc_rec_find(c, id);
     pthread_mutex_lock(&s->vec_mu);
-    if (r && !r->vec && strcmp(r->image_sha256, sha) == 0) {
+    /* Only into the version it was read for: a write since then may have brought another. */
+    if (r && !r->vec && r->seq == seq) {
         r->vec = copy;
         copy = NULL;
     }
@@ -424,6 +432,10 @@ int lookalike_svc_search(lookalike_svc_t *s, const char *coll, json_t *query, co
         return rc;
     if ((v = json_object_get(query, "weights")) && !json_is_null(v) &&
         (rc = parse_weights(v, weights, err, errlen)) != 0)
+        return rc;
+    /* Read-your-writes across nodes: a write acknowledged elsewhere is committed, so catching
+     * up with the change log now brings it here (one query when there is nothing new). */
+    if ((uint64_t)min_seq > lookalike_svc_applied_seq(s) && (rc = svc_catch_up(s, err, errlen)) != 0)
         return rc;
     if ((uint64_t)min_seq > lookalike_svc_applied_seq(s)) {
         serr(err, errlen, "min_seq %lld is ahead of this node (at %llu)", min_seq,

@@ -15,6 +15,8 @@
 #define COLOUR_SIDE 256
 /* Most collections a data directory may hold. */
 #define COLLECTIONS_MAX 256
+/* A vector log longer than this is checkpointed when the collection is closed. */
+#define CHECKPOINT_LOG_BYTES (4 << 20)
 
 static void serr(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -175,8 +177,9 @@ static int ids_grow(svc_coll_t *c)
     return 0;
 }
 
-/* Swaps rec in for its product id (caller holds c->lock for writing); frees the old record. */
-static int coll_install(svc_coll_t *c, svc_rec_t *rec)
+/* Swaps rec in for its product id (caller holds c->lock for writing); frees the old record.
+ * keep_vec: the product's vector did not change, so the old record's cached one carries over. */
+static int coll_install(svc_coll_t *c, svc_rec_t *rec, int keep_vec)
 {
     if (rec->doc_id >= c->by_doc_cap) {
         size_t cap = c->by_doc_cap ? c->by_doc_cap : 1024;
@@ -212,7 +215,7 @@ static int coll_install(svc_coll_t *c, svc_rec_t *rec)
         if (strcmp(r->id, rec->id) == 0) {
             if (r->doc_id < c->by_doc_cap && c->by_doc[r->doc_id] == r)
                 c->by_doc[r->doc_id] = NULL;
-            if (!rec->vec && r->vec && strcmp(r->image_sha256, rec->image_sha256) == 0) {
+            if (keep_vec && !rec->vec && r->vec && strcmp(r->image_sha256, rec->image_sha256) == 0) {
                 rec->vec = r->vec;
                 r->vec = NULL;
             }
@@ -249,7 +252,7 @@ static void coll_remove(svc_coll_t *c, const char *id)
 
 /* ---- collections ---- */
 
-svc_coll_t *svc_coll_find(lookalike_svc_t *s, const char *name)
+static svc_coll_t *coll_lookup(lookalike_svc_t *s, const char *name)
 {
     svc_coll_t *found = NULL;
     pthread_rwlock_rdlock(&s->colls_lock);
@@ -260,14 +263,47 @@ svc_coll_t *svc_coll_find(lookalike_svc_t *s, const char *name)
     return found;
 }
 
+static int coll_open(lookalike_svc_t *s, const lookalike_collection_t *col, svc_coll_t **out, char *err,
+                     size_t errlen);
+static int colls_add(lookalike_svc_t *s, svc_coll_t *c, char *err, size_t errlen);
+static void coll_free(svc_coll_t *c);
+
+svc_coll_t *svc_coll_find(lookalike_svc_t *s, const char *name)
+{
+    svc_coll_t *c = coll_lookup(s, name);
+    if (c || !s->shared || !lookalike_collection_name_valid(name))
+        return c;
+    /* Another node may have created it since we started. */
+    lookalike_collection_t col;
+    char e[256];
+    pthread_mutex_lock(&s->load_mu);
+    if (!(c = coll_lookup(s, name)) &&
+        lookalike_catalog_get_collection(s->cat, name, &col, e, sizeof e) == 0 &&
+        coll_open(s, &col, &c, e, sizeof e) == 0 && colls_add(s, c, e, sizeof e) != 0) {
+        coll_free(c);
+        c = NULL;
+    }
+    pthread_mutex_unlock(&s->load_mu);
+    return c;
+}
+
 static void coll_free(svc_coll_t *c)
 {
     if (!c)
         return;
-    char err[256];
-    if (c->vx && vindex_sync(c->vx, err, sizeof err) != 0)
+    char err[256], wal[4200];
+    struct stat st;
+    /* A long log is checkpointed, so the next start maps a snapshot instead of inserting every
+     * logged vector into the graph again (minutes for 100,000 vectors); a short one is synced. */
+    snprintf(wal, sizeof wal, "%s/wal.log", c->vx_dir ? c->vx_dir : "");
+    if (c->vx && c->vx_dir && stat(wal, &st) == 0 && st.st_size > CHECKPOINT_LOG_BYTES) {
+        if (vindex_save(c->vx, c->vx_dir, err, sizeof err) != 0)
+            fprintf(stderr, "lookalike: collection %s: checkpoint: %s\n", c->info.name, err);
+    } else if (c->vx && vindex_sync(c->vx, err, sizeof err) != 0) {
         fprintf(stderr, "lookalike: collection %s: %s\n", c->info.name, err);
+    }
     vindex_free(c->vx);
+    free(c->vx_dir);
     lookalike_bm25_free(c->bm);
     for (size_t i = 0; i < c->ids_cap; i++)
         rec_free(c->ids[i]);
@@ -345,6 +381,10 @@ static int coll_open(lookalike_svc_t *s, const lookalike_collection_t *col, svc_
     }
     snprintf(dir, sizeof dir, "%s/vindex/%s", s->data_dir, col->name);
     char verr[512];
+    if (!(c->vx_dir = strdup(dir))) {
+        rc = LOOKALIKE_ENOMEM;
+        goto fail;
+    }
     if (!(c->vx = vindex_open(dir, &vp, VINDEX_DURABILITY_BATCH, verr, sizeof verr))) {
         serr(err, errlen, "collection %s: %s", col->name, verr);
         rc = LOOKALIKE_EIO;
@@ -472,7 +512,7 @@ static int coll_apply(svc_coll_t *c, const lookalike_product_t *p, const float *
     pthread_rwlock_wrlock(&c->lock);
     svc_rec_t *old = svc_rec_find(c, p->id);
     uint64_t old_doc = old ? old->doc_id : 0;
-    rc = coll_install(c, rec);
+    rc = coll_install(c, rec, vec == NULL);
     pthread_rwlock_unlock(&c->lock);
     if (rc != 0) {
         rec_free(rec);
@@ -499,12 +539,29 @@ static void coll_unapply(svc_coll_t *c, const char *id, uint64_t doc_id)
 
 /* ---- start-up ---- */
 
+/* The vector of a stored product into vec: the one stored with it (1), else its photo embedded
+ * again (2); 0 with the reason in err when it has neither. */
+static int stored_vector(lookalike_svc_t *s, const lookalike_product_t *p, float *vec, char *err,
+                         size_t errlen)
+{
+    if (lookalike_catalog_get_vector(s->cat, p->doc_id, vec, s->dim, err, errlen) == 0)
+        return 1;
+    if (!p->image_sha256[0])
+        return 0; /* a vector product whose vector is gone: nothing to embed */
+    void *img = NULL;
+    size_t len = 0;
+    int got = lookalike_catalog_get_image(s->cat, p->image_sha256, &img, &len, err, errlen) == 0 &&
+              svc_embed(s, img, len, vec, err, errlen) == 0;
+    free(img);
+    return got ? 2 : 0;
+}
+
 static int rebuild(lookalike_svc_t *s, FILE *progress, char *err, size_t errlen)
 {
     lookalike_change_t *ch = calloc(LOOKALIKE_PAGE_MAX, sizeof *ch);
     float *vec = malloc(s->dim * sizeof *vec);
     int rc = 0;
-    uint64_t since = 0, live = 0, reembedded = 0, removed = 0;
+    uint64_t since = 0, live = 0, restored = 0, reembedded = 0, removed = 0;
     if (!ch || !vec) {
         rc = LOOKALIKE_ENOMEM;
         goto fail;
@@ -527,21 +584,22 @@ static int rebuild(lookalike_svc_t *s, FILE *progress, char *err, size_t errlen)
             }
             char cname[LOOKALIKE_COLLECTION_NAME_MAX + 1];
             lookalike_product_t p;
-            if ((rc = lookalike_catalog_get_by_doc(s->cat, ch[i].doc_id, cname, &p, err, errlen)) != 0)
+            rc = lookalike_catalog_get_by_doc(s->cat, ch[i].doc_id, cname, &p, err, errlen);
+            /* Another node deleted it since the change was read: a later change says so. */
+            if (rc == LOOKALIKE_ENOTFOUND)
+                continue;
+            if (rc != 0)
                 goto fail;
             const float *v = NULL;
-            if (p.image_sha256[0] && !vindex_contains(c->vx, p.doc_id)) {
-                void *img = NULL;
-                size_t len = 0;
-                char e[512];
-                if (lookalike_catalog_get_image(s->cat, p.image_sha256, &img, &len, e, sizeof e) == 0 &&
-                    svc_embed(s, img, len, vec, e, sizeof e) == 0) {
+            char e[512];
+            if (!vindex_contains(c->vx, p.doc_id)) {
+                int got = stored_vector(s, &p, vec, e, sizeof e);
+                if (got)
                     v = vec;
-                    reembedded++;
-                } else if (progress) {
-                    fprintf(progress, "lookalike: product %s: photo not indexed: %s\n", p.id, e);
-                }
-                free(img);
+                restored += got == 1;
+                reembedded += got == 2;
+                if (!got && progress)
+                    fprintf(progress, "lookalike: product %s: not indexed: %s\n", p.id, e);
             }
             rc = coll_apply(c, &p, v, err, errlen);
             lookalike_product_release(&p);
@@ -555,13 +613,131 @@ static int rebuild(lookalike_svc_t *s, FILE *progress, char *err, size_t errlen)
     atomic_store(&s->applied_seq, since);
     if (progress)
         fprintf(progress,
-                "lookalike: loaded %" PRIu64 " products (%" PRIu64 " photos embedded again, %" PRIu64
+                "lookalike: loaded %" PRIu64 " products (%" PRIu64
+                " vectors read from the catalogue, %" PRIu64 " photos embedded again, %" PRIu64
                 " stale vectors removed)\n",
-                live, reembedded, removed);
+                live, restored, reembedded, removed);
 fail:
     free(ch);
     free(vec);
     return rc;
+}
+
+/* ---- following the change log of a store other nodes write to ---- */
+
+/* How long the tailer waits for a notification before it looks anyway. */
+#define TAIL_WAIT_MS 500
+
+/* Applies one change to the memory indexes (caller holds write_mu). When it is the caller's
+ * own write, own and own_vec are that product and its vector, so nothing is read back. */
+static int apply_change(lookalike_svc_t *s, const lookalike_change_t *ch, const lookalike_product_t *own,
+                        const float *own_vec, float *vec, char *err, size_t errlen)
+{
+    int rc = 0;
+    svc_coll_t *c = svc_coll_find(s, ch->collection);
+    if (!c) {
+        serr(err, errlen, "collection %s of change %llu cannot be opened", ch->collection,
+             (unsigned long long)ch->seq);
+        return LOOKALIKE_EIO;
+    }
+    pthread_rwlock_rdlock(&c->lock);
+    svc_rec_t *r = svc_rec_find(c, ch->id);
+    uint64_t mem_doc = r ? r->doc_id : 0;
+    char mem_image[65] = "";
+    if (r)
+        memcpy(mem_image, r->image_sha256, sizeof mem_image);
+    pthread_rwlock_unlock(&c->lock);
+    if (ch->deleted) {
+        if (mem_doc)
+            coll_unapply(c, ch->id, mem_doc);
+        if (vindex_contains(c->vx, ch->doc_id))
+            vindex_delete(c->vx, ch->doc_id, NULL, 0);
+        return 0;
+    }
+    if (own && own->seq == ch->seq)
+        return coll_apply(c, own, own_vec, err, errlen);
+    lookalike_product_t p;
+    char cname[LOOKALIKE_COLLECTION_NAME_MAX + 1];
+    rc = lookalike_catalog_get_by_doc(s->cat, ch->doc_id, cname, &p, err, errlen);
+    if (rc == LOOKALIKE_ENOTFOUND)
+        return 0; /* deleted since the change was read: a later change says so */
+    if (rc != 0)
+        return rc;
+    const float *v = NULL;
+    int same_photo = mem_doc == p.doc_id && strcmp(mem_image, p.image_sha256) == 0;
+    /* Without a photo the vector is the caller's and may have changed: read it every time. */
+    if (!p.image_sha256[0] || !same_photo || !vindex_contains(c->vx, p.doc_id)) {
+        char e[512];
+        if (stored_vector(s, &p, vec, e, sizeof e))
+            v = vec;
+        else if (s->progress)
+            fprintf(s->progress, "lookalike: product %s: not indexed: %s\n", p.id, e);
+    }
+    rc = coll_apply(c, &p, v, err, errlen);
+    lookalike_product_release(&p);
+    return rc;
+}
+
+/* Applies every change after applied_seq in seq order, so applied_seq never passes a change
+ * it has not applied (caller holds write_mu). */
+static int catch_up_locked(lookalike_svc_t *s, const lookalike_product_t *own, const float *own_vec,
+                           char *err, size_t errlen)
+{
+    lookalike_change_t *ch = calloc(LOOKALIKE_PAGE_MAX, sizeof *ch);
+    float *vec = malloc(s->dim * sizeof *vec);
+    int rc = 0;
+    if (!ch || !vec) {
+        serr(err, errlen, "out of memory");
+        rc = LOOKALIKE_ENOMEM;
+        goto out;
+    }
+    for (;;) {
+        size_t n = 0;
+        rc = lookalike_catalog_changes(s->cat, atomic_load(&s->applied_seq), LOOKALIKE_PAGE_MAX, ch, &n, err,
+                                       errlen);
+        for (size_t i = 0; rc == 0 && i < n; i++)
+            if ((rc = apply_change(s, &ch[i], own, own_vec, vec, err, errlen)) == 0)
+                atomic_store(&s->applied_seq, ch[i].seq);
+        if (rc != 0 || n < LOOKALIKE_PAGE_MAX)
+            break;
+    }
+out:
+    free(ch);
+    free(vec);
+    return rc;
+}
+
+int svc_catch_up(lookalike_svc_t *s, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&s->write_mu);
+    int rc = catch_up_locked(s, NULL, NULL, err, errlen);
+    pthread_mutex_unlock(&s->write_mu);
+    return rc;
+}
+
+/* Wakes on every committed change (NOTIFY), or every TAIL_WAIT_MS, and applies what is new. */
+static void *tailer_main(void *arg)
+{
+    lookalike_svc_t *s = arg;
+    char err[512];
+    int failing = 0;
+    while (!atomic_load(&s->stopping)) {
+        int rc = lookalike_catalog_changes_wait(s->cat, atomic_load(&s->applied_seq), TAIL_WAIT_MS, err,
+                                                sizeof err);
+        if (rc > 0)
+            rc = svc_catch_up(s, err, sizeof err);
+        if (rc < 0) {
+            /* Say it once per outage; the store may be failing over. */
+            if (!failing && s->progress)
+                fprintf(s->progress, "lookalike: following the change log: %s\n", err);
+            failing = 1;
+            struct timespec ts = {0, 200 * 1000000L};
+            nanosleep(&ts, NULL);
+        } else if (rc > 0 || failing) {
+            failing = 0;
+        }
+    }
+    return NULL;
 }
 
 static int mkdir_p(const char *path, char *err, size_t errlen)
@@ -607,6 +783,7 @@ lookalike_svc_t *lookalike_svc_open(const lookalike_svc_opts_t *opts, char *err,
     }
     pthread_mutex_init(&s->write_mu, NULL);
     pthread_mutex_init(&s->vec_mu, NULL);
+    pthread_mutex_init(&s->load_mu, NULL);
     pthread_rwlock_init(&s->colls_lock, NULL);
     if (mkdir_p(opts->data_dir, err, errlen) != 0 || !(s->data_dir = strdup(opts->data_dir)))
         goto fail;
@@ -638,8 +815,10 @@ lookalike_svc_t *lookalike_svc_open(const lookalike_svc_opts_t *opts, char *err,
     const char *pre = embed_model_metadata(s->model, "preprocessing");
     if (pre)
         embed_image_opts_parse_preprocessing(&s->iopts, pre, NULL, 0);
-    if (!(s->cat = lookalike_catalog_open_sqlite(opts->data_dir, err, errlen)))
+    if (!(s->cat = lookalike_catalog_open(opts->store, opts->data_dir, err, errlen)))
         goto fail;
+    s->shared = lookalike_store_is_pg(opts->store);
+    s->progress = opts->progress;
     lookalike_collection_t def;
     int rc = lookalike_catalog_get_collection(s->cat, LOOKALIKE_DEFAULT_COLLECTION, &def, e, sizeof e);
     if (rc == LOOKALIKE_ENOTFOUND) {
@@ -665,6 +844,13 @@ lookalike_svc_t *lookalike_svc_open(const lookalike_svc_opts_t *opts, char *err,
     cols = NULL;
     if (rebuild(s, opts->progress, err, errlen) != 0)
         goto fail;
+    if (s->shared) {
+        if (pthread_create(&s->tailer, NULL, tailer_main, s) != 0) {
+            serr(err, errlen, "cannot start the change-log tailer");
+            goto fail;
+        }
+        s->tailer_started = 1;
+    }
     return s;
 fail:
     free(cols);
@@ -676,6 +862,10 @@ void lookalike_svc_close(lookalike_svc_t *s)
 {
     if (!s)
         return;
+    if (s->tailer_started) {
+        atomic_store(&s->stopping, 1);
+        pthread_join(s->tailer, NULL);
+    }
     for (size_t i = 0; i < s->ncolls; i++)
         coll_free(s->colls[i]);
     free(s->colls);
@@ -684,6 +874,7 @@ void lookalike_svc_close(lookalike_svc_t *s)
     free(s->data_dir);
     pthread_mutex_destroy(&s->write_mu);
     pthread_mutex_destroy(&s->vec_mu);
+    pthread_mutex_destroy(&s->load_mu);
     pthread_rwlock_destroy(&s->colls_lock);
     free(s);
 }
@@ -790,12 +981,15 @@ int lookalike_svc_create_collection(lookalike_svc_t *s, json_t *spec, json_t **o
         return LOOKALIKE_ENOMEM;
     snprintf(col.index_params, sizeof col.index_params, "%s", ptext);
     free(ptext);
+    /* load_mu too, so a lookup that finds the new row in the catalogue does not open it twice. */
     pthread_mutex_lock(&s->write_mu);
+    pthread_mutex_lock(&s->load_mu);
     int rc = lookalike_catalog_create_collection(s->cat, &col, err, errlen);
     svc_coll_t *c = NULL;
     if (rc == 0 && (rc = coll_open(s, &col, &c, err, errlen)) == 0 &&
         (rc = colls_add(s, c, err, errlen)) != 0)
         coll_free(c);
+    pthread_mutex_unlock(&s->load_mu);
     pthread_mutex_unlock(&s->write_mu);
     if (rc != 0)
         return rc;
@@ -813,8 +1007,13 @@ int lookalike_svc_put(lookalike_svc_t *s, const char *coll, lookalike_product_t 
         serr(err, errlen, "no collection named \"%s\"", coll);
         return LOOKALIKE_ENOTFOUND;
     }
-    if (mode == LOOKALIKE_PUT_INSERT && !image) {
-        serr(err, errlen, "a new product needs a photo (the \"image\" part)");
+    if (mode == LOOKALIKE_PUT_INSERT && !image && !p->vector) {
+        serr(err, errlen, "a new product needs a photo (the \"image\" part) or a \"vector\"");
+        return LOOKALIKE_EINVAL;
+    }
+    if (p->vector && p->vector_dim != c->info.dim) {
+        serr(err, errlen, "field \"vector\": expected %u numbers (the collection's dimension), got %u",
+             c->info.dim, p->vector_dim);
         return LOOKALIKE_EINVAL;
     }
     if (image && image_len > LOOKALIKE_IMAGE_MAX) {
@@ -825,11 +1024,21 @@ int lookalike_svc_put(lookalike_svc_t *s, const char *coll, lookalike_product_t 
     int rc;
     if ((rc = lookalike_product_validate(p, err, errlen)) != 0)
         return rc;
-    if (image) {
+    if (p->vector) {
+        /* A caller's vector wins over the photo's embedding; the photo is still kept and its
+         * colours extracted. */
         if (!(vec = malloc(s->dim * sizeof *vec)))
             return LOOKALIKE_ENOMEM;
-        if ((rc = svc_embed(s, image, image_len, vec, err, errlen)) != 0 ||
-            (rc = extract_colours(s, image, image_len, p, err, errlen)) != 0)
+        memcpy(vec, p->vector, s->dim * sizeof *vec);
+    }
+    if (image) {
+        if (!vec) {
+            if (!(vec = malloc(s->dim * sizeof *vec)))
+                return LOOKALIKE_ENOMEM;
+            if ((rc = svc_embed(s, image, image_len, vec, err, errlen)) != 0)
+                goto out;
+        }
+        if ((rc = extract_colours(s, image, image_len, p, err, errlen)) != 0)
             goto out;
         /* Stored (and fsync'd) before taking the writer lock, so writers overlap here. */
         if ((rc = lookalike_catalog_put_image(s->cat, image, image_len, p->image_sha256, err, errlen)) != 0)
@@ -847,17 +1056,21 @@ int lookalike_svc_put(lookalike_svc_t *s, const char *coll, lookalike_product_t 
             old.dominant_colours = NULL;
             old.ndominant_colours = 0;
             lookalike_product_release(&old);
-        } else {
+        } else if (!p->vector) {
             pthread_mutex_unlock(&s->write_mu);
-            serr(err, errlen, "a new product needs a photo (the \"image\" part)");
+            serr(err, errlen, "a new product needs a photo (the \"image\" part) or a \"vector\"");
             rc = LOOKALIKE_EINVAL;
             goto out;
         }
     }
-    rc = lookalike_catalog_put(s->cat, coll, p, mode, NULL, 0, err, errlen);
-    if (rc == 0) {
+    rc = lookalike_catalog_put(s->cat, coll, p, mode, NULL, 0, vec, s->dim, err, errlen);
+    if (rc == 0 && s->shared) {
+        /* Other nodes' writes may come before this one in the log: apply them all in order. */
+        rc = catch_up_locked(s, p, vec, err, errlen);
+    } else if (rc == 0) {
         rc = coll_apply(c, p, vec, err, errlen);
-        if (rc == 0)
+        /* A retried insert answers with the seq it had, which may be behind. */
+        if (rc == 0 && p->seq > atomic_load(&s->applied_seq))
             atomic_store(&s->applied_seq, p->seq);
     }
     pthread_mutex_unlock(&s->write_mu);
@@ -880,7 +1093,9 @@ int lookalike_svc_delete(lookalike_svc_t *s, const char *coll, const char *id, u
     uint64_t doc = r ? r->doc_id : 0;
     pthread_rwlock_unlock(&c->lock);
     int rc = lookalike_catalog_delete(s->cat, coll, id, seq, err, errlen);
-    if (rc == 0) {
+    if (rc == 0 && s->shared) {
+        rc = catch_up_locked(s, NULL, NULL, err, errlen);
+    } else if (rc == 0) {
         if (r)
             coll_unapply(c, id, doc);
         atomic_store(&s->applied_seq, *seq);

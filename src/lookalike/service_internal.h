@@ -36,6 +36,7 @@ typedef struct svc_coll {
     lookalike_collection_t info;
     char index_kind[16];
     vindex_t *vx;
+    char *vx_dir; /* the vindex's data directory */
     lookalike_bm25_t *bm;
     pthread_rwlock_t lock; /* guards by_doc, ids, nlive */
     svc_rec_t **by_doc;    /* indexed by doc_id */
@@ -56,19 +57,30 @@ struct lookalike_svc {
     embed_image_opts_t iopts;
     pthread_mutex_t write_mu; /* one writer at a time: catalogue commit then indexes */
     pthread_mutex_t vec_mu;   /* guards svc_rec_t.vec */
+    pthread_mutex_t load_mu;  /* one thread at a time opens a collection another node created */
     pthread_rwlock_t colls_lock;
     svc_coll_t **colls;
     size_t ncolls;
     _Atomic uint64_t applied_seq;
+    FILE *progress; /* where start-up and tailer messages go (NULL: nowhere) */
+    /* A store other nodes write to (PostgreSQL): a tailer thread applies their changes, and
+     * local writes are applied through the change log too, so applied_seq has no holes. */
+    int shared;
+    pthread_t tailer;
+    int tailer_started;
+    atomic_int stopping;
 };
 
-/* The collection named `name`, or NULL. Collections are never removed, so the pointer stays
- * valid until lookalike_svc_close. */
+/* The collection named `name`, or NULL. With a shared store, one that another node created is
+ * opened on first use. Collections are never removed, so the pointer stays valid until
+ * lookalike_svc_close. */
 svc_coll_t *svc_coll_find(lookalike_svc_t *s, const char *name);
 /* The record of product `id` (caller holds c->lock). */
 svc_rec_t *svc_rec_find(svc_coll_t *c, const char *id);
 /* Embeds a photo: unit-length vector of s->dim floats into vec. */
 int svc_embed(lookalike_svc_t *s, const void *img, size_t len, float *vec, char *err, size_t errlen);
+/* Applies every catalogue change after applied_seq (takes write_mu). */
+int svc_catch_up(lookalike_svc_t *s, char *err, size_t errlen);
 /* Folds UTF-8 text into a new malloc'd string (NULL on failure). */
 char *svc_fold(const char *in);
 

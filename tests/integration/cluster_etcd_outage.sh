@@ -36,7 +36,7 @@ failsafe=0
 for _ in $(seq 1 $((ttl + 6))); do
     [ "$(api "$P" /primary)" = 200 ] || lost_primary=$((lost_primary + 1))
     curl -s --max-time 2 "http://127.0.0.1:$((BASE_PORT + 19 + P))/metrics" |
-        grep -q '^patroni_failsafe_mode_is_active{.*} 1' && failsafe=1
+        grep '^patroni_failsafe_mode_is_active{.*} 1' >/dev/null && failsafe=1
     sleep 1
 done
 during=$(acks_since "$t")
@@ -56,7 +56,7 @@ stop_pg_writer
 stop_readers
 
 awk '{print $1}' "$TMP/acks" | sort >"$TMP/acked"
-sql_on "$P" "SELECT k FROM probe" | sort >"$TMP/stored"
+sql_on "$P" "SELECT k FROM public.probe" | sort >"$TMP/stored"
 expect_eq "every acknowledged write is stored (missing ones)" "$(comm -23 "$TMP/acked" <(sort -u "$TMP/stored") | wc -l)" 0
 expect_eq "no write is stored twice" "$(sort "$TMP/stored" | uniq -d | wc -l)" 0
 expect_eq "no read through Nginx failed" "$FAILED_READS" 0

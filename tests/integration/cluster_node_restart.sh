@@ -19,7 +19,7 @@ restarts() { # I
 }
 ACCESS=$CLUSTER_DIR/logs/nginx-access.log
 in_etcd() { # I: node I's membership key exists in etcd
-    ETCDCTL_API=3 etcdctl --endpoints "127.0.0.1:$BASE_PORT" get --keys-only "/lookalike/nodes/node$1" | grep -q .
+    ETCDCTL_API=3 etcdctl --endpoints "127.0.0.1:$BASE_PORT" get --keys-only "/lookalike/nodes/node$1" | grep . >/dev/null
 }
 in_etcd_all() { in_etcd 1 && in_etcd 2 && in_etcd 3; }
 wait_until 30 in_etcd_all && ok "every node registered itself in etcd" || fail "not every node is in etcd"
@@ -50,7 +50,7 @@ grep -q "restart 2 in 200ms" "$CLUSTER_DIR/logs/node2.log" && ok "a second crash
 # Nginx sends node2 traffic again once it is back (after fail_timeout at the latest).
 mark=$(wc -l <"$ACCESS")
 served_by_node2() {
-    tail -n +$((mark + 1)) "$ACCESS" | grep -q "upstream=127.0.0.1:$(node_port 2) ustatus=200"
+    tail -n +$((mark + 1)) "$ACCESS" | grep "upstream=127.0.0.1:$(node_port 2) ustatus=200" >/dev/null
 }
 wait_until 30 served_by_node2 && ok "node2 serves reads through Nginx again" || fail "Nginx sent node2 nothing after its restart"
 stop_readers

@@ -71,9 +71,9 @@ stop_pg_writer
 
 # ---- every acknowledged write is there, once, on both servers ----
 awk '{print $1}' "$TMP/acks" | sort >"$TMP/acked"
-sql_on $P "SELECT k FROM probe ORDER BY k" >"$TMP/stored"
+sql_on $P "SELECT k FROM public.probe ORDER BY k" >"$TMP/stored"
 missing=$(comm -23 "$TMP/acked" <(sort -u "$TMP/stored") | wc -l)
-dups=$(sql_on $P "SELECT count(*) FROM (SELECT k FROM probe GROUP BY k HAVING count(*) > 1) d")
+dups=$(sql_on $P "SELECT count(*) FROM (SELECT k FROM public.probe GROUP BY k HAVING count(*) > 1) d")
 strays=$(awk -v max="$(cat "$TMP/attempted")" '$1 > max || $1 < 1' "$TMP/stored" | wc -l)
 # Before the first kill, across a failover (attempted before it, acknowledged after), the rest.
 before=$(awk -v t="${KILLS[0]}" '$3 <= t' "$TMP/acks" | wc -l)
@@ -85,9 +85,9 @@ expect_eq "nothing stored that was never written" "$strays" 0
 [ "$across" -ge 1 ] && ok "writes were in flight across the failovers" ||
     fail "no write was in flight across a failover (the test did not exercise it)"
 # Synchronous replication: what the primary acknowledged, the standby has (replayed shortly after).
-on_standby() { [ "$(sql_on $S "SELECT count(*) FROM probe")" = "$(wc -l <"$TMP/stored")" ]; }
+on_standby() { [ "$(sql_on $S "SELECT count(*) FROM public.probe")" = "$(wc -l <"$TMP/stored")" ]; }
 wait_until 10 on_standby && ok "the standby holds every row" ||
-    fail "standby rows $(sql_on $S "SELECT count(*) FROM probe"), primary $(wc -l <"$TMP/stored")"
+    fail "standby rows $(sql_on $S "SELECT count(*) FROM public.probe"), primary $(wc -l <"$TMP/stored")"
 expect_eq "the primary streams synchronously to the standby" \
     "$(sql_on $P "SELECT application_name, sync_state FROM pg_stat_replication")" "pg$S|sync"
 measure pg_failover_acknowledged_writes "$(wc -l <"$TMP/acks")" writes

@@ -56,7 +56,7 @@ start_etcd() { # DATA_DIR
 start_etcd "$TMP/etcd-1"
 
 listed() { # KEY: the key is listed with a lease
-    "$HELPER" list "$EP" /lookalike/nodes/ | grep -q "^$1 "
+    "$HELPER" list "$EP" /lookalike/nodes/ | grep "^$1 " >/dev/null
 }
 not_listed() { ! listed "$1"; }
 N=0

@@ -6,9 +6,16 @@
 //
 // FILE holds the input tensor as raw little-endian float32 (NCHW). Without --time, each
 // requested output (default: every graph output) is written to DIR/<name>.f32 as raw float32
-// and its shape printed as one JSON line per output. With --time, the model is run W times to
+// (every character of the name outside A-Z a-z 0-9 _ . - replaced by _) and its shape printed
+// as one JSON line per output. With --time, the model is run W times to
 // warm up, then ITERS times, and one JSON line gives the per-run wall times in milliseconds.
 // --threads sets intra_op_num_threads (inter-op is 1, sequential execution, as in our engine).
+//
+// With --serve (the benchmark's peer, bench/embed), the session stays loaded and stdin is
+// read line by line: "B ITERS" runs the first B samples of the input (B <= N) ITERS times
+// and answers one line "ok CPU_MS WALL_MS_1 ... WALL_MS_ITERS", where CPU_MS is the user +
+// system CPU time of this process over the ITERS runs (all its threads). --spin 0 turns off
+// the intra-op threads' spin-waiting (session.intra_op.allow_spinning), ORT's default is 1.
 'use strict';
 
 const fs = require('fs');
@@ -21,9 +28,13 @@ function usage(msg) {
 }
 
 function parseArgs(argv) {
-    const a = { outputs: null, outDir: '.', threads: 1, time: 0, warmup: 3 };
+    const a = { outputs: null, outDir: '.', threads: 1, time: 0, warmup: 3, serve: false, spin: 1 };
     for (let i = 0; i < argv.length; i++) {
         const k = argv[i], v = argv[i + 1];
+        if (k === '--serve') {
+            a.serve = true;
+            continue;
+        }
         if (v === undefined) usage(`missing value for ${k}`);
         i++;
         switch (k) {
@@ -35,6 +46,7 @@ function parseArgs(argv) {
         case '--threads': a.threads = parseInt(v, 10); break;
         case '--time': a.time = parseInt(v, 10); break;
         case '--warmup': a.warmup = parseInt(v, 10); break;
+        case '--spin': a.spin = parseInt(v, 10); break;
         default: usage(`unknown option ${k}`);
         }
     }
@@ -44,6 +56,29 @@ function parseArgs(argv) {
     return a;
 }
 
+async function serve(session, data, shape, outputs) {
+    const per = shape.slice(1).reduce((x, y) => x * y, 1);
+    const rl = require('readline').createInterface({ input: process.stdin, terminal: false });
+    for await (const line of rl) {
+        const [b, iters] = line.trim().split(/\s+/).map((s) => parseInt(s, 10));
+        if (!(b >= 1 && b <= shape[0] && iters >= 1)) {
+            process.stdout.write(`error bad request "${line}"\n`);
+            continue;
+        }
+        const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', data.subarray(0, b * per),
+            [b].concat(shape.slice(1))) };
+        const ms = [];
+        const cpu0 = process.cpuUsage();
+        for (let i = 0; i < iters; i++) {
+            const t0 = process.hrtime.bigint();
+            await session.run(feeds, outputs);
+            ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
+        }
+        const cpu = process.cpuUsage(cpu0);
+        process.stdout.write(`ok ${(cpu.user + cpu.system) / 1000} ${ms.join(' ')}\n`);
+    }
+}
+
 async function main() {
     const a = parseArgs(process.argv.slice(2));
     const session = await ort.InferenceSession.create(a.model, {
@@ -51,6 +86,7 @@ async function main() {
         interOpNumThreads: 1,
         executionMode: 'sequential',
         graphOptimizationLevel: 'all',
+        extra: { session: { intra_op: { allow_spinning: a.spin ? '1' : '0' } } },
     });
     const want = a.shape.reduce((x, y) => x * y, 1);
     const raw = fs.readFileSync(a.input);
@@ -61,6 +97,10 @@ async function main() {
     for (const o of outputs)
         if (!session.outputNames.includes(o)) usage(`model has no output ${o} (has ${session.outputNames})`);
 
+    if (a.serve) {
+        await serve(session, data, a.shape, outputs);
+        return;
+    }
     if (a.time > 0) {
         for (let i = 0; i < a.warmup; i++) await session.run(feeds, outputs);
         const ms = [];
@@ -77,7 +117,8 @@ async function main() {
     fs.mkdirSync(a.outDir, { recursive: true });
     for (const o of outputs) {
         const t = res[o];
-        fs.writeFileSync(path.join(a.outDir, `${o}.f32`), Buffer.from(t.data.buffer, t.data.byteOffset,
+        const file = o.replace(/[^A-Za-z0-9_.-]/g, '_');
+        fs.writeFileSync(path.join(a.outDir, `${file}.f32`), Buffer.from(t.data.buffer, t.data.byteOffset,
             t.data.byteLength));
         process.stdout.write(JSON.stringify({ output: o, dims: t.dims }) + '\n');
     }

@@ -95,6 +95,16 @@ static void check_model(int reference, int threads)
     const char *pre = embed_model_metadata(m, "preprocessing");
     cr_assert(pre && strstr(pre, "127.5"), "preprocessing metadata: %s", pre ? pre : "(none)");
     cr_assert_null(embed_model_metadata(m, "no-such-key"));
+    cr_assert_eq(embed_model_output_count(m), 3);
+    cr_assert_str_eq(embed_model_output_name(m, 0), "embedding");
+    cr_assert_str_eq(embed_model_output_name(m, 1), "logits");
+    cr_assert_str_eq(embed_model_output_name(m, 2), "probabilities");
+    cr_assert_null(embed_model_output_name(m, 3));
+    cr_assert_null(embed_model_output_name(m, -1));
+    cr_assert_str_eq(embed_model_tensor_op(m, "probabilities"), "Softmax");
+    cr_assert_str_eq(embed_model_tensor_op(m, "logits"), "Flatten");
+    cr_assert_null(embed_model_tensor_op(m, "input"));
+    cr_assert_null(embed_model_tensor_op(m, "no-such-tensor"));
 
     float *in = malloc(sizeof(float) * 2 * 3 * HW * HW);
     float emb[2 * N_EMB], logits[2 * N_LOGITS], want[N_LOGITS], probs[2 * N_LOGITS];

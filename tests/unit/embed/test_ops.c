@@ -25,13 +25,14 @@ static size_t count_of(const int64_t *d, int r)
     return n;
 }
 
-/* Loads the model bytes and runs `output` on input x (shape xd/xr) on one path. */
+/* Loads the model bytes and runs `output` on input x (shape xd/xr) on one path: flags are
+ * PLAN_* (0 = the fast path with Winograd where oneDNN offers it). */
 static float *run_path(const uint8_t *model, size_t len, const float *x, const int64_t *xd, int xr,
-                       const char *output, int reference, size_t *n_out)
+                       const char *output, int flags, size_t *n_out)
 {
     char err[512];
     int rc;
-    embed_model_options opt = {.threads = 2, .reference = reference};
+    embed_model_options opt = {.threads = 2, .reference = flags & PLAN_REFERENCE};
     embed_model *m = embed_model_load_rc(model, len, &opt, err, sizeof(err), &rc);
     cr_assert(m, "load: %s", err);
     const eg_graph *g = embed_model_graph(m);
@@ -39,7 +40,7 @@ static float *run_path(const uint8_t *model, size_t len, const float *x, const i
     memcpy(pi.dims, xd, (size_t)xr * sizeof(int64_t));
     int out = eg_graph_find(g, output);
     cr_assert(out >= 0);
-    plan *p = plan_compile(g, embed_model_engine(m), &pi, 1, out, reference, err, sizeof(err), &rc);
+    plan *p = plan_compile(g, embed_model_engine(m), &pi, 1, out, flags, err, sizeof(err), &rc);
     cr_assert(p, "plan: %s", err);
     *n_out = plan_output_count(p);
     float *y = malloc((*n_out + 1) * sizeof(float));
@@ -58,17 +59,20 @@ static float *run_path(const uint8_t *model, size_t len, const float *x, const i
     return y;
 }
 
-/* Both paths against the expected values. */
-static void check_both(const uint8_t *model, size_t len, const float *x, const int64_t *xd, int xr,
-                       const char *output, const float *want, size_t n_want, const char *what)
+/* The fast path, the fast path without Winograd and the reference path against the expected
+ * values. */
+static void check_paths(const uint8_t *model, size_t len, const float *x, const int64_t *xd, int xr,
+                        const char *output, const float *want, size_t n_want, const char *what)
 {
-    for (int reference = 0; reference <= 1; reference++) {
+    static const int paths[] = {0, PLAN_NO_WINOGRAD, PLAN_REFERENCE};
+    static const char *const names[] = {"fast", "direct", "reference"};
+    for (int k = 0; k < 3; k++) {
         size_t n;
-        float *y = run_path(model, len, x, xd, xr, output, reference, &n);
+        float *y = run_path(model, len, x, xd, xr, output, paths[k], &n);
         cr_assert_eq(n, n_want, "%s: %zu outputs, want %zu", what, n, n_want);
         for (size_t i = 0; i < n; i++)
             cr_assert(fabsf(y[i] - want[i]) <= 1e-4f + 1e-4f * fabsf(want[i]), "%s (%s)[%zu]: %g, want %g",
-                      what, reference ? "reference" : "fast", i, y[i], want[i]);
+                      what, names[k], i, y[i], want[i]);
         free(y);
     }
 }
@@ -181,7 +185,7 @@ static void conv_check(const conv_case *cc, int act, const char *what)
     size_t ny = (size_t)cc->n * (size_t)cc->oc * (size_t)oh * (size_t)ow;
     for (size_t i = 0; act && i < ny; i++)
         want[i] = want[i] < 0 ? 0 : act == 2 && want[i] > 0.5f ? 0.5f : want[i];
-    check_both(model, len, x, xd, 4, out, want, ny, what);
+    check_paths(model, len, x, xd, 4, out, want, ny, what);
     free(model);
     free(x);
     free(w);
@@ -205,6 +209,7 @@ Test(ops, conv_shapes_groups_padding_strides)
         {1, 4, 10, 7, 3, 1, 4, 4, 2, 2, 1, 1, {0}, "SAME_LOWER", 1},
         {2, 4, 9, 8, 3, 1, 3, 3, 2, 1, 1, 1, {0}, "VALID", 0},
         {1, 16, 5, 5, 32, 1, 3, 3, 1, 1, 1, 1, {1, 1, 1, 1}, NULL, 1},
+        {2, 64, 13, 11, 64, 1, 3, 3, 1, 1, 1, 1, {1, 1, 1, 1}, NULL, 1}, /* ResNet 3x3: Winograd */
     };
     char what[64];
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
@@ -281,7 +286,7 @@ static void pool_check(const pool_case *pc, const char *what)
                 }
                 want[(nc * oh + i) * ow + j] = (float)(is_max ? acc : acc / cnt);
             }
-    check_both(model, len, x, xd, 4, "y", want, ny, what);
+    check_paths(model, len, x, xd, 4, "y", want, ny, what);
     free(model);
     free(x);
     free(want);
@@ -350,7 +355,7 @@ static void gemm_check(int m, int k, int n, int trans_a, int trans_b, float alph
     char what[96];
     snprintf(what, sizeof(what), "gemm %dx%dx%d tA %d tB %d alpha %g beta %g C %d", m, k, n, trans_a, trans_b,
              (double)alpha, (double)beta, c_kind);
-    check_both(model, len, a, ad, 2, "y", want, (size_t)(m * n), what);
+    check_paths(model, len, a, ad, 2, "y", want, (size_t)(m * n), what);
     free(model);
     free(a);
     free(b);
@@ -388,7 +393,7 @@ Test(ops, gemm_and_matmul)
                     s += (double)a[(z * 3 + i) * 4 + q] * b[q * 5 + j];
                 want[(z * 3 + i) * 5 + j] = (float)s;
             }
-    check_both(model, len, a, ad, 3, "y", want, 30, "matmul 3-D");
+    check_paths(model, len, a, ad, 3, "y", want, 30, "matmul 3-D");
     free(model);
 }
 
@@ -436,8 +441,8 @@ Test(ops, broadcast_add_mul_and_residual_fusion)
                 rel[(n * 4 + o) * 15 + p] = a > 0 ? a : 0;
                 want[(n * 4 + o) * 15 + p] = rel[(n * 4 + o) * 15 + p] * s[o] + t[o];
             }
-    check_both(model, len, x, xd, 4, "y", want, 120, "residual+broadcast");
-    check_both(model, len, x, xd, 4, "r", rel, 120, "residual output");
+    check_paths(model, len, x, xd, 4, "y", want, 120, "residual+broadcast");
+    check_paths(model, len, x, xd, 4, "r", rel, 120, "residual output");
     free(model);
 }
 
@@ -486,8 +491,8 @@ Test(ops, softmax_concat_flatten_reshape)
         for (int i = 0; i < 24; i++)
             want[n * 24 + i] = (float)(exp(cat[n * 24 + i] - mx) / sum);
     }
-    check_both(model, len, x, xd, 4, "y", want, 48, "softmax(reshape(flatten(concat)))");
-    check_both(model, len, x, xd, 4, "c", cat, 48, "concat");
+    check_paths(model, len, x, xd, 4, "y", want, 48, "softmax(reshape(flatten(concat)))");
+    check_paths(model, len, x, xd, 4, "c", cat, 48, "concat");
     free(model);
 }
 
@@ -535,9 +540,9 @@ Test(ops, standalone_batchnorm_and_global_pools)
             gap[n * 3 + c] = (float)(s / 20);
             gmp[n * 3 + c] = (float)mx;
         }
-    check_both(model, len, x, xd, 4, "bn", bn, 120, "batchnorm");
-    check_both(model, len, x, xd, 4, "gap", gap, 6, "global average pool");
-    check_both(model, len, x, xd, 4, "gmp", gmp, 6, "global max pool");
+    check_paths(model, len, x, xd, 4, "bn", bn, 120, "batchnorm");
+    check_paths(model, len, x, xd, 4, "gap", gap, 6, "global average pool");
+    check_paths(model, len, x, xd, 4, "gmp", gmp, 6, "global max pool");
     free(model);
 }
 

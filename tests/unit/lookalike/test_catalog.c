@@ -1,6 +1,13 @@
+/* The catalogue contract, run against both backends: every CATALOG_TEST runs once on SQLite
+ * in a temporary directory (suite catalog_sqlite) and once on a fresh database of a real
+ * PostgreSQL server (suite catalog_pg). Tests of one backend's own behaviour follow. */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <libpq-fe.h>
+#include <math.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,13 +16,30 @@
 #include <unistd.h>
 
 #include "lookalike/lookalike.h"
+#include "pg_fixture.h"
 
+/* The backend under test in this test's process, and where its data is. */
+static int use_pg;
 static char dir[256];
+static char pg_uri[700];
 
 static void make_dir(void)
 {
     snprintf(dir, sizeof dir, "%s/lookalike-cat-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     cr_assert_not_null(mkdtemp(dir));
+}
+
+static void setup_sqlite(void)
+{
+    use_pg = 0;
+    make_dir();
+}
+
+static void setup_pg(void)
+{
+    use_pg = 1;
+    make_dir();
+    pgt_new_db(pgt_shared(), pg_uri, sizeof pg_uri);
 }
 
 static void remove_tree(const char *path)
@@ -43,12 +67,35 @@ static void cleanup(void)
 }
 
 TestSuite(catalog, .init = make_dir, .fini = cleanup);
+TestSuite(catalog_sqlite, .init = setup_sqlite, .fini = cleanup);
+TestSuite(catalog_pg, .init = setup_pg, .fini = cleanup);
+TestSuite(pg, .init = setup_pg, .fini = cleanup);
+
+/* A test of the contract, registered for both backends. */
+#define CATALOG_TEST(name)                                                                                   \
+    static void name##_body(void);                                                                           \
+    Test(catalog_sqlite, name)                                                                               \
+    {                                                                                                        \
+        name##_body();                                                                                       \
+    }                                                                                                        \
+    Test(catalog_pg, name)                                                                                   \
+    {                                                                                                        \
+        name##_body();                                                                                       \
+    }                                                                                                        \
+    static void name##_body(void)
+
+static lookalike_catalog_t *try_open(char *err, size_t errlen)
+{
+    return use_pg ? lookalike_catalog_open(pg_uri, NULL, err, errlen)
+                  : lookalike_catalog_open(NULL, dir, err, errlen);
+}
 
 static lookalike_catalog_t *open_cat(void)
 {
     char err[256];
-    lookalike_catalog_t *c = lookalike_catalog_open_sqlite(dir, err, sizeof err);
+    lookalike_catalog_t *c = try_open(err, sizeof err);
     cr_assert_not_null(c, "%s", err);
+    cr_assert_str_eq(lookalike_catalog_backend(c), use_pg ? "postgresql" : "sqlite");
     return c;
 }
 
@@ -86,7 +133,8 @@ static uint64_t put(lookalike_catalog_t *c, const char *col, const char *id, con
 {
     lookalike_product_t p = make_product(id, title, 100);
     char err[256];
-    int rc = lookalike_catalog_put(c, col, &p, mode, image, image ? strlen(image) : 0, err, sizeof err);
+    int rc =
+        lookalike_catalog_put(c, col, &p, mode, image, image ? strlen(image) : 0, NULL, 0, err, sizeof err);
     cr_assert_eq(rc, 0, "put %s: %s", id ? id : "(new)", err);
     uint64_t seq = p.seq;
     lookalike_product_release(&p);
@@ -140,7 +188,7 @@ Test(catalog, sha256_vectors)
     }
 }
 
-Test(catalog, collections)
+CATALOG_TEST(collections)
 {
     lookalike_catalog_t *c = open_cat();
     create_col(c, "products");
@@ -188,15 +236,15 @@ Test(catalog, collections)
     lookalike_catalog_close(c);
 }
 
-Test(catalog, product_round_trip_and_upsert)
+CATALOG_TEST(product_round_trip_and_upsert)
 {
     lookalike_catalog_t *c = open_cat();
     create_col(c, "products");
     char err[256];
     lookalike_product_t p = make_product("sku-1", "Áo thun", 199000);
-    cr_assert_eq(
-        lookalike_catalog_put(c, "products", &p, LOOKALIKE_PUT_INSERT, "JPEGDATA", 8, err, sizeof err), 0,
-        "%s", err);
+    cr_assert_eq(lookalike_catalog_put(c, "products", &p, LOOKALIKE_PUT_INSERT, "JPEGDATA", 8, NULL, 0, err,
+                                       sizeof err),
+                 0, "%s", err);
     cr_assert_eq(p.seq, 1);
     cr_assert_eq(p.doc_id, 1);
     cr_assert_gt(p.created_at, 0);
@@ -221,8 +269,9 @@ Test(catalog, product_round_trip_and_upsert)
 
     /* Insert of an existing id fails and changes nothing. */
     p = make_product("sku-1", "Other", 1);
-    cr_assert_eq(lookalike_catalog_put(c, "products", &p, LOOKALIKE_PUT_INSERT, NULL, 0, err, sizeof err),
-                 LOOKALIKE_EEXIST);
+    cr_assert_eq(
+        lookalike_catalog_put(c, "products", &p, LOOKALIKE_PUT_INSERT, NULL, 0, NULL, 0, err, sizeof err),
+        LOOKALIKE_EEXIST);
     cr_assert_str_eq(err, "product sku-1 already exists in collection products");
     cr_assert_eq(p.seq, 0);
     lookalike_product_release(&p);
@@ -233,8 +282,9 @@ Test(catalog, product_round_trip_and_upsert)
     /* Upsert replaces the fields, keeps created_at, doc_id and the image. */
     usleep(2000);
     p = make_product("sku-1", "Áo thun mới", 150000);
-    cr_assert_eq(lookalike_catalog_put(c, "products", &p, LOOKALIKE_PUT_UPSERT, NULL, 0, err, sizeof err), 0,
-                 "%s", err);
+    cr_assert_eq(
+        lookalike_catalog_put(c, "products", &p, LOOKALIKE_PUT_UPSERT, NULL, 0, NULL, 0, err, sizeof err), 0,
+        "%s", err);
     cr_assert_eq(p.seq, 2);
     cr_assert_eq(p.doc_id, 1);
     lookalike_product_release(&p);
@@ -259,14 +309,15 @@ Test(catalog, product_round_trip_and_upsert)
     lookalike_catalog_close(c);
 }
 
-Test(catalog, generated_ids_and_bad_requests)
+CATALOG_TEST(generated_ids_and_bad_requests)
 {
     lookalike_catalog_t *c = open_cat();
     create_col(c, "products");
     char err[256];
     lookalike_product_t p = make_product(NULL, "no id", 5);
-    cr_assert_eq(lookalike_catalog_put(c, "products", &p, LOOKALIKE_PUT_INSERT, NULL, 0, err, sizeof err), 0,
-                 "%s", err);
+    cr_assert_eq(
+        lookalike_catalog_put(c, "products", &p, LOOKALIKE_PUT_INSERT, NULL, 0, NULL, 0, err, sizeof err), 0,
+        "%s", err);
     cr_assert_not_null(p.id);
     cr_assert_eq(strlen(p.id), 16);
     cr_assert(lookalike_product_id_valid(p.id));
@@ -276,31 +327,37 @@ Test(catalog, generated_ids_and_bad_requests)
     lookalike_product_release(&p);
 
     p = make_product(NULL, "no id", 5);
-    cr_assert_eq(lookalike_catalog_put(c, "products", &p, LOOKALIKE_PUT_UPSERT, NULL, 0, err, sizeof err),
-                 LOOKALIKE_EINVAL);
+    cr_assert_eq(
+        lookalike_catalog_put(c, "products", &p, LOOKALIKE_PUT_UPSERT, NULL, 0, NULL, 0, err, sizeof err),
+        LOOKALIKE_EINVAL);
     cr_assert_str_eq(err, "an upsert needs a product id");
-    cr_assert_eq(lookalike_catalog_put(c, "missing", &p, LOOKALIKE_PUT_INSERT, NULL, 0, err, sizeof err),
-                 LOOKALIKE_ENOTFOUND);
+    cr_assert_eq(
+        lookalike_catalog_put(c, "missing", &p, LOOKALIKE_PUT_INSERT, NULL, 0, NULL, 0, err, sizeof err),
+        LOOKALIKE_ENOTFOUND);
     cr_assert_str_eq(err, "no collection missing");
     cr_assert_null(p.id, "a generated id is taken back when the write fails");
-    cr_assert_eq(lookalike_catalog_put(c, "products", &p, LOOKALIKE_PUT_INSERT, "", 0, err, sizeof err),
-                 LOOKALIKE_EINVAL);
+    cr_assert_eq(
+        lookalike_catalog_put(c, "products", &p, LOOKALIKE_PUT_INSERT, "", 0, NULL, 0, err, sizeof err),
+        LOOKALIKE_EINVAL);
     cr_assert_str_eq(err, "image is empty");
     p.id = strdup("bad/id");
-    cr_assert_eq(lookalike_catalog_put(c, "products", &p, LOOKALIKE_PUT_UPSERT, NULL, 0, err, sizeof err),
-                 LOOKALIKE_EINVAL);
+    cr_assert_eq(
+        lookalike_catalog_put(c, "products", &p, LOOKALIKE_PUT_UPSERT, NULL, 0, NULL, 0, err, sizeof err),
+        LOOKALIKE_EINVAL);
     cr_assert(strstr(err, "field \"id\""), "%s", err);
     free(p.id);
     p.id = strdup("ok");
     p.price = -3;
-    cr_assert_eq(lookalike_catalog_put(c, "products", &p, LOOKALIKE_PUT_UPSERT, NULL, 0, err, sizeof err),
-                 LOOKALIKE_EINVAL);
+    cr_assert_eq(
+        lookalike_catalog_put(c, "products", &p, LOOKALIKE_PUT_UPSERT, NULL, 0, NULL, 0, err, sizeof err),
+        LOOKALIKE_EINVAL);
     cr_assert(strstr(err, "price"), "%s", err);
     p.price = 3;
     free(p.title);
     p.title = strdup("bad \xff utf8");
-    cr_assert_eq(lookalike_catalog_put(c, "products", &p, LOOKALIKE_PUT_UPSERT, NULL, 0, err, sizeof err),
-                 LOOKALIKE_EUTF8);
+    cr_assert_eq(
+        lookalike_catalog_put(c, "products", &p, LOOKALIKE_PUT_UPSERT, NULL, 0, NULL, 0, err, sizeof err),
+        LOOKALIKE_EUTF8);
     cr_assert(strstr(err, "title"), "%s", err);
     lookalike_product_release(&p);
     cr_assert_eq(lookalike_catalog_get(c, "products", "../x", &g, err, sizeof err), LOOKALIKE_EINVAL);
@@ -312,7 +369,7 @@ Test(catalog, generated_ids_and_bad_requests)
     lookalike_catalog_close(c);
 }
 
-Test(catalog, delete_and_change_log)
+CATALOG_TEST(delete_and_change_log)
 {
     lookalike_catalog_t *c = open_cat();
     create_col(c, "a");
@@ -362,7 +419,7 @@ Test(catalog, delete_and_change_log)
     lookalike_catalog_close(c);
 }
 
-Test(catalog, paging)
+CATALOG_TEST(paging)
 {
     lookalike_catalog_t *c = open_cat();
     create_col(c, "products");
@@ -433,7 +490,7 @@ static int count_files(const char *path)
     return n;
 }
 
-Test(catalog, images_are_content_addressed)
+CATALOG_TEST(images_are_content_addressed)
 {
     lookalike_catalog_t *c = open_cat();
     create_col(c, "products");
@@ -444,11 +501,17 @@ Test(catalog, images_are_content_addressed)
     put(c, "products", "a", "x", LOOKALIKE_PUT_INSERT, "same bytes");
     put(c, "products", "b", "x", LOOKALIKE_PUT_INSERT, "other bytes");
     cr_assert_eq(lookalike_catalog_put_image(c, "other bytes", 11, h3, err, sizeof err), 0);
-    snprintf(path, sizeof path, "%s/images", dir);
-    cr_assert_eq(count_files(path), 2, "duplicates cost nothing; no temporary files left");
-    snprintf(path, sizeof path, "%s/images/%.2s/%s", dir, h1, h1);
-    struct stat st;
-    cr_assert_eq(stat(path, &st), 0, "%s", path);
+    if (use_pg) {
+        char count[32];
+        pgt_sql(pg_uri, "SELECT count(*) FROM lookalike.images", count, sizeof count);
+        cr_assert_str_eq(count, "2", "duplicates cost nothing");
+    } else {
+        snprintf(path, sizeof path, "%s/images", dir);
+        cr_assert_eq(count_files(path), 2, "duplicates cost nothing; no temporary files left");
+        snprintf(path, sizeof path, "%s/images/%.2s/%s", dir, h1, h1);
+        struct stat st;
+        cr_assert_eq(stat(path, &st), 0, "%s", path);
+    }
     void *data;
     size_t len;
     cr_assert_eq(lookalike_catalog_get_image(c, h3, &data, &len, err, sizeof err), 0, "%s", err);
@@ -464,7 +527,7 @@ Test(catalog, images_are_content_addressed)
     lookalike_catalog_close(c);
 }
 
-Test(catalog, reopen_keeps_everything)
+CATALOG_TEST(reopen_keeps_everything)
 {
     lookalike_catalog_t *c = open_cat();
     create_col(c, "products");
@@ -496,25 +559,29 @@ Test(catalog, reopen_keeps_everything)
     lookalike_catalog_close(c);
 }
 
-Test(catalog, newer_schema_is_refused)
+CATALOG_TEST(newer_schema_is_refused)
 {
     lookalike_catalog_t *c = open_cat();
     lookalike_catalog_close(c);
-    char path[512];
-    snprintf(path, sizeof path, "%s/catalog.db", dir);
-    FILE *f = fopen(path, "r+b");
-    cr_assert_not_null(f);
-    /* user_version lives at byte offset 60 of the database header, big-endian. */
-    fseek(f, 60, SEEK_SET);
-    unsigned char v[4] = {0, 0, 0, 99};
-    fwrite(v, 1, 4, f);
-    fclose(f);
+    if (use_pg) {
+        pgt_sql(pg_uri, "UPDATE lookalike.meta SET value = 99 WHERE key = 'schema_version'", NULL, 0);
+    } else {
+        char path[512];
+        snprintf(path, sizeof path, "%s/catalog.db", dir);
+        FILE *f = fopen(path, "r+b");
+        cr_assert_not_null(f);
+        /* user_version lives at byte offset 60 of the database header, big-endian. */
+        fseek(f, 60, SEEK_SET);
+        unsigned char v[4] = {0, 0, 0, 99};
+        fwrite(v, 1, 4, f);
+        fclose(f);
+    }
     char err[256];
-    cr_assert_null(lookalike_catalog_open_sqlite(dir, err, sizeof err));
+    cr_assert_null(try_open(err, sizeof err));
     cr_assert(strstr(err, "schema version 99 is newer"), "%s", err);
 }
 
-Test(catalog, acknowledged_writes_survive_kill_9)
+CATALOG_TEST(acknowledged_writes_survive_kill_9)
 {
     lookalike_catalog_t *c = open_cat();
     create_col(c, "products");
@@ -526,7 +593,7 @@ Test(catalog, acknowledged_writes_survive_kill_9)
     if (pid == 0) {
         close(pipefd[0]);
         char err[256], id[32];
-        lookalike_catalog_t *cc = lookalike_catalog_open_sqlite(dir, err, sizeof err);
+        lookalike_catalog_t *cc = try_open(err, sizeof err);
         if (!cc)
             _exit(2);
         for (int i = 0;; i++) {
@@ -535,7 +602,7 @@ Test(catalog, acknowledged_writes_survive_kill_9)
             snprintf(id, sizeof id, "k%06d", i);
             p.id = strdup(id);
             p.title = strdup("written before the kill");
-            if (lookalike_catalog_put(cc, "products", &p, LOOKALIKE_PUT_INSERT, id, strlen(id), err,
+            if (lookalike_catalog_put(cc, "products", &p, LOOKALIKE_PUT_INSERT, id, strlen(id), NULL, 0, err,
                                       sizeof err) != 0)
                 _exit(3);
             lookalike_product_release(&p);
@@ -570,4 +637,464 @@ Test(catalog, acknowledged_writes_survive_kill_9)
         lookalike_product_release(&g);
     }
     lookalike_catalog_close(c);
+}
+
+static void fill_vec(float *v, uint32_t dim, float base)
+{
+    for (uint32_t i = 0; i < dim; i++)
+        v[i] = base + (float)i / 1000.0f;
+}
+
+CATALOG_TEST(vectors_are_stored_with_products)
+{
+    lookalike_catalog_t *c = open_cat();
+    create_col(c, "products");
+    char err[256];
+    enum { DIM = 768 };
+    static float v[DIM], got[DIM];
+    fill_vec(v, DIM, -0.5f);
+    lookalike_product_t p = make_product("v1", "with vector", 1);
+    cr_assert_eq(
+        lookalike_catalog_put(c, "products", &p, LOOKALIKE_PUT_INSERT, "photo-1", 7, v, DIM, err, sizeof err),
+        0, "%s", err);
+    uint64_t doc = p.doc_id;
+    lookalike_product_release(&p);
+    cr_assert_eq(lookalike_catalog_get_vector(c, doc, got, DIM, err, sizeof err), 0, "%s", err);
+    cr_assert(memcmp(v, got, sizeof v) == 0, "the vector comes back bit for bit");
+    cr_assert_eq(lookalike_catalog_get_vector(c, doc, got, DIM - 1, err, sizeof err), LOOKALIKE_EINVAL);
+
+    /* An upsert that keeps the photo keeps the vector. */
+    put(c, "products", "v1", "new title", LOOKALIKE_PUT_UPSERT, NULL);
+    cr_assert_eq(lookalike_catalog_get_vector(c, doc, got, DIM, err, sizeof err), 0, "%s", err);
+    cr_assert(memcmp(v, got, sizeof v) == 0);
+    /* A new vector replaces it. */
+    fill_vec(v, DIM, 0.25f);
+    p = make_product("v1", "newer", 1);
+    cr_assert_eq(
+        lookalike_catalog_put(c, "products", &p, LOOKALIKE_PUT_UPSERT, NULL, 0, v, DIM, err, sizeof err), 0,
+        "%s", err);
+    lookalike_product_release(&p);
+    cr_assert_eq(lookalike_catalog_get_vector(c, doc, got, DIM, err, sizeof err), 0, "%s", err);
+    cr_assert_float_eq(got[0], 0.25f, 0);
+    /* A new photo without a vector makes the old vector stale: it is dropped. */
+    put(c, "products", "v1", "other photo", LOOKALIKE_PUT_UPSERT, "photo-2");
+    cr_assert_eq(lookalike_catalog_get_vector(c, doc, got, DIM, err, sizeof err), LOOKALIKE_ENOTFOUND);
+
+    /* Wrong sizes and values are refused and write nothing. */
+    uint64_t before, after;
+    cr_assert_eq(lookalike_catalog_max_seq(c, &before, err, sizeof err), 0);
+    p = make_product("v2", "bad", 1);
+    cr_assert_eq(
+        lookalike_catalog_put(c, "products", &p, LOOKALIKE_PUT_INSERT, "x", 1, v, 4, err, sizeof err),
+        LOOKALIKE_EINVAL);
+    cr_assert(strstr(err, "dimension 768"), "%s", err);
+    v[3] = NAN;
+    cr_assert_eq(
+        lookalike_catalog_put(c, "products", &p, LOOKALIKE_PUT_INSERT, "x", 1, v, DIM, err, sizeof err),
+        LOOKALIKE_EINVAL);
+    cr_assert(strstr(err, "finite"), "%s", err);
+    lookalike_product_release(&p);
+    cr_assert_eq(lookalike_catalog_max_seq(c, &after, err, sizeof err), 0);
+    cr_assert_eq(after, before);
+    cr_assert_eq(lookalike_catalog_get(c, "products", "v2", &p, err, sizeof err), LOOKALIKE_ENOTFOUND);
+
+    /* A deleted product has no vector. */
+    cr_assert_eq(lookalike_catalog_delete(c, "products", "v1", NULL, err, sizeof err), 0);
+    cr_assert_eq(lookalike_catalog_get_vector(c, doc, got, DIM, err, sizeof err), LOOKALIKE_ENOTFOUND);
+    lookalike_catalog_close(c);
+}
+
+CATALOG_TEST(insert_retry_is_idempotent)
+{
+    lookalike_catalog_t *c = open_cat();
+    create_col(c, "products");
+    char err[256];
+    lookalike_product_t p = make_product("r1", "retried", 5);
+    cr_assert_eq(
+        lookalike_catalog_put(c, "products", &p, LOOKALIKE_PUT_INSERT, "img", 3, NULL, 0, err, sizeof err), 0,
+        "%s", err);
+    uint64_t seq = p.seq, doc = p.doc_id;
+    int64_t created = p.created_at;
+    lookalike_product_release(&p);
+    put(c, "products", "other", "x", LOOKALIKE_PUT_INSERT, NULL);
+
+    /* The same insert again (a client that lost the answer) gets what is stored. */
+    p = make_product("r1", "retried", 5);
+    cr_assert_eq(
+        lookalike_catalog_put(c, "products", &p, LOOKALIKE_PUT_INSERT, "img", 3, NULL, 0, err, sizeof err), 0,
+        "%s", err);
+    cr_assert_eq(p.seq, seq);
+    cr_assert_eq(p.doc_id, doc);
+    cr_assert_eq(p.created_at, created);
+    lookalike_product_release(&p);
+    uint64_t max;
+    cr_assert_eq(lookalike_catalog_max_seq(c, &max, err, sizeof err), 0);
+    cr_assert_eq(max, 2, "the retry wrote nothing");
+
+    /* Another photo or another field is another product: a conflict. */
+    p = make_product("r1", "retried", 5);
+    cr_assert_eq(
+        lookalike_catalog_put(c, "products", &p, LOOKALIKE_PUT_INSERT, "img2", 4, NULL, 0, err, sizeof err),
+        LOOKALIKE_EEXIST);
+    lookalike_product_release(&p);
+    p = make_product("r1", "retried", 6);
+    cr_assert_eq(
+        lookalike_catalog_put(c, "products", &p, LOOKALIKE_PUT_INSERT, "img", 3, NULL, 0, err, sizeof err),
+        LOOKALIKE_EEXIST);
+    lookalike_product_release(&p);
+    lookalike_change_t ch[4];
+    size_t n;
+    cr_assert_eq(lookalike_catalog_changes(c, 0, 4, ch, &n, err, sizeof err), 0);
+    cr_assert_eq(n, 2);
+    lookalike_catalog_close(c);
+}
+
+/* A catalogue written before vectors were stored (schema version 1) opens and gains them. */
+Test(catalog_sqlite, version_1_catalogue_is_migrated)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/catalog.db", dir);
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    const char *v1 =
+        "PRAGMA journal_mode=WAL;"
+        "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+        "INSERT INTO meta(key, value) VALUES('seq', 1);"
+        "CREATE TABLE collections(name TEXT PRIMARY KEY, model TEXT NOT NULL, metric TEXT NOT NULL,"
+        " dim INTEGER NOT NULL, index_params TEXT NOT NULL, created_at INTEGER NOT NULL);"
+        "CREATE TABLE products(collection TEXT NOT NULL REFERENCES collections(name), id TEXT NOT NULL,"
+        " doc_id INTEGER NOT NULL UNIQUE, seq INTEGER NOT NULL, created_at INTEGER NOT NULL,"
+        " updated_at INTEGER NOT NULL, image_sha256 TEXT, body TEXT NOT NULL,"
+        " PRIMARY KEY(collection, id)) WITHOUT ROWID;"
+        "CREATE TABLE changes(seq INTEGER PRIMARY KEY, collection TEXT NOT NULL, id TEXT NOT NULL,"
+        " doc_id INTEGER NOT NULL, deleted INTEGER NOT NULL);"
+        "CREATE UNIQUE INDEX changes_product ON changes(collection, id);"
+        "INSERT INTO collections VALUES('products', 'm', 'cosine', 2, '{}', 1);"
+        "INSERT INTO products VALUES('products', 'old', 1, 1, 1, 1, NULL,"
+        " '{\"id\":\"old\",\"title\":\"from v1\",\"created_at\":1,\"updated_at\":1,\"seq\":1}');"
+        "INSERT INTO changes VALUES(1, 'products', 'old', 1, 0);"
+        "PRAGMA user_version = 1;";
+    cr_assert_eq(sqlite3_exec(db, v1, NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+    lookalike_catalog_t *c = open_cat();
+    char err[256];
+    lookalike_product_t g;
+    cr_assert_eq(lookalike_catalog_get(c, "products", "old", &g, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(g.title, "from v1");
+    lookalike_product_release(&g);
+    float v[2] = {1, 2}, got[2];
+    cr_assert_eq(lookalike_catalog_get_vector(c, 1, got, 2, err, sizeof err), LOOKALIKE_ENOTFOUND);
+    lookalike_product_t p = make_product("new", "with vector", 1);
+    cr_assert_eq(
+        lookalike_catalog_put(c, "products", &p, LOOKALIKE_PUT_INSERT, NULL, 0, v, 2, err, sizeof err), 0,
+        "%s", err);
+    cr_assert_eq(p.seq, 2);
+    cr_assert_eq(lookalike_catalog_get_vector(c, p.doc_id, got, 2, err, sizeof err), 0, "%s", err);
+    cr_assert_float_eq(got[1], 2.0f, 0);
+    lookalike_product_release(&p);
+    lookalike_catalog_close(c);
+}
+
+/* ---- PostgreSQL only ---- */
+
+Test(pg, connection_strings)
+{
+    char err[512], desc[256];
+    cr_assert_null(lookalike_catalog_open("postgresql://%zz", NULL, err, sizeof err));
+    cr_assert(strstr(err, "bad PostgreSQL connection string"), "%s", err);
+    cr_assert_null(lookalike_catalog_open("mysql://x", "/nonexistent", err, sizeof err));
+    cr_assert(strstr(err, "unknown store"), "%s", err);
+    /* Nothing listens on port 1: a clear error, quickly (no retry loop at open). */
+    cr_assert_null(lookalike_catalog_open("postgresql://u@127.0.0.1:1/db", NULL, err, sizeof err));
+    cr_assert(strstr(err, "cannot reach a writable PostgreSQL server"), "%s", err);
+    lookalike_store_describe("postgresql://app:s3cret@h1:5432,h2:5433/shop?sslmode=disable", desc,
+                             sizeof desc);
+    cr_assert_str_eq(desc, "postgresql (host h1,h2, port 5432,5433, database shop, user app)");
+    cr_assert_null(strstr(desc, "s3cret"));
+    lookalike_store_describe("host=db password=pw dbname=x", desc, sizeof desc);
+    cr_assert_null(strstr(desc, "pw"), "%s", desc);
+    lookalike_store_describe(NULL, desc, sizeof desc);
+    cr_assert_str_eq(desc, "sqlite");
+    /* A key=value string works as well as a URI. */
+    char kv[800];
+    const char *port = strrchr(pg_uri, ':') + 1;
+    snprintf(kv, sizeof kv, "host=127.0.0.1 port=%.*s user=postgres dbname=%s", (int)strcspn(port, "/"), port,
+             strrchr(pg_uri, '/') + 1);
+    lookalike_catalog_t *c = lookalike_catalog_open(kv, NULL, err, sizeof err);
+    cr_assert_not_null(c, "%s", err);
+    lookalike_catalog_close(c);
+}
+
+/* Every pooled connection goes stale when the server restarts; calls go on without an error. */
+Test(pg, reconnects_after_server_restart)
+{
+    char sdir[256], base[256];
+    pgt_start(sdir, sizeof sdir, base, sizeof base);
+    pgt_new_db(base, pg_uri, sizeof pg_uri);
+    lookalike_catalog_t *c = open_cat();
+    create_col(c, "products");
+    put(c, "products", "before", "before the restart", LOOKALIKE_PUT_INSERT, "img");
+    pgt_ctl("restart", sdir);
+    char err[256];
+    lookalike_product_t g;
+    cr_assert_eq(lookalike_catalog_get(c, "products", "before", &g, err, sizeof err), 0, "%s", err);
+    lookalike_product_release(&g);
+    cr_assert_eq(put(c, "products", "after", "after the restart", LOOKALIKE_PUT_INSERT, NULL), 2);
+    /* Down, a call fails with "retry"; up again, the same handle works. */
+    pgt_ctl("crash", sdir);
+    lookalike_product_t p = make_product("down", "while down", 1);
+    cr_assert_eq(
+        lookalike_catalog_put(c, "products", &p, LOOKALIKE_PUT_INSERT, NULL, 0, NULL, 0, err, sizeof err),
+        LOOKALIKE_EAGAIN);
+    cr_assert(strstr(err, "cannot reach"), "%s", err);
+    cr_assert_eq(lookalike_catalog_get(c, "products", "before", &g, err, sizeof err), LOOKALIKE_EAGAIN);
+    pgt_ctl("restart", sdir);
+    cr_assert_eq(
+        lookalike_catalog_put(c, "products", &p, LOOKALIKE_PUT_INSERT, NULL, 0, NULL, 0, err, sizeof err), 0,
+        "%s", err);
+    cr_assert_eq(p.seq, 3, "the failed write took no number");
+    lookalike_product_release(&p);
+    lookalike_catalog_close(c);
+    pgt_ctl("stop", sdir);
+}
+
+/* ---- concurrent writers and a tailer: four writer threads on two catalogue handles, so
+ * writes come from several connections and each handle's pool is shared by two threads ---- */
+
+enum { WRITERS = 4, PER_WRITER = 150 };
+
+typedef struct {
+    int writer;
+    lookalike_catalog_t *c; /* shared by two writers: its connection pool serves both */
+    int failures;
+    char err[256];
+} writer_t;
+
+typedef struct {
+    int stop;
+    uint64_t last; /* the highest seq applied */
+    uint64_t seen; /* changes applied */
+    int broken;    /* a batch that was not last+1, last+2, ... */
+    char why[300];
+    pthread_mutex_t mu;
+} tailer_t;
+
+static void *writer_main(void *arg)
+{
+    writer_t *w = arg;
+    for (int i = 0; i < PER_WRITER; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "w%d-%04d", w->writer, i);
+        lookalike_product_t p;
+        lookalike_product_init(&p);
+        p.id = strdup(id);
+        p.title = strdup("concurrent");
+        if (lookalike_catalog_put(w->c, "products", &p, LOOKALIKE_PUT_INSERT, NULL, 0, NULL, 0, w->err,
+                                  sizeof w->err) != 0)
+            w->failures++;
+        lookalike_product_release(&p);
+    }
+    return NULL;
+}
+
+/* Applies what the change log offers, as a query node would; every batch must continue the
+ * previous one exactly, since inserts of distinct ids are never superseded. */
+static int tail_once(lookalike_catalog_t *c, tailer_t *t)
+{
+    lookalike_change_t ch[64];
+    size_t n = 0;
+    char err[256];
+    if (lookalike_catalog_changes(c, t->last, 64, ch, &n, err, sizeof err) != 0) {
+        snprintf(t->why, sizeof t->why, "changes: %s", err);
+        t->broken = 1;
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (ch[i].seq != t->last + 1 && !t->broken) {
+            snprintf(t->why, sizeof t->why, "after seq %llu came %llu", (unsigned long long)t->last,
+                     (unsigned long long)ch[i].seq);
+            t->broken = 1;
+        }
+        t->last = ch[i].seq;
+        t->seen++;
+    }
+    return (int)n;
+}
+
+static void *tailer_main(void *arg)
+{
+    tailer_t *t = arg;
+    char err[256];
+    lookalike_catalog_t *c = lookalike_catalog_open(pg_uri, NULL, err, sizeof err);
+    if (!c) {
+        snprintf(t->why, sizeof t->why, "open: %s", err);
+        t->broken = 1;
+        return NULL;
+    }
+    for (;;) {
+        pthread_mutex_lock(&t->mu);
+        int stop = t->stop;
+        pthread_mutex_unlock(&t->mu);
+        if (tail_once(c, t) == 0 && stop)
+            break;
+    }
+    lookalike_catalog_close(c);
+    return NULL;
+}
+
+Test(pg, change_log_is_gap_free_under_concurrent_writers)
+{
+    lookalike_catalog_t *c = open_cat();
+    create_col(c, "products");
+    pthread_t wt[WRITERS], tt;
+    writer_t w[WRITERS];
+    tailer_t t = {0};
+    pthread_mutex_init(&t.mu, NULL);
+    cr_assert_eq(pthread_create(&tt, NULL, tailer_main, &t), 0);
+    lookalike_catalog_t *handles[2] = {open_cat(), open_cat()};
+    for (int i = 0; i < WRITERS; i++) {
+        w[i] = (writer_t){.writer = i, .c = handles[i % 2]};
+        cr_assert_eq(pthread_create(&wt[i], NULL, writer_main, &w[i]), 0);
+    }
+    for (int i = 0; i < WRITERS; i++) {
+        pthread_join(wt[i], NULL);
+        cr_assert_eq(w[i].failures, 0, "writer %d: %s", i, w[i].err);
+    }
+    pthread_mutex_lock(&t.mu);
+    t.stop = 1;
+    pthread_mutex_unlock(&t.mu);
+    pthread_join(tt, NULL);
+    cr_assert_not(t.broken, "%s", t.why);
+    cr_assert_eq(t.seen, WRITERS * PER_WRITER, "the tailer applied every write once");
+    uint64_t max;
+    char err[256];
+    cr_assert_eq(lookalike_catalog_max_seq(c, &max, err, sizeof err), 0);
+    cr_assert_eq(max, WRITERS * PER_WRITER);
+    cr_assert_eq(t.last, max);
+    pthread_mutex_destroy(&t.mu);
+    lookalike_catalog_close(handles[0]);
+    lookalike_catalog_close(handles[1]);
+    lookalike_catalog_close(c);
+}
+
+/* ---- a connection that drops in the middle of a write ---- */
+
+typedef struct {
+    lookalike_catalog_t *c;
+    int rc;
+    char err[512];
+} blocked_put_t;
+
+static void *blocked_put_main(void *arg)
+{
+    blocked_put_t *b = arg;
+    lookalike_product_t p = make_product("cut", "cut off", 1);
+    b->rc = lookalike_catalog_put(b->c, "products", &p, LOOKALIKE_PUT_INSERT, "photo", 5, NULL, 0, b->err,
+                                  sizeof b->err);
+    lookalike_product_release(&p);
+    return NULL;
+}
+
+Test(pg, dropped_connection_mid_write_is_retryable)
+{
+    lookalike_catalog_t *c = open_cat();
+    create_col(c, "products");
+    put(c, "products", "first", "x", LOOKALIKE_PUT_INSERT, NULL);
+    /* Another session holds the counter row, so the write stops in the middle of its
+     * transaction (after BEGIN and its first statements); then its connection is cut. */
+    PGconn *holder = PQconnectdb(pg_uri);
+    cr_assert_eq(PQstatus(holder), CONNECTION_OK);
+    PQclear(PQexec(holder, "BEGIN"));
+    PGresult *r = PQexec(holder, "UPDATE lookalike.meta SET value = value WHERE key = 'seq'");
+    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQresultErrorMessage(r));
+    PQclear(r);
+    blocked_put_t b = {.c = c};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, blocked_put_main, &b), 0);
+    char killed[16] = "";
+    for (int i = 0; i < 1000 && strcmp(killed, "t") != 0; i++) {
+        usleep(10000);
+        pgt_sql(pg_uri,
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'lookalike'"
+                " AND wait_event_type = 'Lock' AND datname = current_database()",
+                killed, sizeof killed);
+    }
+    cr_assert_str_eq(killed, "t", "the write never waited on the counter");
+    pthread_join(th, NULL);
+    cr_assert_eq(b.rc, LOOKALIKE_EAGAIN, "%s", b.err);
+    cr_assert(strstr(b.err, "lost the connection"), "%s", b.err);
+    cr_assert(strstr(b.err, "not applied"), "%s", b.err);
+    PQclear(PQexec(holder, "ROLLBACK"));
+    PQfinish(holder);
+
+    /* Nothing of it was written; the next call reconnects and the retry succeeds. */
+    char err[256];
+    lookalike_product_t g;
+    cr_assert_eq(lookalike_catalog_get(c, "products", "cut", &g, err, sizeof err), LOOKALIKE_ENOTFOUND);
+    uint64_t max;
+    cr_assert_eq(lookalike_catalog_max_seq(c, &max, err, sizeof err), 0);
+    cr_assert_eq(max, 1);
+    blocked_put_main(&b);
+    cr_assert_eq(b.rc, 0, "%s", b.err);
+    cr_assert_eq(lookalike_catalog_get(c, "products", "cut", &g, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(g.seq, 2);
+    lookalike_product_release(&g);
+    lookalike_catalog_close(c);
+}
+
+/* A primary, a streaming standby, both in one multi-host connection string: the catalogue
+ * writes to the primary, and after the primary dies and the standby is promoted the same handle
+ * writes to the new primary, which has every write acknowledged before. */
+Test(pg, follows_a_failover_to_the_promoted_standby)
+{
+    char pdir[256], pbase[256], sdir[256], sbase[256];
+    pgt_start(pdir, sizeof pdir, pbase, sizeof pbase);
+    char admin[600], created[8];
+    snprintf(admin, sizeof admin, "%s/postgres", pbase);
+    pgt_sql(admin, "CREATE DATABASE shop", NULL, 0);
+    pgt_standby(pdir, sdir, sizeof sdir, sbase, sizeof sbase);
+    /* The standby first: the read-write check must skip it. */
+    snprintf(pg_uri, sizeof pg_uri, "postgresql://postgres@%s,%s/shop?connect_timeout=2",
+             strstr(sbase, "@") + 1, strstr(pbase, "@") + 1);
+    lookalike_catalog_t *c = open_cat();
+    create_col(c, "products");
+    for (int i = 0; i < 20; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "p%02d", i);
+        put(c, "products", id, "before failover", LOOKALIKE_PUT_INSERT, "img");
+    }
+    /* Wait until the standby has replayed everything the primary wrote. */
+    char lsn[64], caught[8] = "";
+    pgt_sql(admin, "SELECT pg_current_wal_lsn()", lsn, sizeof lsn);
+    char sadmin[600], q[200];
+    snprintf(sadmin, sizeof sadmin, "%s/postgres", sbase);
+    snprintf(q, sizeof q, "SELECT pg_last_wal_replay_lsn() >= '%s'::pg_lsn", lsn);
+    for (int i = 0; i < 500 && strcmp(caught, "t") != 0; i++) {
+        pgt_sql(sadmin, q, caught, sizeof caught);
+        usleep(10000);
+    }
+    cr_assert_str_eq(caught, "t", "the standby never caught up");
+    pgt_ctl("crash", pdir);
+    pgt_ctl("promote", sdir);
+    char err[512];
+    lookalike_product_t p = make_product("after", "after failover", 1);
+    int rc =
+        lookalike_catalog_put(c, "products", &p, LOOKALIKE_PUT_INSERT, NULL, 0, NULL, 0, err, sizeof err);
+    if (rc == LOOKALIKE_EAGAIN)
+        rc =
+            lookalike_catalog_put(c, "products", &p, LOOKALIKE_PUT_INSERT, NULL, 0, NULL, 0, err, sizeof err);
+    cr_assert_eq(rc, 0, "%s", err);
+    cr_assert_eq(p.seq, 21, "numbers go on from the old primary's");
+    lookalike_product_release(&p);
+    pgt_sql(sadmin, "SELECT pg_is_in_recovery()", created, sizeof created);
+    cr_assert_str_eq(created, "f");
+    lookalike_change_t ch[32];
+    size_t n;
+    cr_assert_eq(lookalike_catalog_changes(c, 0, 32, ch, &n, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(n, 21);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(ch[i].seq, i + 1);
+    lookalike_catalog_close(c);
+    pgt_ctl("stop", pdir);
+    pgt_ctl("stop", sdir);
 }

@@ -1,4 +1,5 @@
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,4 +248,55 @@ Test(product, id_validation)
     cr_assert_not(lookalike_product_id_valid("a/b"));
     cr_assert_not(lookalike_product_id_valid("a b"));
     cr_assert_not(lookalike_product_id_valid("a\n"));
+}
+
+Test(product, vector_parse_and_round_trip)
+{
+    lookalike_product_t p, q;
+    parse_ok("{\"id\":\"v\",\"vector\":[0.5,-1,3.25e-3,1e30]}", LOOKALIKE_PRODUCT_INPUT, &p);
+    cr_assert_eq(p.vector_dim, 4);
+    cr_assert_float_eq(p.vector[2], 3.25e-3f, 1e-9);
+    char *in = lookalike_product_to_json(&p, LOOKALIKE_PRODUCT_INPUT);
+    char *st = lookalike_product_to_json(&p, LOOKALIKE_PRODUCT_STORED);
+    cr_assert(strstr(in, "\"vector\":[0.5,-1,0.00325000007,1.00000002e+30]"), "%s", in);
+    cr_assert_null(strstr(st, "vector"), "STORED JSON never holds the vector: %s", st);
+    parse_ok(in, LOOKALIKE_PRODUCT_INPUT, &q);
+    cr_assert_eq(q.vector_dim, 4);
+    cr_assert_eq(memcmp(p.vector, q.vector, 4 * sizeof(float)), 0, "9 digits read back as the same float");
+    free(in);
+    free(st);
+    lookalike_product_release(&p);
+    lookalike_product_release(&q);
+}
+
+Test(product, vector_bad_inputs)
+{
+    parse_bad("{\"vector\":[]}", LOOKALIKE_PRODUCT_INPUT, LOOKALIKE_EINVAL, "empty");
+    parse_bad("{\"vector\":[0,0,0]}", LOOKALIKE_PRODUCT_INPUT, LOOKALIKE_EINVAL, "all zeros");
+    parse_bad("{\"vector\":[1,\"2\"]}", LOOKALIKE_PRODUCT_INPUT, LOOKALIKE_EINVAL, "vector[1]");
+    parse_bad("{\"vector\":[1,1e39]}", LOOKALIKE_PRODUCT_INPUT, LOOKALIKE_EINVAL, "float32 range");
+    parse_bad("{\"vector\":7}", LOOKALIKE_PRODUCT_INPUT, LOOKALIKE_EINVAL, "expected an array");
+    char *big = malloc(4 * 5000 + 32);
+    strcpy(big, "{\"vector\":[1");
+    for (int i = 1; i < 5000; i++)
+        strcat(big + strlen(big) - 2, ",1");
+    strcat(big, "]}");
+    parse_bad(big, LOOKALIKE_PRODUCT_INPUT, LOOKALIKE_ETOOLARGE, "too large");
+    free(big);
+}
+
+Test(product, vector_validate)
+{
+    lookalike_product_t p;
+    lookalike_product_init(&p);
+    float v[3] = {0, 0, 0};
+    p.vector = v;
+    p.vector_dim = 3;
+    char err[256];
+    cr_assert_eq(lookalike_product_validate(&p, err, sizeof err), LOOKALIKE_EINVAL);
+    cr_assert(strstr(err, "all zeros"), "%s", err);
+    v[1] = NAN;
+    cr_assert_eq(lookalike_product_validate(&p, err, sizeof err), LOOKALIKE_EINVAL);
+    v[1] = 2;
+    cr_assert_eq(lookalike_product_validate(&p, err, sizeof err), 0, "%s", err);
 }
