@@ -1,11 +1,15 @@
 /*
- * bench/ann: vindex against hnswlib on the same data, parameters and threads, in one run.
+ * bench/ann: vindex against its peers on the same data, parameters and threads, in one run:
+ * hnswlib for --index hnsw, FAISS IVF-Flat (or IVF-SQ8 with --sq8) for --index ivf_flat.
  *
- * Loads Fashion-MNIST (idx .gz) or TEXMEX .fvecs, computes the exact top-k itself (vindex
- * flat, which the unit tests hold to a brute-force reference), builds each index with
- * --threads threads, then times single-thread queries one at a time for every ef (or nprobe)
- * and every filter selectivity. One JSON line per setting and library, then a "ratio" line.
- * mem_bytes is the growth of the resident set over the build, measured the same way for both.
+ * Loads Fashion-MNIST (idx .gz), TEXMEX .fvecs, or makes clustered random data (--synthetic),
+ * computes the exact top-k itself (vindex flat, which the unit tests hold to a brute-force
+ * reference), builds each index with --threads threads, then times single-thread queries one
+ * at a time for every ef (or nprobe) and every filter selectivity. One JSON line per setting
+ * and library, then "ratio" lines. mem_bytes is the growth of the resident set over the build,
+ * measured the same way for every library; with --reopen, vindex is saved, freed and reopened
+ * from its data directory before it is queried, and mem_bytes is its anonymous memory after the
+ * reopen (file_rss_bytes: snapshot pages mapped, which the kernel may evict).
  */
 #include <errno.h>
 #include <malloc.h>
@@ -17,6 +21,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "faiss_peer.h"
 #include "hnswlib_peer.h"
 #include "vindex/vindex.h"
 
@@ -28,7 +33,9 @@
 typedef struct {
     const char *fmnist;
     const char *fvecs_base, *fvecs_query;
-    unsigned k, M, efc, threads, nq, nlist, n_limit;
+    unsigned syn_n, syn_dim, syn_clusters; /* --synthetic N:DIM:CLUSTERS */
+    unsigned k, M, efc, threads, nq, nlist, n_limit, rerank;
+    int sq8, reopen, peer_thp;
     vindex_metric_t metric;
     vindex_kind_t kind;
     unsigned ef[MAX_LIST], n_ef;
@@ -62,6 +69,23 @@ static size_t rss_bytes(void)
         fclose(f);
     }
     return (size_t)res * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* A "Key:   123 kB" line of /proc/self/status, in bytes. */
+static size_t status_bytes(const char *key)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    size_t v = 0, klen = strlen(key);
+    while (f && fgets(line, sizeof(line), f)) {
+        if (!strncmp(line, key, klen) && line[klen] == ':') {
+            v = (size_t)strtoull(line + klen + 1, NULL, 10) * 1024;
+            break;
+        }
+    }
+    if (f)
+        fclose(f);
+    return v;
 }
 
 static int parse_uints(const char *s, unsigned *out, unsigned *n)
@@ -188,6 +212,39 @@ static uint64_t rnd(uint64_t *s)
     return *s >> 11;
 }
 
+static float unit_rand(uint64_t *s)
+{
+    return (float)((double)rnd(s) / 9007199254740992.0 * 2 - 1);
+}
+
+/* n points around `clusters` centres drawn uniformly from [-1, 1)^dim, each point the centre
+ * plus uniform noise of half that width: clustered like embeddings, not uniform noise. The
+ * centres come from a fixed seed, the points from `seed`, so base and queries share centres. */
+static int synthetic(size_t n, uint32_t dim, uint32_t clusters, uint64_t seed, data_t *d)
+{
+    float *centres = malloc((size_t)clusters * dim * sizeof(float));
+    d->v = malloc(n * dim * sizeof(float));
+    if (!centres || !d->v) {
+        free(centres);
+        free(d->v);
+        d->v = NULL;
+        fprintf(stderr, "ann: out of memory for synthetic data\n");
+        return -1;
+    }
+    uint64_t cs = 0x5eed;
+    for (size_t i = 0; i < (size_t)clusters * dim; i++)
+        centres[i] = unit_rand(&cs);
+    for (size_t i = 0; i < n; i++) {
+        const float *c = centres + (rnd(&seed) % clusters) * dim;
+        for (uint32_t j = 0; j < dim; j++)
+            d->v[i * dim + j] = c[j] + 0.5f * unit_rand(&seed);
+    }
+    free(centres);
+    d->n = n;
+    d->dim = dim;
+    return 0;
+}
+
 /* A random bitmap over ids 0..n-1 where each id passes with probability sel (at least k pass). */
 static uint64_t *random_bitmap(size_t n, double sel, uint64_t seed)
 {
@@ -214,7 +271,7 @@ static int ground_truth(const opts_t *o, const data_t *base, const data_t *q, un
     vindex_t *ix = vindex_new(&p, err, sizeof(err));
     uint64_t *ids = malloc(base->n * sizeof(*ids));
     const size_t chunk = 32;
-    int whole = base->n <= 100000;
+    int whole = n_sets > 1 && base->n <= 100000;
     size_t want = whole ? base->n : o->k;
     vindex_hit_t *hits = malloc(chunk * want * sizeof(*hits));
     uint32_t *nh = malloc(chunk * sizeof(*nh));
@@ -304,21 +361,56 @@ static double process_cpu(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static void print_line(const opts_t *o, const char *lib, const char *knob, unsigned knob_v, double sel,
-                       const char *filter_mode, point_t pt, double build_s, double build_cpu_s, size_t mem,
-                       size_t n)
+/* A peer library: hnswlib (as packaged, or with its level-0 array on huge pages), or FAISS. */
+typedef struct {
+    const char *lib;         /* "hnswlib", "hnswlib+thp", "faiss" */
+    const char *index;       /* its index kind, named as ours */
+    const char *filter_mode; /* "post": asks for more and drops what fails; "inside" */
+    hnswlib_peer_t *hnsw;
+    faiss_peer_t *faiss;
+    double build_s, build_cpu_s;
+    size_t mem;
+} peer_t;
+
+#define MAX_PEERS 2
+
+/* Sets the peer's knob (ef or nprobe) for a query that fetches `fetch` results. */
+static void peer_set_knob(peer_t *p, unsigned knob, size_t fetch)
 {
-    printf("{\"lib\":\"%s\",\"index\":\"%s\",\"metric\":\"%s\",\"n\":%zu,\"nq\":%u,\"k\":%u,\"M\":%u,"
-           "\"ef_construction\":%u,\"threads\":%u,\"%s\":%u,\"selectivity\":%g,\"filter\":\"%s\",\"recall\":%"
-           ".4f,"
-           "\"qps\":%.1f,\"qps_cpu\":%.1f,\"build_s\":%.3f,\"build_cpu_s\":%.3f,\"mem_bytes\":%zu}\n",
-           lib, kind_name(o->kind), metric_name(o->metric), n, o->nq, o->k, o->M, o->efc, o->threads, knob,
-           knob_v, sel, filter_mode, pt.recall, pt.qps, pt.qps_cpu, build_s, build_cpu_s, mem);
+    if (p->hnsw)
+        hnswlib_peer_set_ef(p->hnsw, knob > fetch ? knob : fetch);
+    else
+        faiss_peer_set_nprobe(p->faiss, knob);
+}
+
+static size_t peer_query(const opts_t *o, peer_t *p, const float *q, const uint64_t *bitmap, size_t bits,
+                         size_t fetch, uint64_t *ids)
+{
+    if (p->faiss)
+        return faiss_peer_search(p->faiss, q, o->k, bitmap, bits, ids);
+    return bitmap ? hnswlib_peer_search_postfilter(p->hnsw, q, o->k, fetch, bitmap, ids)
+                  : hnswlib_peer_search(p->hnsw, q, o->k, ids);
+}
+
+static void print_line(const opts_t *o, const char *lib, const char *index, const char *knob, unsigned knob_v,
+                       double sel, const char *filter_mode, point_t pt, double build_s, double build_cpu_s,
+                       size_t mem, size_t n, uint32_t dim)
+{
+    printf("{\"lib\":\"%s\",\"index\":\"%s\",\"metric\":\"%s\",\"n\":%zu,\"dim\":%u,\"nq\":%u,\"k\":%u,", lib,
+           index, metric_name(o->metric), n, dim, o->nq, o->k);
+    if (!strcmp(index, "hnsw"))
+        printf("\"M\":%u,\"ef_construction\":%u,", o->M, o->efc);
+    else if (!strcmp(index, "ivf_flat"))
+        printf("\"nlist\":%u,\"sq8\":%s,", o->nlist, o->sq8 ? "true" : "false");
+    printf("\"threads\":%u,\"%s\":%u,\"selectivity\":%g,\"filter\":\"%s\",\"recall\":%.4f,\"qps\":%.1f,"
+           "\"qps_cpu\":%.1f,\"build_s\":%.3f,\"build_cpu_s\":%.3f,\"mem_bytes\":%zu}\n",
+           o->threads, knob, knob_v, sel, filter_mode, pt.recall, pt.qps, pt.qps_cpu, build_s, build_cpu_s,
+           mem);
     fflush(stdout);
 }
 
-/* Query timings of both libraries, taken in alternating slices of the query set so that a
- * change in machine load hits both alike. */
+/* Query timings of every library, taken in alternating slices of the query set so that a
+ * change in machine load hits all alike. */
 typedef struct {
     double wall, cpu;
     uint64_t *got;
@@ -341,14 +433,13 @@ static void vindex_slice(const opts_t *o, vindex_t *ix, const data_t *q, size_t 
     t->cpu += thread_cpu() - c0;
 }
 
-static void peer_slice(const opts_t *o, hnswlib_peer_t *p, const data_t *q, size_t from, size_t to,
-                       const uint64_t *bitmap, size_t fetch, timing_t *t)
+static void peer_slice(const opts_t *o, peer_t *p, const data_t *q, size_t from, size_t to,
+                       const uint64_t *bitmap, size_t bits, size_t fetch, timing_t *t)
 {
     uint64_t ids[4096];
     double w0 = now(), c0 = thread_cpu();
     for (size_t i = from; i < to; i++) {
-        size_t n = bitmap ? hnswlib_peer_search_postfilter(p, q->v + i * q->dim, o->k, fetch, bitmap, ids)
-                          : hnswlib_peer_search(p, q->v + i * q->dim, o->k, ids);
+        size_t n = peer_query(o, p, q->v + i * q->dim, bitmap, bits, fetch, ids);
         t->ngot[i] = (uint32_t)n;
         memcpy(t->got + i * o->k, ids, n * sizeof(*ids));
     }
@@ -358,41 +449,58 @@ static void peer_slice(const opts_t *o, hnswlib_peer_t *p, const data_t *q, size
 
 #define ROUNDS 5
 
+static int timing_alloc(timing_t *t, size_t nq, unsigned k)
+{
+    *t = (timing_t){0};
+    t->got = malloc(nq * k * sizeof(uint64_t));
+    t->ngot = malloc(nq * sizeof(uint32_t));
+    return t->got && t->ngot ? 0 : -1;
+}
+
 /* One setting: warm-up, then ROUNDS alternating slices of single-thread queries. */
-static void measure(const opts_t *o, vindex_t *ix, hnswlib_peer_t *hp, const data_t *q, const data_t *pq,
-                    unsigned ef, unsigned nprobe, const vindex_filter_t *f, double sel, const uint64_t *gt,
+static void measure(const opts_t *o, vindex_t *ix, peer_t *peers, unsigned n_peers, const data_t *q,
+                    const data_t *pq, unsigned knob, const vindex_filter_t *f, double sel, const uint64_t *gt,
                     const uint32_t *ngt, point_t *ours, point_t *theirs)
 {
-    vindex_search_params_t sp = {.k = o->k, .ef = ef, .nprobe = nprobe, .filter = f};
-    timing_t tv = {0}, tp = {0};
-    tv.got = malloc((size_t)q->n * o->k * sizeof(uint64_t));
-    tv.ngot = malloc(q->n * sizeof(uint32_t));
-    tp.got = malloc((size_t)q->n * o->k * sizeof(uint64_t));
-    tp.ngot = malloc(q->n * sizeof(uint32_t));
+    int hnsw = o->kind == VINDEX_HNSW;
+    vindex_search_params_t sp = {.k = o->k, .ef = hnsw ? knob : 0, .nprobe = hnsw ? 0 : knob, .filter = f};
+    timing_t tv, tp[MAX_PEERS];
+    int bad = timing_alloc(&tv, q->n, o->k);
+    for (unsigned i = 0; i < n_peers; i++)
+        bad |= timing_alloc(&tp[i], q->n, o->k);
+    if (bad) {
+        fprintf(stderr, "ann: out of memory\n");
+        exit(1);
+    }
+    const uint64_t *bitmap = f ? f->bitmap : NULL;
+    size_t bits = f ? f->bitmap_bits : 0;
     size_t fetch = f ? (size_t)ceil(o->k / sel) : o->k;
     if (fetch > 4096)
         fetch = 4096;
-    if (hp)
-        hnswlib_peer_set_ef(hp, ef > fetch ? ef : fetch);
+    for (unsigned i = 0; i < n_peers; i++)
+        peer_set_knob(&peers[i], knob, fetch);
     timing_t warm = tv;
     vindex_slice(o, ix, q, 0, q->n / 10, &sp, &warm);
-    if (hp) {
-        warm = tp;
-        peer_slice(o, hp, pq, 0, q->n / 10, f ? f->bitmap : NULL, fetch, &warm);
+    for (unsigned i = 0; i < n_peers; i++) {
+        warm = tp[i];
+        peer_slice(o, &peers[i], pq, 0, q->n / 10, bitmap, bits, fetch, &warm);
     }
     for (size_t r = 0; r < ROUNDS; r++) {
         size_t from = q->n * r / ROUNDS, to = q->n * (r + 1) / ROUNDS;
         vindex_slice(o, ix, q, from, to, &sp, &tv);
-        if (hp)
-            peer_slice(o, hp, pq, from, to, f ? f->bitmap : NULL, fetch, &tp);
+        for (unsigned i = 0; i < n_peers; i++)
+            peer_slice(o, &peers[i], pq, from, to, bitmap, bits, fetch, &tp[i]);
     }
     *ours = (point_t){recall_of(gt, ngt, tv.got, tv.ngot, q->n, o->k), q->n / tv.wall, q->n / tv.cpu};
-    if (hp)
-        *theirs = (point_t){recall_of(gt, ngt, tp.got, tp.ngot, q->n, o->k), q->n / tp.wall, q->n / tp.cpu};
+    for (unsigned i = 0; i < n_peers; i++)
+        theirs[i] = (point_t){recall_of(gt, ngt, tp[i].got, tp[i].ngot, q->n, o->k), q->n / tp[i].wall,
+                              q->n / tp[i].cpu};
     free(tv.got);
     free(tv.ngot);
-    free(tp.got);
-    free(tp.ngot);
+    for (unsigned i = 0; i < n_peers; i++) {
+        free(tp[i].got);
+        free(tp[i].ngot);
+    }
 }
 
 /* The cheapest measured setting that reaches `target` recall, or -1. */
@@ -408,11 +516,13 @@ static int best_at(const point_t *pts, unsigned n, double target)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: ann (--fashion-mnist DIR | --fvecs BASE QUERIES) [--k 10] [--metric l2|ip|cosine]\n"
-            "           [--index hnsw|ivf_flat|flat] [--M 16] [--ef-construction 200] [--ef 10,20,...]\n"
-            "           [--nlist 1024] [--nprobe 1,2,...] [--threads 2] [--nq 1000] [--n N]\n"
-            "           [--filter-selectivity 0.5,0.1,...] [--filter-ef LIST] [--no-peer]\n");
+    fprintf(
+        stderr,
+        "usage: ann (--fashion-mnist DIR | --fvecs BASE QUERIES | --synthetic N:DIM:CLUSTERS) [--k 10]\n"
+        "           [--metric l2|ip|cosine] [--index hnsw|ivf_flat|flat] [--M 16] [--ef-construction 200]\n"
+        "           [--ef 10,20,...] [--nlist 1024] [--nprobe 1,2,...] [--sq8] [--rerank R]\n"
+        "           [--threads 2] [--nq 1000] [--n N] [--filter-selectivity 0.5,0.1,...]\n"
+        "           [--filter-ef LIST] [--reopen] [--peer-thp] [--no-peer]\n");
 }
 
 static int parse_args(int argc, char **argv, opts_t *o)
@@ -431,8 +541,12 @@ static int parse_args(int argc, char **argv, opts_t *o)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
-        if (!strcmp(a, "--no-peer")) {
-            o->peer = 0;
+        if (!strcmp(a, "--no-peer") || !strcmp(a, "--sq8") || !strcmp(a, "--reopen") ||
+            !strcmp(a, "--peer-thp")) {
+            o->peer = o->peer && strcmp(a, "--no-peer");
+            o->sq8 |= !strcmp(a, "--sq8");
+            o->reopen |= !strcmp(a, "--reopen");
+            o->peer_thp |= !strcmp(a, "--peer-thp");
             continue;
         }
         if (!v) {
@@ -445,7 +559,10 @@ static int parse_args(int argc, char **argv, opts_t *o)
         else if (!strcmp(a, "--fvecs") && i + 1 < argc) {
             o->fvecs_base = v;
             o->fvecs_query = argv[++i];
-        } else if (!strcmp(a, "--k"))
+        } else if (!strcmp(a, "--synthetic"))
+            bad = sscanf(v, "%u:%u:%u", &o->syn_n, &o->syn_dim, &o->syn_clusters) != 3 || !o->syn_n ||
+                  o->syn_dim < 2 || o->syn_dim > MAX_DIM || !o->syn_clusters || o->syn_n > MAX_ROWS;
+        else if (!strcmp(a, "--k"))
             o->k = (unsigned)atoi(v);
         else if (!strcmp(a, "--M"))
             o->M = (unsigned)atoi(v);
@@ -459,6 +576,8 @@ static int parse_args(int argc, char **argv, opts_t *o)
             o->n_limit = (unsigned)atoi(v);
         else if (!strcmp(a, "--nlist"))
             o->nlist = (unsigned)atoi(v);
+        else if (!strcmp(a, "--rerank"))
+            o->rerank = (unsigned)atoi(v);
         else if (!strcmp(a, "--ef"))
             bad = parse_uints(v, o->ef, &o->n_ef);
         else if (!strcmp(a, "--filter-ef"))
@@ -483,7 +602,8 @@ static int parse_args(int argc, char **argv, opts_t *o)
         memcpy(o->fef, o->ef, sizeof(o->ef));
         o->n_fef = o->n_ef;
     }
-    if ((!o->fmnist && !o->fvecs_base) || o->k < 1 || o->k > 1024 || o->threads < 1) {
+    if ((!o->fmnist && !o->fvecs_base && !o->syn_n) || o->k < 1 || o->k > 1024 || o->threads < 1 ||
+        (o->sq8 && o->kind != VINDEX_IVF_FLAT)) {
         usage();
         return -1;
     }
@@ -500,6 +620,10 @@ static int load(const opts_t *o, data_t *base, data_t *q)
         snprintf(path, sizeof(path), "%s/t10k-images-idx3-ubyte.gz", o->fmnist);
         if (load_idx(path, q))
             return -1;
+    } else if (o->syn_n) {
+        if (synthetic(o->syn_n, o->syn_dim, o->syn_clusters, 1, base) ||
+            synthetic(o->nq, o->syn_dim, o->syn_clusters, 2, q))
+            return -1;
     } else if (load_fvecs(o->fvecs_base, base) || load_fvecs(o->fvecs_query, q)) {
         return -1;
     }
@@ -514,10 +638,14 @@ static int load(const opts_t *o, data_t *base, data_t *q)
     return 0;
 }
 
-/* Cosine for hnswlib: normalised copies in its inner-product space (what its docs advise). */
+/* Cosine for the peers: normalised copies in their inner-product space (what their docs advise). */
 static float *normalised_copy(const data_t *d)
 {
     float *c = malloc(d->n * d->dim * sizeof(float));
+    if (!c) {
+        fprintf(stderr, "ann: out of memory\n");
+        exit(1);
+    }
     for (size_t i = 0; i < d->n; i++) {
         double s = 0;
         for (uint32_t j = 0; j < d->dim; j++)
@@ -527,6 +655,96 @@ static float *normalised_copy(const data_t *d)
             c[i * d->dim + j] = d->v[i * d->dim + j] * inv;
     }
     return c;
+}
+
+/* Saves ix into a fresh directory, frees it and opens it again from there (the restart path:
+ * snapshot mapped, sq8 re-ranks from the mapping). Returns the reopened index or NULL. */
+static vindex_t *reopen(vindex_t *ix, const vindex_params_t *p, char *dir, size_t dirlen)
+{
+    char err[512] = "";
+    const char *t = getenv("TMPDIR");
+    snprintf(dir, dirlen, "%s/ann-reopen-XXXXXX", t && *t ? t : "/tmp");
+    if (!mkdtemp(dir)) {
+        perror("ann: mkdtemp");
+        return NULL;
+    }
+    if (vindex_save(ix, dir, err, sizeof(err))) {
+        fprintf(stderr, "ann: save: %s\n", err);
+        return NULL;
+    }
+    vindex_free(ix);
+    malloc_trim(0);
+    ix = vindex_open(dir, p, VINDEX_DURABILITY_NONE, err, sizeof(err));
+    if (!ix)
+        fprintf(stderr, "ann: reopen: %s\n", err);
+    return ix;
+}
+
+static void remove_dir(const char *dir)
+{
+    static const char *const files[] = {"index.snap", "wal.log", "LOCK"};
+    char path[4300];
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        if (snprintf(path, sizeof(path), "%s/%s", dir, files[i]) < (int)sizeof(path))
+            unlink(path);
+    }
+    rmdir(dir);
+}
+
+/* Builds the peers that match o->kind; returns how many. */
+static unsigned build_peers(const opts_t *o, const data_t *base, const float *pv, peer_t *peers)
+{
+    unsigned n = 0;
+    if (!o->peer)
+        return 0;
+    for (int thp = 0; o->kind == VINDEX_HNSW && thp <= o->peer_thp; thp++) {
+        peer_t *p = &peers[n];
+        *p = (peer_t){.lib = thp ? "hnswlib+thp" : "hnswlib", .index = "hnsw", .filter_mode = "post"};
+        malloc_trim(0);
+        size_t rss1 = rss_bytes();
+        p->hnsw = hnswlib_peer_new(o->metric != VINDEX_L2, base->dim, base->n, o->M, o->efc, thp);
+        double t0 = now(), c0 = process_cpu();
+        if (!p->hnsw || hnswlib_peer_add(p->hnsw, pv, base->n, o->threads)) {
+            fprintf(stderr, "ann: hnswlib failed\n");
+            exit(1);
+        }
+        p->build_s = now() - t0;
+        p->build_cpu_s = process_cpu() - c0;
+        p->mem = rss_bytes() - rss1;
+        fprintf(stderr, "ann: %s built in %.2fs (cpu %.2fs), rss +%zu\n", p->lib, p->build_s, p->build_cpu_s,
+                p->mem);
+        n++;
+    }
+    if (o->kind == VINDEX_IVF_FLAT) {
+        peer_t *p = &peers[n];
+        *p = (peer_t){.lib = "faiss", .index = "ivf_flat", .filter_mode = "inside"};
+        malloc_trim(0);
+        size_t rss1 = rss_bytes();
+        p->faiss = faiss_peer_new(o->metric != VINDEX_L2, base->dim, o->nlist, o->sq8);
+        double t0 = now(), c0 = process_cpu();
+        /* The training budget vindex uses (ivf.c): 64 sampled vectors per list, 10 rounds. */
+        if (!p->faiss || faiss_peer_train_add(p->faiss, pv, base->n, 64, 10, o->threads)) {
+            fprintf(stderr, "ann: faiss failed\n");
+            exit(1);
+        }
+        p->build_s = now() - t0;
+        p->build_cpu_s = process_cpu() - c0;
+        p->mem = rss_bytes() - rss1;
+        fprintf(stderr, "ann: faiss built in %.2fs (cpu %.2fs), rss +%zu\n", p->build_s, p->build_cpu_s,
+                p->mem);
+        n++;
+    }
+    return n;
+}
+
+static void free_peers(peer_t *peers, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        if (peers[i].hnsw)
+            hnswlib_peer_free(peers[i].hnsw);
+        if (peers[i].faiss)
+            faiss_peer_free(peers[i].faiss);
+    }
 }
 
 int main(int argc, char **argv)
@@ -557,7 +775,7 @@ int main(int argc, char **argv)
 
     /* vindex */
     malloc_trim(0);
-    size_t rss0 = rss_bytes();
+    size_t rss0 = rss_bytes(), anon0 = status_bytes("RssAnon"), file0 = status_bytes("RssFile");
     vindex_params_t p;
     char err[256] = "";
     vindex_params_default(&p, o.kind, o.metric, base.dim);
@@ -566,6 +784,8 @@ int main(int argc, char **argv)
     p.M = o.M;
     p.ef_construction = o.efc;
     p.nlist = o.nlist;
+    p.sq8 = o.sq8;
+    p.rerank = o.rerank;
     vindex_t *ix = vindex_new(&p, err, sizeof(err));
     if (!ix) {
         fprintf(stderr, "ann: vindex: %s\n", err);
@@ -585,82 +805,88 @@ int main(int argc, char **argv)
     free(ids);
     fprintf(stderr, "ann: vindex built in %.2fs (cpu %.2fs), rss +%zu, own count %zu\n", build_v, build_v_cpu,
             mem_v, vindex_mem_bytes(ix));
+    char dir[4200] = "";
+    if (o.reopen) {
+        double r0 = now();
+        if (!(ix = reopen(ix, &p, dir, sizeof(dir))))
+            return 1;
+        mem_v = status_bytes("RssAnon") - anon0;
+        size_t file_rss = status_bytes("RssFile") - file0;
+        printf(
+            "{\"lib\":\"vindex\",\"index\":\"%s\",\"reopen_s\":%.3f,\"mem_bytes\":%zu,\"file_rss_bytes\":%zu,"
+            "\"own_mem_bytes\":%zu,\"bytes_per_vector\":%.1f}\n",
+            kind_name(o.kind), now() - r0, mem_v, file_rss, vindex_mem_bytes(ix), (double)mem_v / base.n);
+        fflush(stdout);
+    }
 
-    /* hnswlib, on the same vectors (normalised copies for cosine, as its docs advise) */
-    hnswlib_peer_t *hp = NULL;
-    double build_h = 0, build_h_cpu = 0;
-    size_t mem_h = 0;
+    /* The peers, on the same vectors (normalised copies for cosine, as their docs advise). */
     float *pv = base.v;
     data_t pq = q;
-    if (o.peer && o.kind == VINDEX_HNSW) {
-        if (o.metric == VINDEX_COSINE) {
-            pv = normalised_copy(&base);
-            pq.v = normalised_copy(&q);
-        }
-        malloc_trim(0);
-        size_t rss1 = rss_bytes();
-        hp = hnswlib_peer_new(o.metric != VINDEX_L2, base.dim, base.n, o.M, o.efc);
-        t0 = now();
-        c0 = process_cpu();
-        if (!hp || hnswlib_peer_add(hp, pv, base.n, o.threads)) {
-            fprintf(stderr, "ann: hnswlib failed\n");
-            return 1;
-        }
-        build_h = now() - t0;
-        build_h_cpu = process_cpu() - c0;
-        mem_h = rss_bytes() - rss1;
-        fprintf(stderr, "ann: hnswlib built in %.2fs (cpu %.2fs), rss +%zu\n", build_h, build_h_cpu, mem_h);
+    if (o.peer && o.metric == VINDEX_COSINE) {
+        pv = normalised_copy(&base);
+        pq.v = normalised_copy(&q);
     }
+    peer_t peers[MAX_PEERS];
+    unsigned n_peers = build_peers(&o, &base, pv, peers);
 
     unsigned n_knob = o.kind == VINDEX_IVF_FLAT ? o.n_nprobe : o.kind == VINDEX_HNSW ? o.n_ef : 1;
     const char *knob = o.kind == VINDEX_IVF_FLAT ? "nprobe" : "ef";
-    static point_t ours[MAX_LIST + 1][MAX_LIST], theirs[MAX_LIST + 1][MAX_LIST];
+    static point_t ours[MAX_LIST + 1][MAX_LIST], theirs[MAX_PEERS][MAX_LIST + 1][MAX_LIST];
     for (unsigned s = 0; s < n_sets; s++) {
         vindex_filter_t f = {.bitmap = bitmaps[s], .bitmap_bits = base.n};
-        const unsigned *efs = s ? o.fef : o.ef;
+        const unsigned *knobs = o.kind == VINDEX_IVF_FLAT ? o.nprobe : s ? o.fef : o.ef;
         if (o.kind == VINDEX_HNSW)
             n_knob = s ? o.n_fef : o.n_ef;
         for (unsigned e = 0; e < n_knob; e++) {
-            unsigned ef = o.kind == VINDEX_HNSW ? efs[e] : 0,
-                     np = o.kind == VINDEX_IVF_FLAT ? o.nprobe[e] : 0;
-            measure(&o, ix, hp, &q, &pq, ef, np, s ? &f : NULL, sels[s], gts[s], ngts[s], &ours[s][e],
-                    &theirs[s][e]);
-            print_line(&o, "vindex", knob, ef ? ef : np, sels[s], s ? "inside" : "none", ours[s][e], build_v,
-                       build_v_cpu, mem_v, base.n);
-            if (!hp)
-                continue;
-            print_line(&o, "hnswlib", "ef", ef, sels[s], s ? "post" : "none", theirs[s][e], build_h,
-                       build_h_cpu, mem_h, base.n);
-            printf(
-                "{\"lib\":\"ratio\",\"index\":\"hnsw\",\"ef\":%u,\"selectivity\":%g,\"recall_vindex\":%.4f,"
-                "\"recall_hnswlib\":%.4f,\"qps_ratio\":%.3f,\"qps_cpu_ratio\":%.3f,\"build_ratio\":%.3f,"
-                "\"build_cpu_ratio\":%.3f,\"mem_ratio\":%.3f}\n",
-                ef, sels[s], ours[s][e].recall, theirs[s][e].recall, ours[s][e].qps / theirs[s][e].qps,
-                ours[s][e].qps_cpu / theirs[s][e].qps_cpu, build_v / build_h, build_v_cpu / build_h_cpu,
-                (double)mem_v / (double)mem_h);
-            fflush(stdout);
+            unsigned kv = o.kind == VINDEX_FLAT ? 0 : knobs[e];
+            point_t got[MAX_PEERS];
+            measure(&o, ix, peers, n_peers, &q, &pq, kv, s ? &f : NULL, sels[s], gts[s], ngts[s], &ours[s][e],
+                    got);
+            print_line(&o, "vindex", kind_name(o.kind), knob, kv, sels[s], s ? "inside" : "none", ours[s][e],
+                       build_v, build_v_cpu, mem_v, base.n, base.dim);
+            for (unsigned i = 0; i < n_peers; i++) {
+                theirs[i][s][e] = got[i];
+                print_line(&o, peers[i].lib, peers[i].index, knob, kv, sels[s],
+                           s ? peers[i].filter_mode : "none", got[i], peers[i].build_s, peers[i].build_cpu_s,
+                           peers[i].mem, base.n, base.dim);
+                printf(
+                    "{\"lib\":\"ratio\",\"peer\":\"%s\",\"index\":\"%s\",\"%s\":%u,\"selectivity\":%g,"
+                    "\"recall_vindex\":%.4f,\"recall_peer\":%.4f,\"qps_ratio\":%.3f,\"qps_cpu_ratio\":%.3f,"
+                    "\"build_ratio\":%.3f,\"build_cpu_ratio\":%.3f,\"mem_ratio\":%.3f}\n",
+                    peers[i].lib, peers[i].index, knob, kv, sels[s], ours[s][e].recall, got[i].recall,
+                    ours[s][e].qps / got[i].qps, ours[s][e].qps_cpu / got[i].qps_cpu,
+                    build_v / peers[i].build_s, build_v_cpu / peers[i].build_cpu_s,
+                    (double)mem_v / (double)peers[i].mem);
+                fflush(stdout);
+            }
         }
         /* Equal recall: each library at its fastest measured setting that reaches the target. */
         static const double targets[] = {0.95, 0.99};
-        for (unsigned t = 0; hp && t < 2; t++) {
-            int a = best_at(ours[s], n_knob, targets[t]), b = best_at(theirs[s], n_knob, targets[t]);
-            printf("{\"lib\":\"ratio\",\"index\":\"hnsw\",\"selectivity\":%g,\"target_recall\":%.2f,",
-                   sels[s], targets[t]);
-            if (a < 0 || b < 0) {
-                printf("\"vindex_ef\":%d,\"hnswlib_ef\":%d,\"note\":\"target not reached by one library\"}\n",
-                       a < 0 ? -1 : (int)efs[a], b < 0 ? -1 : (int)efs[b]);
-                continue;
+        for (unsigned i = 0; i < n_peers; i++) {
+            for (unsigned t = 0; t < 2; t++) {
+                int a = best_at(ours[s], n_knob, targets[t]), b = best_at(theirs[i][s], n_knob, targets[t]);
+                printf("{\"lib\":\"ratio\",\"peer\":\"%s\",\"index\":\"%s\",\"selectivity\":%g,"
+                       "\"target_recall\":%.2f,",
+                       peers[i].lib, peers[i].index, sels[s], targets[t]);
+                if (a < 0 || b < 0) {
+                    printf(
+                        "\"vindex_%s\":%d,\"peer_%s\":%d,\"note\":\"target not reached by one library\"}\n",
+                        knob, a < 0 ? -1 : (int)knobs[a], knob, b < 0 ? -1 : (int)knobs[b]);
+                    continue;
+                }
+                printf("\"vindex_%s\":%u,\"vindex_recall\":%.4f,\"vindex_qps_cpu\":%.1f,\"peer_%s\":%u,"
+                       "\"peer_recall\":%.4f,\"peer_qps_cpu\":%.1f,\"qps_cpu_ratio\":%.3f}\n",
+                       knob, knobs[a], ours[s][a].recall, ours[s][a].qps_cpu, knob, knobs[b],
+                       theirs[i][s][b].recall, theirs[i][s][b].qps_cpu,
+                       ours[s][a].qps_cpu / theirs[i][s][b].qps_cpu);
             }
-            printf("\"vindex_ef\":%u,\"vindex_recall\":%.4f,\"vindex_qps_cpu\":%.1f,\"hnswlib_ef\":%u,"
-                   "\"hnswlib_recall\":%.4f,\"hnswlib_qps_cpu\":%.1f,\"qps_cpu_ratio\":%.3f}\n",
-                   efs[a], ours[s][a].recall, ours[s][a].qps_cpu, efs[b], theirs[s][b].recall,
-                   theirs[s][b].qps_cpu, ours[s][a].qps_cpu / theirs[s][b].qps_cpu);
         }
         fflush(stdout);
     }
     vindex_free(ix);
-    if (hp)
-        hnswlib_peer_free(hp);
+    if (dir[0])
+        remove_dir(dir);
+    free_peers(peers, n_peers);
     if (pv != base.v) {
         free(pv);
         free(pq.v);

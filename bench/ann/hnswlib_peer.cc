@@ -4,6 +4,8 @@
 
 #include <hnswlib/hnswlib.h>
 
+#include <sys/mman.h>
+
 #include <atomic>
 #include <memory>
 #include <thread>
@@ -16,7 +18,7 @@ struct hnswlib_peer {
 };
 
 extern "C" hnswlib_peer_t *hnswlib_peer_new(int ip, size_t dim, size_t max_elements, size_t M,
-                                            size_t ef_construction)
+                                            size_t ef_construction, int huge_pages)
 {
     try {
         auto p = std::make_unique<hnswlib_peer>();
@@ -27,6 +29,15 @@ extern "C" hnswlib_peer_t *hnswlib_peer_new(int ip, size_t dim, size_t max_eleme
             p->space = std::make_unique<hnswlib::L2Space>(dim);
         p->index = std::make_unique<hnswlib::HierarchicalNSW<float>>(p->space.get(), max_elements, M,
                                                                      ef_construction);
+        if (huge_pages) {
+            // The level-0 array is malloc'd and not yet touched: advise its whole pages.
+            auto *h = p->index.get();
+            uintptr_t lo = ((uintptr_t)h->data_level0_memory_ + 4095) & ~(uintptr_t)4095;
+            uintptr_t hi = ((uintptr_t)h->data_level0_memory_ + max_elements * h->size_data_per_element_) &
+                           ~(uintptr_t)4095;
+            if (hi > lo)
+                madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+        }
         return p.release();
     } catch (...) {
         return nullptr;

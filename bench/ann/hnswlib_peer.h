@@ -11,8 +11,11 @@ extern "C" {
 
 typedef struct hnswlib_peer hnswlib_peer_t;
 
-/* ip = 0: L2 space; ip = 1: inner-product space (cosine: pass normalised vectors). */
-hnswlib_peer_t *hnswlib_peer_new(int ip, size_t dim, size_t max_elements, size_t M, size_t ef_construction);
+/* ip = 0: L2 space; ip = 1: inner-product space (cosine: pass normalised vectors). huge_pages:
+ * madvise(MADV_HUGEPAGE) its level-0 array, as vindex does with its own (for a like-for-like
+ * line next to hnswlib as packaged). */
+hnswlib_peer_t *hnswlib_peer_new(int ip, size_t dim, size_t max_elements, size_t M, size_t ef_construction,
+                                 int huge_pages);
 /* Adds vecs[i] with label i, on `threads` threads (hnswlib's addPoint is thread-safe). */
 int hnswlib_peer_add(hnswlib_peer_t *p, const float *vecs, size_t n, unsigned threads);
 void hnswlib_peer_set_ef(hnswlib_peer_t *p, size_t ef);

@@ -2,6 +2,10 @@
  * Exact index: every vector in one array of 64-byte aligned rows, searched by a full scan.
  * It is the ground truth the other kinds are tested against and the path filtered searches
  * fall back to when few items pass.
+ *
+ * After vindex_open the first `ext_n` slots are read in place from the mapped snapshot (rows of
+ * dim floats, 4-byte aligned), so a reload copies no vector and their pages belong to the page
+ * cache; slots added since live in the region as usual (its first ext_n rows stay untouched).
  */
 #include "vindex/index.h"
 
@@ -12,6 +16,8 @@
 typedef struct {
     vindex_region_t rows;
     size_t row_bytes;
+    const float *ext; /* slots [0, ext_n): dim floats each, in the snapshot mapping */
+    uint32_t ext_n;
 } flat_t;
 
 static int flat_init(vindex_t *ix, char *err, size_t errlen)
@@ -27,6 +33,7 @@ static int flat_init(vindex_t *ix, char *err, size_t errlen)
         free(f);
         return rc;
     }
+    vindex_region_want_huge(&f->rows);
     ix->impl = f;
     return 0;
 }
@@ -44,7 +51,19 @@ static void flat_release(vindex_t *ix)
 static const float *flat_vector(const vindex_t *ix, uint32_t slot)
 {
     const flat_t *f = ix->impl;
+    if (slot < f->ext_n)
+        return f->ext + (size_t)slot * ix->p.dim;
     return (const float *)(f->rows.base + (size_t)slot * f->row_bytes);
+}
+
+int vindex_flat_use_mapped(vindex_t *ix, const float *vecs, uint32_t n)
+{
+    flat_t *f = ix->impl;
+    if (ix->ops != &vindex_flat_ops || ix->n_slots)
+        return VINDEX_ESTATE;
+    f->ext = vecs;
+    f->ext_n = n;
+    return 0;
 }
 
 static int flat_insert(vindex_t *ix, uint32_t slot, const float *vec, char *err, size_t errlen)
@@ -63,9 +82,11 @@ static int flat_search(vindex_t *ix, const vindex_query_t *q, vindex_scratch_t *
     if (q->filter)
         return vindex_exact_filtered(ix, q, res);
     const flat_t *f = ix->impl;
-    const uint8_t *row = f->rows.base;
-    for (uint32_t i = 0; i < q->n_slots; i++, row += f->row_bytes) {
-        float d = vindex_distance(ix, q->q, (const float *)row);
+    uint32_t ext = f->ext_n < q->n_slots ? f->ext_n : q->n_slots;
+    for (uint32_t i = 0; i < q->n_slots; i++) {
+        const float *row = i < ext ? f->ext + (size_t)i * ix->p.dim
+                                   : (const float *)(f->rows.base + (size_t)i * f->row_bytes);
+        float d = vindex_distance(ix, q->q, row);
         if (res->n == q->k && d > res->v[0].d)
             continue;
         if (vindex_accept(ix, i, NULL))

@@ -65,6 +65,7 @@ static int hnsw_init(vindex_t *ix, char *err, size_t errlen)
         (rc = vindex_region_init(&h->upper_r, cap * sizeof(uint32_t *), err, errlen)) ||
         (rc = vindex_region_init(&h->locks_r, cap, err, errlen)))
         return rc;
+    vindex_region_want_huge(&h->l0);
     h->levels = h->levels_r.base;
     h->upper = (uint32_t **)h->upper_r.base;
     h->locks = h->locks_r.base;

@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 static uint64_t mix(uint64_t x)
 {
@@ -13,12 +14,35 @@ static uint64_t mix(uint64_t x)
     return x ^ (x >> 31);
 }
 
+/* Tables from this size up are mapped on their own, with huge pages advised. */
+#define HUGE_TABLE_BYTES ((size_t)8 << 20)
+
+static void table_free(vindex_idmap_table_t *t)
+{
+    if (t->mapped)
+        munmap(t->b, (t->mask + 1) * sizeof(*t->b));
+    else
+        free(t->b);
+    free(t);
+}
+
 static vindex_idmap_table_t *table_new(uint64_t buckets)
 {
     vindex_idmap_table_t *t = calloc(1, sizeof(*t));
     if (!t)
         return NULL;
-    t->b = malloc(buckets * sizeof(*t->b));
+    size_t bytes = buckets * sizeof(*t->b);
+    /* A big table is probed at random: on huge pages a probe rarely misses the TLB as well. */
+    if (bytes >= HUGE_TABLE_BYTES) {
+        void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p != MAP_FAILED) {
+            (void)madvise(p, bytes, MADV_HUGEPAGE);
+            t->b = p;
+            t->mapped = 1;
+        }
+    } else {
+        t->b = malloc(bytes);
+    }
     if (!t->b) {
         free(t);
         return NULL;
@@ -49,8 +73,7 @@ void vindex_idmap_release(vindex_idmap_t *m)
     vindex_idmap_table_t *t = m->cur;
     while (t) {
         vindex_idmap_table_t *next = t->retired;
-        free(t->b);
-        free(t);
+        table_free(t);
         t = next;
     }
     m->cur = NULL;
@@ -66,6 +89,12 @@ uint32_t vindex_idmap_get(const vindex_idmap_t *m, uint64_t id)
         if (k == VINDEX_ID_NONE)
             return VINDEX_SLOT_NONE;
     }
+}
+
+void vindex_idmap_prefetch(const vindex_idmap_t *m, uint64_t id)
+{
+    const vindex_idmap_table_t *t = __atomic_load_n(&m->cur, __ATOMIC_ACQUIRE);
+    __builtin_prefetch(&t->b[mix(id) & t->mask]);
 }
 
 /* Bucket index for id in t: its own bucket, or the empty one where it would go. */

@@ -24,6 +24,7 @@ typedef struct vindex_idmap_table {
     uint64_t mask; /* buckets - 1 (a power of two minus one) */
     vindex_idmap_bucket_t *b;
     struct vindex_idmap_table *retired; /* the smaller table this one replaced */
+    int mapped;                         /* b is its own mapping (big tables), not malloc'd */
 } vindex_idmap_table_t;
 
 typedef struct {
@@ -36,6 +37,8 @@ int vindex_idmap_init(vindex_idmap_t *m, uint64_t max_keys, char *err, size_t er
 void vindex_idmap_release(vindex_idmap_t *m);
 /* Slot of id, or VINDEX_SLOT_NONE. Lock-free. */
 uint32_t vindex_idmap_get(const vindex_idmap_t *m, uint64_t id);
+/* Starts loading the bucket where a probe for id begins (bulk loads call it some ids ahead). */
+void vindex_idmap_prefetch(const vindex_idmap_t *m, uint64_t id);
 /* Writer only: sets id -> slot (slot may be VINDEX_SLOT_NONE to delete). */
 int vindex_idmap_set(vindex_idmap_t *m, uint64_t id, uint32_t slot, char *err, size_t errlen);
 /* Writer only: grows the table now so that `keys` ids fit without a copy later. */

@@ -18,7 +18,7 @@
 
 /* Largest k a search accepts ("too large" past it). */
 #define VINDEX_K_MAX 100000u
-/* Largest ef a search uses after widening for a filter. */
+/* Largest ef a caller or a snapshot may set, and a search uses after widening for a filter. */
 #define VINDEX_EF_MAX 100000u
 /* Query scratch areas kept for reuse; more concurrent searches allocate their own. */
 #define VINDEX_SCRATCH_POOL 16
@@ -72,6 +72,9 @@ typedef struct vindex_kind_ops {
 /* One table per kind; vindex.c's kind_ops() maps vindex_kind_t to it. ivf.c adds
  * vindex_ivf_flat_ops here and there when it lands. */
 extern const vindex_kind_ops_t vindex_flat_ops;
+/* flat: serve slots [0, n) from `vecs` (n rows of dim floats, prepared) instead of copying them;
+ * vecs must outlive the index (the snapshot mapping does). Only on an empty index. */
+int vindex_flat_use_mapped(vindex_t *ix, const float *vecs, uint32_t n);
 extern const vindex_kind_ops_t vindex_hnsw_ops;
 
 struct vindex {

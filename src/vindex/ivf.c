@@ -26,6 +26,8 @@
 /* Largest nlist, and largest centroid table in floats ("too large" past them). */
 #define IVF_NLIST_MAX (1u << 16)
 #define IVF_CENTROID_FLOATS_MAX (1u << 26)
+/* Filters that fewer items than this pass are checked before each distance, not after. */
+#define FILTER_FIRST_BELOW 0.5
 
 typedef struct {
     pthread_mutex_t mu; /* batch threads appending to the same list */
@@ -258,8 +260,17 @@ static uint32_t rank_lists(const vindex_t *ix, const ivf_t *v, const float *q, u
     return (uint32_t)n;
 }
 
+/* May the entry for `slot` be returned (published, live, passing the filter)? */
+static inline int entry_ok(const vindex_t *ix, const vindex_query_t *q, uint32_t slot)
+{
+    return slot < q->n_slots && vindex_accept(ix, slot, q->filter);
+}
+
+/* With `filter_first` the filter is asked before the distance is computed: when most items
+ * fail it, that skips most distances (a vector costs far more than a bitmap probe); when most
+ * pass, asking only about the few that beat the k-th best is cheaper. */
 static void scan_list_float(vindex_t *ix, const ivf_t *v, const ivf_list_t *l, const vindex_query_t *q,
-                            vindex_heap_t *res)
+                            int filter_first, vindex_heap_t *res)
 {
     uint32_t n = __atomic_load_n(&l->n, __ATOMIC_ACQUIRE);
     for (uint32_t b = 0, done = 0; done < n; b++) {
@@ -269,11 +280,13 @@ static void scan_list_float(vindex_t *ix, const ivf_t *v, const ivf_list_t *l, c
         for (uint32_t i = 0; i < cnt; i++) {
             if (i + 2 < cnt)
                 __builtin_prefetch(rows + (size_t)(i + 2) * v->entry_bytes);
+            if (filter_first && !entry_ok(ix, q, slots[i]))
+                continue;
             float d =
                 vindex_distance(ix, q->q, (const float *)(const void *)(rows + (size_t)i * v->entry_bytes));
             if (res->n == q->k && d > res->v[0].d)
                 continue;
-            if (slots[i] < q->n_slots && vindex_accept(ix, slots[i], q->filter))
+            if (filter_first || entry_ok(ix, q, slots[i]))
                 vindex_maxheap_offer(res, q->k, d, slots[i]);
         }
         done += cnt;
@@ -322,7 +335,7 @@ static void cand_offer(vindex_heap_t *h, size_t cap, float d, uint32_t slot)
 }
 
 static void scan_list_sq8(vindex_t *ix, const ivf_t *v, const ivf_list_t *l, const vindex_query_t *q,
-                          vindex_heap_t *cand, size_t ncand)
+                          int filter_first, vindex_heap_t *cand, size_t ncand)
 {
     uint32_t n = __atomic_load_n(&l->n, __ATOMIC_ACQUIRE);
     const vindex_kernels_t *k = ix->kern;
@@ -331,12 +344,14 @@ static void scan_list_sq8(vindex_t *ix, const ivf_t *v, const ivf_list_t *l, con
         const uint32_t *slots = (const uint32_t *)(const void *)l->block[b];
         const uint8_t *rows = l->block[b] + block_slots_bytes(b);
         for (uint32_t i = 0; i < cnt; i++) {
+            if (filter_first && !entry_ok(ix, q, slots[i]))
+                continue;
             const uint8_t *c = rows + (size_t)i * v->entry_bytes;
             float d = ix->neg_dot ? -k->dot_u8(q->q, c, v->sq.scale, v->sq.bias, ix->p.dim)
                                   : k->l2sq_u8(q->q, c, v->sq.scale, v->sq.bias, ix->p.dim);
             if (cand->n == ncand && d > cand->v[0].d)
                 continue;
-            if (slots[i] < q->n_slots && vindex_accept(ix, slots[i], q->filter))
+            if (filter_first || entry_ok(ix, q, slots[i]))
                 cand_offer(cand, ncand, d, slots[i]);
         }
         done += cnt;
@@ -351,10 +366,12 @@ static int ivf_search(vindex_t *ix, const vindex_query_t *q, vindex_scratch_t *s
     uint32_t nprobe = q->nprobe ? q->nprobe : ix->p.nprobe;
     if (nprobe == 0)
         nprobe = 1;
+    int filter_first = 0;
     if (q->filter) {
         /* Probe enough lists to meet about 2k passing items; past half the lists an exact scan
          * of the passing items is cheaper and always complete. */
         double sel = vindex_filter_selectivity(ix, q->filter, q->n_slots);
+        filter_first = sel < FILTER_FIRST_BELOW;
         double per_list = (double)q->n_slots / v->nlist;
         double want = 2.0 * q->k / (sel * per_list + 1e-12);
         if (want > nprobe)
@@ -372,7 +389,7 @@ static int ivf_search(vindex_t *ix, const vindex_query_t *q, vindex_scratch_t *s
 
     if (!v->sq8) {
         for (uint32_t i = 0; i < np; i++)
-            scan_list_float(ix, v, &v->lists[order[i].slot], q, res);
+            scan_list_float(ix, v, &v->lists[order[i].slot], q, filter_first, res);
     } else {
         size_t ncand = ix->p.rerank ? ix->p.rerank : 4u * q->k;
         if (ncand < q->k)
@@ -385,7 +402,7 @@ static int ivf_search(vindex_t *ix, const vindex_query_t *q, vindex_scratch_t *s
             return rc;
         vindex_heap_t cand = {s->cand, 0};
         for (uint32_t i = 0; i < np; i++)
-            scan_list_sq8(ix, v, &v->lists[order[i].slot], q, &cand, ncand);
+            scan_list_sq8(ix, v, &v->lists[order[i].slot], q, filter_first, &cand, ncand);
         for (size_t i = 0; i < cand.n; i++) {
             uint32_t slot = cand.v[i].slot;
             vindex_maxheap_offer(res, q->k, vindex_distance(ix, q->q, ivf_vector(ix, slot)), slot);

@@ -15,6 +15,8 @@ int vindex_region_init(vindex_region_t *r, size_t bytes, char *err, size_t errle
 {
     r->base = NULL;
     r->used = 0;
+    r->huge = 0;
+    r->advised = 0;
     r->reserved = page_round(bytes ? bytes : 1);
     /* NORESERVE: only address space until a page is touched, so a generous capacity costs nothing. */
     void *p =
@@ -26,6 +28,11 @@ int vindex_region_init(vindex_region_t *r, size_t bytes, char *err, size_t errle
     }
     r->base = p;
     return 0;
+}
+
+void vindex_region_want_huge(vindex_region_t *r)
+{
+    r->huge = 1;
 }
 
 void vindex_region_release(vindex_region_t *r)
@@ -48,6 +55,9 @@ int vindex_region_use(vindex_region_t *r, size_t upto, char *err, size_t errlen)
     while (upto > cur &&
            !__atomic_compare_exchange_n(&r->used, &cur, upto, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
         ;
+    /* Advice only: a kernel without THP refuses it and the region works on small pages. */
+    if (r->huge && upto >= VINDEX_REGION_HUGE_MIN && !__atomic_exchange_n(&r->advised, 1, __ATOMIC_RELAXED))
+        (void)madvise(r->base, r->reserved, MADV_HUGEPAGE);
     return 0;
 }
 

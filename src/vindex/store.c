@@ -25,7 +25,7 @@ typedef struct {
     char dir[PATH_MAX];       /* canonical path of the data directory */
     vindex_durability_t mode; /* NONE: nothing logged after open */
     vindex_wal_t *wal;        /* open for the index's lifetime (it also holds the directory lock) */
-    vindex_snap_file_t snap;  /* the mapping the index was loaded from; sq8 re-ranks from it */
+    vindex_snap_file_t snap;  /* the mapping the index was loaded from, kept while flat or sq8 read it */
 } vindex_store_t;
 
 /* ---- hooks ---------------------------------------------------------------------------------- */
@@ -311,6 +311,31 @@ static int params_decode(const vindex_snap_t *s, vindex_params_t *p, uint32_t *t
     return 0;
 }
 
+/* Ids ahead whose id-map bucket a reload prefetches. */
+#define ID_PREFETCH 16
+
+/* Index of the first NaN or infinity in v[0..n), or n. Whole blocks are tested without an early
+ * exit and with a fixed trip count, which the compiler vectorises (a reload checks every stored
+ * float, so this runs at memory speed). */
+static uint64_t first_non_finite(const float *v, uint64_t n)
+{
+    enum { BLOCK = 1024 };
+    uint64_t at = 0;
+    for (; at + BLOCK <= n; at += BLOCK) {
+        uint32_t bits[BLOCK], any = 0;
+        memcpy(bits, v + at, sizeof(bits));
+        for (int i = 0; i < BLOCK; i++)
+            any |= (bits[i] & 0x7f800000u) == 0x7f800000u;
+        if (any)
+            break;
+    }
+    for (; at < n; at++) {
+        if (!isfinite(v[at]))
+            return at;
+    }
+    return n;
+}
+
 vindex_t *vindex_store_load_snapshot(const vindex_snap_t *s, const vindex_params_t *override,
                                      int vecs_outlive, char *err, size_t errlen)
 {
@@ -373,12 +398,10 @@ vindex_t *vindex_store_load_snapshot(const vindex_snap_t *s, const vindex_params
     /* Vectors are stored prepared (finite, normalised for cosine); a file that says otherwise is
      * damaged in a way its checksums did not catch, and would poison every distance. */
     const float *fv = (const float *)(const void *)vecs;
-    for (uint64_t i = 0; i < n * dim; i++) {
-        if (!isfinite(fv[i])) {
-            snprintf(err, errlen, "snapshot vector %llu has a non-finite value",
-                     (unsigned long long)(i / dim));
-            return NULL;
-        }
+    uint64_t bad = first_non_finite(fv, n * dim);
+    if (bad < n * dim) {
+        snprintf(err, errlen, "snapshot vector %llu has a non-finite value", (unsigned long long)(bad / dim));
+        return NULL;
     }
     vindex_t *ix = vindex_new(&p, err, errlen);
     if (!ix)
@@ -394,10 +417,16 @@ vindex_t *vindex_store_load_snapshot(const vindex_snap_t *s, const vindex_params
             goto fail;
     }
     load_ctx_t lc = {.ix = ix, .vecs = fv, .assign = (const uint32_t *)(const void *)assign};
-    /* An hnsw graph is restored from its sections; without them it is rebuilt by inserting. */
+    /* An hnsw graph is restored from its sections; without them it is rebuilt by inserting. A
+     * flat index whose mapping stays reads its rows in place. */
     if (p.kind == VINDEX_HNSW && s->sec[VINDEX_SEC_HNSW_LEVELS]) {
         if (vindex_hnsw_snapshot_load(ix, s, fv, (uint32_t)n, err, errlen))
             goto fail;
+    } else if (p.kind == VINDEX_FLAT && vecs_outlive) {
+        if (vindex_flat_use_mapped(ix, fv, (uint32_t)n)) {
+            snprintf(err, errlen, "flat index is not empty");
+            goto fail;
+        }
     } else if (vindex_parallel_for(vindex_threads(ix), n, load_task, &lc)) {
         snprintf(err, errlen, "load: %s", lc.err);
         goto fail;
@@ -411,6 +440,9 @@ vindex_t *vindex_store_load_snapshot(const vindex_snap_t *s, const vindex_params
             ix->flags[i] = VINDEX_FLAG_DEAD;
             continue;
         }
+        /* Each probe is a cache miss in a table of n ids: start them some ids ahead. */
+        if (i + ID_PREFETCH < n)
+            vindex_idmap_prefetch(&ix->ids, ix->ext_ids[i + ID_PREFETCH]);
         uint64_t id = ix->ext_ids[i];
         if (id == VINDEX_ID_NONE || vindex_idmap_get(&ix->ids, id) != VINDEX_SLOT_NONE) {
             snprintf(err, errlen, "snapshot has a reserved or duplicate live id %llu",
@@ -528,6 +560,10 @@ vindex_t *vindex_open(const char *dir, const vindex_params_t *p, vindex_durabili
                               VINDEX_STORE_SYNC_INTERVAL_US, replay_apply, ix, err, errlen);
     if (!st->wal)
         goto fail;
+    /* Only flat (rows read in place) and sq8 (floats for re-ranking) keep reading the mapping;
+     * the other kinds copied what they need, so its pages leave the process. */
+    if (!(ix->p.kind == VINDEX_FLAT || (ix->p.kind == VINDEX_IVF_FLAT && ix->p.sq8)))
+        vindex_snap_file_release(&st->snap);
     ix->store = st;
     return ix;
 fail:

@@ -127,7 +127,8 @@ int vindex_store_checkpoint_locked(struct vindex *ix, char *err, size_t errlen);
 void vindex_store_close(struct vindex *ix);
 
 /* Builds an index from a parsed snapshot (the fuzz target and vindex_open share this).
- * vecs_outlive: the snapshot buffer outlives the index, so sq8 may keep pointing at its vectors. */
+ * vecs_outlive: the snapshot buffer outlives the index, so flat and sq8 may keep pointing at its
+ * vectors. */
 struct vindex *vindex_store_load_snapshot(const vindex_snap_t *s, const vindex_params_t *override,
                                           int vecs_outlive, char *err, size_t errlen);
 

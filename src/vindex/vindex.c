@@ -68,6 +68,11 @@ static int check_params(const vindex_params_t *p, char *err, size_t errlen)
         snprintf(err, errlen, "hnsw needs M in 4..64 and ef_construction, ef_search >= 1");
         return VINDEX_EINVAL;
     }
+    /* Each sizes a per-search array: a stray value must not become a gigabyte allocation. */
+    if (p->kind == VINDEX_HNSW && (p->ef_construction > VINDEX_EF_MAX || p->ef_search > VINDEX_EF_MAX)) {
+        snprintf(err, errlen, "ef_construction and ef_search too large (max %u)", VINDEX_EF_MAX);
+        return VINDEX_ETOOLARGE;
+    }
     if (p->sq8 && p->kind != VINDEX_IVF_FLAT) {
         snprintf(err, errlen, "sq8 is available for ivf_flat only");
         return VINDEX_EINVAL;
@@ -313,6 +318,10 @@ int vindex_check_search_params(const vindex_t *ix, const vindex_search_params_t 
     if (!sp || sp->k < 1) {
         snprintf(err, errlen, "k must be >= 1");
         return VINDEX_EINVAL;
+    }
+    if (sp->ef > VINDEX_EF_MAX) {
+        snprintf(err, errlen, "ef too large (max %u)", VINDEX_EF_MAX);
+        return VINDEX_ETOOLARGE;
     }
     if (sp->k > VINDEX_K_MAX) {
         snprintf(err, errlen, "k too large (max %u)", VINDEX_K_MAX);

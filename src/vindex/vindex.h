@@ -17,6 +17,8 @@
  * - Storage that grows without moving: every per-slot array lives in a virtual-address
  *   reservation (region.h) sized for `capacity` slots; pages are committed by first touch, so
  *   readers may hold pointers into it while the writer appends. mem_bytes counts touched pages.
+ *   The arrays a search reads at random (hnsw level-0 blocks, flat rows) ask for transparent
+ *   huge pages once they pass 8 MiB (madvise), which cuts the TLB misses of a graph walk.
  * - flat (flat.c): one contiguous array of vectors, each row padded to 64 bytes; search is a
  *   scan with the SIMD kernel and a bounded max-heap.
  * - hnsw (hnsw.c): hierarchical navigable small-world graph. Level 0 is one block per slot
@@ -35,8 +37,9 @@
  *   cosine), trained by vindex_train or by the first vindex_add_batch. Each list is a chain of
  *   blocks (64, 128, 256... entries) that never move, holding slot numbers and float rows or
  *   sq8 codes; `nprobe` nearest lists are scanned per query. A filter is checked inside the
- *   scan; when few items pass, nprobe widens to meet about 2k of them, and past half the lists
- *   (or when the lists yield fewer than k) the search scans the passing items exactly.
+ *   scan (before each distance when fewer than half the items pass it, so failing items cost
+ *   no distance); when few items pass, nprobe widens to meet about 2k of them, and past half
+ *   the lists (or when the lists yield fewer than k) the search scans the passing items exactly.
  * - sq8 (sq8.c): optional per-dimension 8-bit codes for ivf_flat (bias = training minimum,
  *   scale = range/255), compared with the float query by the kernels' u8 paths; the best
  *   `rerank` (default 4k) candidates are re-scored with the float vectors.
@@ -85,8 +88,9 @@
  *   wal.log      the write-ahead log of changes after the snapshot (same atomic creation).
  *   LOCK         flock()ed by the one process that has the directory open.
  * vindex_open maps index.snap (read-only, MAP_SHARED), checks every checksum, rebuilds the index
- * (flat rows and ivf lists are copied from the mapping, the hnsw graph is restored from its
- * sections; the id map is rebuilt), then replays the
+ * (flat reads its rows in place from the mapping, so they cost page cache rather than heap;
+ * ivf lists are copied from it, the hnsw graph is restored from its sections; the id map is
+ * rebuilt), then replays the
  * log records with lsn > wal_lsn. vindex_save into the index's own directory is a checkpoint:
  * snapshot with wal_lsn = the last record, then the log is replaced by an empty one. A crash
  * between the two leaves records the snapshot already holds, which replay skips by lsn. A new
@@ -202,8 +206,8 @@ typedef struct {
     uint32_t threads;         /* for add_batch/search_batch; 0 = every online CPU */
     uint64_t seed;            /* hnsw levels, k-means init: same seed + same inserts = same index */
     uint32_t M;               /* hnsw: links per node on levels >= 1 (2*M on level 0); 4..64 */
-    uint32_t ef_construction; /* hnsw: candidate list size while inserting */
-    uint32_t ef_search;       /* hnsw: default candidate list size of a query (>= k is used) */
+    uint32_t ef_construction; /* hnsw: candidate list size while inserting (1..100000) */
+    uint32_t ef_search;       /* hnsw: default candidate list size of a query, 1..100000 (>= k is used) */
     uint32_t nlist;           /* ivf_flat: number of k-means lists */
     uint32_t nprobe;          /* ivf_flat: default lists scanned per query */
     int sq8;                  /* ivf_flat: store int8 codes (1) instead of float vectors (0) */
@@ -258,7 +262,7 @@ typedef struct {
 
 typedef struct {
     uint32_t k;                    /* results wanted, >= 1 */
-    uint32_t ef;                   /* hnsw: candidate list size; 0 = params.ef_search */
+    uint32_t ef;                   /* hnsw: candidate list size, at most 100000; 0 = params.ef_search */
     uint32_t nprobe;               /* ivf_flat: lists scanned; 0 = params.nprobe */
     const vindex_filter_t *filter; /* NULL = every live item may be returned */
 } vindex_search_params_t;

@@ -2,12 +2,13 @@
 # Crash safety of vindex data directories: a child process changes an index (adds, batches,
 # deletes, checkpoints) and prints each change after the call returns; it is killed with SIGKILL
 # at a random moment, then the directory must reopen and hold every acknowledged change.
-# Three directories take turns: flat with SYNC, ivf_flat+sq8 with SYNC, flat with BATCH (whose
-# records reach the OS before the call returns, so a process kill loses nothing either).
+# Four directories take turns: flat with SYNC, ivf_flat+sq8 with SYNC, hnsw with SYNC (its
+# snapshots carry the graph), flat with BATCH (whose records reach the OS before the call
+# returns, so a process kill loses nothing either).
 set -euo pipefail
 
 BUILD=${BUILD:-build}
-ROUNDS=${VINDEX_CRASH_ROUNDS:-30}
+ROUNDS=${VINDEX_CRASH_ROUNDS:-40}
 bin="$BUILD/tests/vindex_crash"
 tmp=$(mktemp -d)
 child=
@@ -17,10 +18,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-configs=("flat sync" "ivf sync" "flat batch")
+configs=("flat sync" "ivf sync" "hnsw sync" "flat batch")
 RANDOM=42
 for ((round = 0; round < ROUNDS; round++)); do
-    cfg=${configs[round % 3]}
+    cfg=${configs[round % 4]}
     read -r kind mode <<<"$cfg"
     dir="$tmp/$kind-$mode"
     acks="$tmp/$kind-$mode.acks"

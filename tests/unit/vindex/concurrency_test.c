@@ -59,6 +59,8 @@ static void run(vindex_kind_t kind)
     p.M = 8;
     p.ef_construction = 40;
     p.threads = 2;
+    p.nlist = 16;
+    p.nprobe = 16;
     vindex_t *ix = vindex_new(&p, err, sizeof(err));
     cr_assert_not_null(ix, "%s", err);
     uint64_t ids[N1];
@@ -105,4 +107,9 @@ Test(concurrency, hnsw_readers_and_writer)
 Test(concurrency, flat_readers_and_writer)
 {
     run(VINDEX_FLAT);
+}
+
+Test(concurrency, ivf_readers_and_writer)
+{
+    run(VINDEX_IVF_FLAT);
 }

@@ -104,6 +104,59 @@ Test(filter, hnsw_keeps_recall_under_every_selectivity)
     check_filters(VINDEX_HNSW, 0.95);
 }
 
+/* Past 2048 passing items the hnsw search walks the graph with the filter inside (the 3000-item
+ * indexes above always take the exact path): only passing ids, at high recall. */
+Test(filter, hnsw_filtered_walk_on_a_larger_index)
+{
+    enum { BIG = 20000, BDIM = 16 };
+    float *base = tu_clustered_vectors(BIG, BDIM, 50, 11);
+    float *qs = tu_clustered_vectors(NQ, BDIM, 50, 12);
+    vindex_params_t p;
+    char err[256] = "";
+    vindex_params_default(&p, VINDEX_HNSW, VINDEX_L2, BDIM);
+    p.capacity = BIG;
+    p.threads = 2;
+    p.ef_construction = 100;
+    vindex_t *ix = vindex_new(&p, err, sizeof(err));
+    cr_assert_not_null(ix, "%s", err);
+    uint64_t *ids = malloc(BIG * sizeof(*ids));
+    for (size_t i = 0; i < BIG; i++)
+        ids[i] = i;
+    cr_assert_eq(vindex_add_batch(ix, ids, base, BIG, err, sizeof(err)), 0, "%s", err);
+    unsigned char *keep = malloc(BIG);
+    /* 10000 or 4000 ids pass, so every search walks the graph (ef widened to 141, 35, 223). */
+    const uint64_t moduli[] = {2, 5, 5};
+    const uint32_t efs[] = {100, 16, 100};
+    for (size_t c = 0; c < 3; c++) {
+        mod_ctx_t ctx = {moduli[c]};
+        vindex_filter_t f = {.fn = pass_mod, .ctx = &ctx};
+        vindex_search_params_t sp = {.k = K, .ef = efs[c], .filter = &f};
+        for (size_t i = 0; i < BIG; i++)
+            keep[i] = i % moduli[c] == 0;
+        size_t hit = 0, want = 0;
+        for (size_t q = 0; q < NQ; q++) {
+            uint64_t truth[K];
+            double scores[K];
+            vindex_hit_t hits[K];
+            size_t nt = tu_brute_topk(VINDEX_L2, base, BIG, BDIM, qs + q * BDIM, keep, 0, K, truth, scores);
+            int got = vindex_search(ix, qs + q * BDIM, &sp, hits, err, sizeof(err));
+            cr_assert_eq(got, K, "%s", err);
+            for (int i = 0; i < got; i++)
+                cr_assert_eq(hits[i].id % moduli[c], 0);
+            hit += tu_overlap(truth, nt, hits, (size_t)got);
+            want += nt;
+        }
+        double r = (double)hit / (double)want;
+        cr_log_info("modulus %llu ef %u: recall %.3f", (unsigned long long)moduli[c], efs[c], r);
+        cr_assert_geq(r, 0.9, "modulus %llu ef %u: recall %.3f", (unsigned long long)moduli[c], efs[c], r);
+    }
+    vindex_free(ix);
+    free(keep);
+    free(ids);
+    free(base);
+    free(qs);
+}
+
 Test(filter, rejects_ambiguous_filter)
 {
     float *base = tu_random_vectors(N, DIM, 1);

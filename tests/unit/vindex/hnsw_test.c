@@ -191,3 +191,30 @@ Test(hnsw, save_and_open_restore_the_same_graph)
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     cr_assert_eq(system(cmd), 0);
 }
+
+/* ef sizes per-search arrays: a value past the cap is refused, from the caller or a file. */
+Test(hnsw, oversized_ef_is_refused)
+{
+    vindex_params_t p;
+    char err[256] = "";
+    vindex_params_default(&p, VINDEX_HNSW, VINDEX_L2, 8);
+    p.ef_search = 100001;
+    cr_assert_null(vindex_new(&p, err, sizeof(err)));
+    cr_assert(strstr(err, "too large") != NULL, "%s", err);
+    vindex_params_default(&p, VINDEX_HNSW, VINDEX_L2, 8);
+    p.ef_construction = 1u << 30;
+    cr_assert_null(vindex_new(&p, err, sizeof(err)));
+    vindex_params_default(&p, VINDEX_HNSW, VINDEX_L2, 8);
+    p.capacity = 16;
+    vindex_t *ix = vindex_new(&p, err, sizeof(err));
+    cr_assert_not_null(ix, "%s", err);
+    float v[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    cr_assert_eq(vindex_add(ix, 1, v, err, sizeof(err)), 0, "%s", err);
+    vindex_hit_t hit;
+    vindex_search_params_t sp = {.k = 1, .ef = 1u << 28};
+    cr_assert_eq(vindex_search(ix, v, &sp, &hit, err, sizeof(err)), VINDEX_ETOOLARGE);
+    cr_assert(strstr(err, "ef too large") != NULL, "%s", err);
+    sp.ef = 100000;
+    cr_assert_eq(vindex_search(ix, v, &sp, &hit, err, sizeof(err)), 1, "%s", err);
+    vindex_free(ix);
+}
