@@ -19,7 +19,7 @@ PROGRAMS += lookalike
 prog_lookalike_SRCS := src/lookalike/main.c src/lookalike/service.c src/lookalike/search.c \
 	src/lookalike/api.c src/lookalike/api_openapi.c src/lookalike/cmd_serve.c src/lookalike/cmd_ingest.c \
 	src/lookalike/cmd_tools.c src/lookalike/cmd_embed.c
-prog_lookalike_MODULES := lookalike embed vindex core
+prog_lookalike_MODULES := lookalike embed vindex cluster core
 prog_lookalike_CFLAGS := -DLOOKALIKE_DEFAULT_MODEL='"$(MODELS_DIR)/mobilenet_v1_0.75_224.onnx"'
 # The web page (web/, plain files, no build step) is served from the source tree unless --web
 # (LOOKALIKE_WEB) points elsewhere, so an edit shows on the next reload.

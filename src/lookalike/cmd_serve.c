@@ -1,9 +1,12 @@
 /* `lookalike serve`: opens the data directory, loads the model once and serves the API and,
- * from --web DIR, the shopper's web page at `/`. */
+ * from --web DIR, the shopper's web page at `/`; with --etcd, registers the node in etcd. */
+#include "cluster/cluster.h"
 #include "lookalike/api.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 /* GET /: the page itself. Its other files are under /ui/, so every path outside /ui/ and /
  * keeps the router's own 404 and 405 answers (an unknown /api route stays a 404 JSON). */
@@ -20,6 +23,40 @@ static int service_ready(void *ud, char *msg, size_t msglen)
     return 0;
 }
 
+/* Registers this node as /lookalike/nodes/NAME = {"name","url","started_at"} under a lease. */
+static cluster_member_t *register_node(const char *etcd, const char *name, const char *advertise, int ttl,
+                                       const char *bind, int port, core_log *log, char *err, size_t errlen)
+{
+    char host[256], default_name[300], url[512];
+    if (!*name) {
+        if (gethostname(host, sizeof host) != 0)
+            snprintf(host, sizeof host, "node");
+        host[sizeof host - 1] = '\0';
+        snprintf(default_name, sizeof default_name, "%s-%d", host, port);
+        name = default_name;
+    }
+    if (!*advertise) {
+        snprintf(url, sizeof url, strchr(bind, ':') ? "http://[%s]:%d" : "http://%s:%d", bind, port);
+        advertise = url;
+    }
+    char *key = NULL, *value = NULL;
+    json_t *v = json_pack("{s:s, s:s, s:I}", "name", name, "url", advertise, "started_at",
+                          (json_int_t)time(NULL) * 1000);
+    cluster_member_t *m = NULL;
+    if (!v || !(value = json_dumps(v, JSON_COMPACT)) || asprintf(&key, "/lookalike/nodes/%s", name) < 0) {
+        key = NULL;
+        snprintf(err, errlen, "out of memory");
+        goto done;
+    }
+    cluster_member_opts_t o = {.endpoints = etcd, .key = key, .value = value, .ttl_s = ttl, .log = log};
+    m = cluster_member_start(&o, err, errlen);
+done:
+    json_decref(v);
+    free(key);
+    free(value);
+    return m;
+}
+
 int lookalike_cmd_serve(int argc, char **argv)
 {
     core_http_config cfg;
@@ -27,8 +64,9 @@ int lookalike_cmd_serve(int argc, char **argv)
     cfg.service = "lookalike";
     cfg.version = "0.1";
     const char *data = NULL, *model = NULL, *api_key = NULL, *log_level = NULL, *web = NULL, *store = NULL;
-    int embed_threads = 0;
-    core_flag flags[CORE_HTTP_CONFIG_NFLAGS + 8];
+    const char *etcd = NULL, *node_name = NULL, *advertise = NULL;
+    int embed_threads = 0, member_ttl = 10;
+    core_flag flags[CORE_HTTP_CONFIG_NFLAGS + 12];
     size_t nflags = core_http_config_flags(&cfg, flags, CORE_HTTP_CONFIG_NFLAGS);
     flags[nflags++] = (core_flag){"data",
                                   CORE_FLAG_STR,
@@ -75,6 +113,37 @@ int lookalike_cmd_serve(int argc, char **argv)
                                   "directory of the web page served at / (\"\" serves the API alone)"};
     flags[nflags++] =
         (core_flag){"log-level", CORE_FLAG_STR, &log_level, "info", 0, 0, "debug, info, warn or error"};
+    flags[nflags++] =
+        (core_flag){"etcd",
+                    CORE_FLAG_STR,
+                    &etcd,
+                    "",
+                    0,
+                    0,
+                    "etcd endpoints (http://host:port,...) to register this node in; empty = no "
+                    "registration"};
+    flags[nflags++] =
+        (core_flag){"node-name",
+                    CORE_FLAG_STR,
+                    &node_name,
+                    "",
+                    0,
+                    0,
+                    "this node's name in etcd (key /lookalike/nodes/NAME); default HOSTNAME-PORT"};
+    flags[nflags++] = (core_flag){"advertise",
+                                  CORE_FLAG_STR,
+                                  &advertise,
+                                  "",
+                                  0,
+                                  0,
+                                  "the URL other machines reach this node at; default http://BIND:PORT"};
+    flags[nflags++] = (core_flag){"member-ttl",
+                                  CORE_FLAG_INT,
+                                  &member_ttl,
+                                  "10",
+                                  2,
+                                  3600,
+                                  "seconds a node that died stays registered in etcd"};
     char err[1024] = "";
     int rc = core_flags_parse(
         flags, nflags, "LOOKALIKE", argc, argv,
@@ -104,6 +173,7 @@ int lookalike_cmd_serve(int argc, char **argv)
     core_http_server *srv = NULL;
     core_static *site = NULL;
     lookalike_svc_t *svc = NULL;
+    cluster_member_t *member = NULL;
     if (!log || !metrics) {
         fprintf(stderr, "lookalike serve: out of memory\n");
         goto done;
@@ -143,12 +213,17 @@ int lookalike_cmd_serve(int argc, char **argv)
                   "serving %llu products on http://%s:%d/ (data %s, store %s, model %s, web %s)",
                   (unsigned long long)lookalike_svc_count(svc, LOOKALIKE_DEFAULT_COLLECTION), cfg.bind,
                   core_http_server_port(srv), data, store_desc, model, *web ? web : "off");
+    if (*etcd && !(member = register_node(etcd, node_name, advertise, member_ttl, cfg.bind,
+                                          core_http_server_port(srv), log, err, sizeof err)))
+        goto fail;
     core_http_server_wait(srv);
     exit_code = 0;
     goto done;
 fail:
     fprintf(stderr, "lookalike serve: %s\n", err);
 done:
+    /* Leave etcd first, so that others stop sending work here while requests drain. */
+    cluster_member_stop(member);
     core_http_server_free(srv);
     core_static_free(site);
     lookalike_svc_close(svc);

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Query nodes behind Nginx: while two clients read through Nginx without pause (similar
+# products, text search, listing), `deploy/cluster kill node2` kills -9 a node twice in a row.
+# No read may fail (Nginx retries it on another node), the supervisor must restart the node each
+# time (the second time after a longer backoff), and Nginx must send it traffic again. Then,
+# with node3 stopped, each request class must be handled as nginx.conf says: a read is retried
+# elsewhere, a POST write is passed on only because it never reached node3, and a DELETE is
+# tried once (502). Every node keeps its key in etcd while it runs and deletes it on a clean
+# stop. Prints the restart times and the failed-read count.
+source "$(dirname "$0")/cluster_lib.inc"
+
+cluster_up NODES=3
+node_port() { echo $((BASE_PORT + 39 + $1)); }
+ready() { # I: node I answers /readyz
+    curl -fs --max-time 2 -o /dev/null "http://127.0.0.1:$(node_port "$1")/readyz"
+}
+restarts() { # I
+    cat "$CLUSTER_DIR/run/node$1.restarts"
+}
+ACCESS=$CLUSTER_DIR/logs/nginx-access.log
+in_etcd() { # I: node I's membership key exists in etcd
+    ETCDCTL_API=3 etcdctl --endpoints "127.0.0.1:$BASE_PORT" get --keys-only "/lookalike/nodes/node$1" | grep . >/dev/null
+}
+in_etcd_all() { in_etcd 1 && in_etcd 2 && in_etcd 3; }
+wait_until 30 in_etcd_all && ok "every node registered itself in etcd" || fail "not every node is in etcd"
+
+start_readers 2
+expect_eq "the catalogue is served through Nginx" "${#IDS[@]}" 20
+sleep 2
+
+# ---- kill -9 node2, twice ----
+for round in 1 2; do
+    old_pid=$(cat "$CLUSTER_DIR/run/node2.pid")
+    killed_at=$(now)
+    "${CLUSTER[@]}" kill node2
+    back() { [ "$(restarts 2)" -ge "$round" ] && ready 2; }
+    if wait_until 60 back; then
+        measure "node_restart_seconds_round$round" "$(elapsed "$killed_at")" s
+        [ "$(cat "$CLUSTER_DIR/run/node2.pid")" != "$old_pid" ] && ok "node2 runs again under a new pid" ||
+            fail "node2's pid did not change"
+    else
+        fail "node2 was not restarted within 60 s (round $round)"
+    fi
+done
+grep -q "restart 1 in 100ms" "$CLUSTER_DIR/logs/node2.log" && ok "first restart after 100 ms" ||
+    fail "first restart backoff: $(grep restart "$CLUSTER_DIR/logs/node2.log")"
+grep -q "restart 2 in 200ms" "$CLUSTER_DIR/logs/node2.log" && ok "a second crash within 10 s doubles the backoff" ||
+    fail "second restart backoff: $(grep restart "$CLUSTER_DIR/logs/node2.log")"
+
+# Nginx sends node2 traffic again once it is back (after fail_timeout at the latest).
+mark=$(wc -l <"$ACCESS")
+served_by_node2() {
+    tail -n +$((mark + 1)) "$ACCESS" | grep "upstream=127.0.0.1:$(node_port 2) ustatus=200" >/dev/null
+}
+wait_until 30 served_by_node2 && ok "node2 serves reads through Nginx again" || fail "Nginx sent node2 nothing after its restart"
+stop_readers
+total=$READS failed=$FAILED_READS
+echo "reads through Nginx: $total, failed: $failed"
+sleep 1.5 # the access log is flushed every second
+expect_eq "no read failed while node2 was killed and restarted" "$failed" 0
+measure node_kill_reads_total "$total" requests
+measure node_kill_failed_reads "$failed" requests
+measure node_kill_reads_retried_by_nginx "$(grep 'route=read' "$ACCESS" | grep -c 'upstream=[^ ]*, ')" requests
+[ "$(grep -c 'route=read' "$ACCESS")" -ge "$total" ] || fail "reads missing from Nginx's access log"
+
+wait_until 30 in_etcd 2 && ok "node2 is in etcd after its restarts" || fail "node2 is not in etcd after its restarts"
+
+# ---- request classes with node3 down ----
+"${CLUSTER[@]}" stop node3 >/dev/null
+in_etcd 3 && fail "node3 is still in etcd after a clean stop" || ok "node3 left etcd at once on a clean stop"
+down=127.0.0.1:$(node_port 3)
+mark=$(wc -l <"$ACCESS")
+photo=$(find "$TMP/catalogue" -name '*.jpg' | head -1)
+for i in 1 2 3; do
+    curl -s -o /dev/null -X DELETE "$LB/api/products/no-such-product-$i"
+done
+for i in 1 2 3; do
+    curl -s -o "$TMP/post-$i" -F "image=@$photo" -F "product={\"id\":\"it-post-$i\",\"category\":\"hat\"}" "$LB/api/products"
+done
+for i in 1 2 3 4 5 6; do
+    curl -s -o /dev/null "$LB/api/products/${IDS[$i]}"
+done
+sleep 1.5 # the access log is flushed every second
+tail -n +$((mark + 1)) "$ACCESS" >"$TMP/classes.log"
+cat "$TMP/classes.log"
+expect_eq "the DELETE routed to the stopped node was tried once and got 502" \
+    "$(grep -c "\"DELETE .* 502 .*upstream=$down ustatus=502 .*route=write_once" "$TMP/classes.log")" 1
+expect_eq "the other DELETEs reached a live node (404: no such product)" "$(grep -c '"DELETE .* 404 ' "$TMP/classes.log")" 2
+expect_eq "every POST write succeeded" "$(grep -c '"POST /api/products HTTP/1.1" 201 ' "$TMP/classes.log")" 3
+expect_eq "the POST sent to the stopped node was passed on (never sent, so safe)" \
+    "$(grep -c "\"POST .* 201 .*upstream=$down, [0-9.:]* ustatus=502, 201 .*route=write" "$TMP/classes.log")" 1
+expect_eq "every read succeeded" "$(grep -c '"GET .* 200 ' "$TMP/classes.log")" 6
+"${CLUSTER[@]}" restart node3 >/dev/null 2>&1 && ready 3 && ok "node3 restarts" || fail "node3 did not restart"
+wait_until 30 in_etcd 3 && ok "node3 registered again" || fail "node3 did not register again"
+finish
