@@ -24,6 +24,9 @@
  *              checks every backend shares; image_store.c keeps images as files by hash
  *   catalog_sqlite.c  the embedded SQLite backend of that interface
  *   catalog_pg.c  the PostgreSQL backend (libpq), for several nodes sharing one catalogue
+ *   shard.c    shard keys, a product's shard, sets of shards a node holds
+ *   shard_wire.c  the JSON messages of a search fanned out over shards, checked on decoding
+ *   snapshot.c the node snapshot file: records and change-log position, crash-safe
  *
  * Conventions
  * -----------
@@ -71,6 +74,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include <jansson.h>
 
 #include "vindex/vindex.h"
 
@@ -202,6 +207,60 @@ size_t lookalike_bm25_count(lookalike_bm25_t *ix);
  * LOOKALIKE_EINVAL, LOOKALIKE_EUTF8 or LOOKALIKE_ENOMEM. */
 int lookalike_bm25_search(lookalike_bm25_t *ix, const char *query, size_t k, const lookalike_filter_t *filter,
                           lookalike_hit_t *out, size_t *nout, char *err, size_t errlen);
+
+/* Document statistics of a BM25 query, so that several indexes holding parts of one collection
+ * (its shards) score a query as one index holding all of it would. BM25 scores depend on
+ * collection-wide figures (N, each word's df, the mean field lengths, and which completions
+ * of the last word are expanded): a shard scoring with its own figures gives scores that
+ * cannot be compared with another shard's. So a distributed text search runs in two phases:
+ * every shard reports its figures for the query (lookalike_bm25_stats), the figures are
+ * summed (lookalike_bm25_stats_add), and every shard scores with the sums
+ * (lookalike_bm25_search_global). The expansions of the last word are then picked from the
+ * summed document frequencies, best first (df, then byte order), which is also what a single
+ * index does, so the scores are bit for bit those of one index holding every shard, as long
+ * as no shard has more than LOOKALIKE_BM25_PREFIX_MAX completions of the last word (beyond
+ * that each shard reports its most frequent ones only). */
+
+/* Most completions of the last query word one index reports. */
+#define LOOKALIKE_BM25_PREFIX_MAX 1024
+/* Most query words scored (the rest of a query is ignored). */
+#define LOOKALIKE_BM25_QUERY_WORDS 32
+
+/* One completion of the last query word and its document frequency. */
+typedef struct {
+    char term[LOOKALIKE_TOKEN_MAX + 1];
+    uint64_t df;
+} lookalike_bm25_term_df_t;
+
+/* Caller-owned (lookalike_bm25_stats_init / _release); prefix is malloc'd. */
+typedef struct {
+    uint64_t docs;                                /* documents in the index */
+    uint64_t total_len[LOOKALIKE_FIELD_COUNT];    /* words in each field, all documents */
+    uint32_t nwords;                              /* words of the query, in order */
+    uint64_t df[LOOKALIKE_BM25_QUERY_WORDS];      /* documents holding word i as a whole term */
+    lookalike_bm25_term_df_t *prefix;             /* completions of the last word (not itself) */
+    size_t nprefix;                               /* sorted by df (desc), then term bytes */
+} lookalike_bm25_stats_t;
+
+void lookalike_bm25_stats_init(lookalike_bm25_stats_t *st);
+void lookalike_bm25_stats_release(lookalike_bm25_stats_t *st);
+
+/* This index's figures for `query` into *out (initialised here). Fails as lookalike_bm25_search. */
+int lookalike_bm25_stats(lookalike_bm25_t *ix, const char *query, lookalike_bm25_stats_t *out, char *err,
+                         size_t errlen);
+
+/* Adds the figures of `from` (another shard's, for the same query) into `into`: counts are
+ * summed, completions merged by term, and kept to the LOOKALIKE_BM25_PREFIX_MAX most frequent.
+ * LOOKALIKE_EINVAL when the two are for different numbers of words; LOOKALIKE_ENOMEM. */
+int lookalike_bm25_stats_add(lookalike_bm25_stats_t *into, const lookalike_bm25_stats_t *from, char *err,
+                             size_t errlen);
+
+/* lookalike_bm25_search scored with the collection-wide figures `g` (summed over every shard,
+ * this index's included) instead of this index's own. lookalike_bm25_search(ix, q) is
+ * lookalike_bm25_search_global(ix, q, lookalike_bm25_stats(ix, q)). */
+int lookalike_bm25_search_global(lookalike_bm25_t *ix, const char *query, const lookalike_bm25_stats_t *g,
+                                 size_t k, const lookalike_filter_t *filter, lookalike_hit_t *out,
+                                 size_t *nout, char *err, size_t errlen);
 
 /* ---- reciprocal rank fusion (fusion.c) ----
  *
@@ -798,6 +857,166 @@ int lookalike_catalog_put_image(lookalike_catalog_t *c, const void *data, size_t
 int lookalike_catalog_get_image(lookalike_catalog_t *c, const char *sha256, void **data, size_t *len,
                                 char *err, size_t errlen);
 
+/* ---- shards (shard.c) ----
+ *
+ * A collection is split into `nshards` shards (1..LOOKALIKE_SHARDS_MAX, fixed when it is
+ * created) by a shard key, also fixed: "category" (the seed's choice: all products of one
+ * category live together, so a category filter touches one shard, but a big category makes a
+ * big shard) or "id" (a hash of the product id: even shards, every query touches all). A
+ * product's shard is FNV-1a-64 of the key's bytes modulo nshards: for "category" the category
+ * folded as the text index folds it (case and accents; no category hashes as ""), for "id" the
+ * id as given. A node holds a set of shard numbers ("all", or a list such as "0,1" or "0-3,7");
+ * the set applies to every collection, and numbers at or past a collection's nshards are
+ * simply not in it. */
+
+#define LOOKALIKE_SHARDS_MAX 256
+
+typedef enum { LOOKALIKE_SHARD_KEY_CATEGORY = 0, LOOKALIKE_SHARD_KEY_ID = 1 } lookalike_shard_key_t;
+
+/* "category" or "id" into *out; LOOKALIKE_EINVAL naming the choices otherwise. */
+int lookalike_shard_key_parse(const char *name, lookalike_shard_key_t *out, char *err, size_t errlen);
+/* "category" or "id". */
+const char *lookalike_shard_key_name(lookalike_shard_key_t key);
+
+/* The shard (0..nshards-1) of a product with this id and category (raw, may be NULL). */
+uint32_t lookalike_shard_of(lookalike_shard_key_t key, uint32_t nshards, const char *id, const char *category);
+
+/* A set of shard numbers. Caller-owned, no pointers inside. */
+typedef struct {
+    int all; /* every shard of every collection */
+    uint64_t bits[LOOKALIKE_SHARDS_MAX / 64];
+} lookalike_shard_set_t;
+
+/* Parses "all" or a comma-separated list of numbers and ranges ("0,1", "0-3,7"), each
+ * 0..LOOKALIKE_SHARDS_MAX-1. LOOKALIKE_EINVAL naming the bad part; an empty list is refused. */
+int lookalike_shard_set_parse(const char *spec, lookalike_shard_set_t *out, char *err, size_t errlen);
+/* 1 if the set holds shard `shard`. */
+int lookalike_shard_set_has(const lookalike_shard_set_t *set, uint32_t shard);
+/* "all" or the numbers, ranges collapsed ("0-3,7"); always NUL-terminates out. */
+void lookalike_shard_set_format(const lookalike_shard_set_t *set, char *out, size_t outlen);
+
+/* ---- fan-out messages (shard_wire.c) ----
+ *
+ * A search on a node that does not hold every shard asks a replica of each missing shard for
+ * its part, over HTTP with JSON bodies (POST /api/collections/{c}/shards/{op}; the operations
+ * and their fields are in docs/cluster.md). Replies come from other machines, so each is
+ * decoded by a function below that checks every field's type and bound and is fuzzed
+ * (fuzz/shard_wire). What crosses the wire per signal is a list of hits: the product's
+ * doc_id (catalogue-wide, so hits of different shards never collide), its shard and its score
+ * in that signal, as JSON numbers: a float32 printed with 17 significant digits reads back to
+ * the same float, so merged lists order exactly as one index would. */
+
+/* One hit of one signal from a shard. */
+typedef struct {
+    uint64_t doc;
+    float score;
+    uint32_t shard;
+} lookalike_shard_hit_t;
+
+/* [[doc, score, shard], ...] of at most cap hits with shard < nshards, into a malloc'd *out
+ * (caller frees; NULL when empty) of *n. LOOKALIKE_EINVAL or LOOKALIKE_ETOOLARGE naming the
+ * problem. */
+int lookalike_wire_hits_decode(json_t *arr, uint32_t nshards, size_t cap, lookalike_shard_hit_t **out,
+                               size_t *n, char *err, size_t errlen);
+/* The JSON array for n hits (new reference; NULL when out of memory). */
+json_t *lookalike_wire_hits_encode(const lookalike_shard_hit_t *hits, size_t n);
+
+/* {"docs", "total_len": [5], "df": [...], "prefix": [["term", df], ...]} into *out
+ * (initialised here; release it after a success). */
+int lookalike_wire_stats_decode(json_t *o, lookalike_bm25_stats_t *out, char *err, size_t errlen);
+json_t *lookalike_wire_stats_encode(const lookalike_bm25_stats_t *st);
+
+/* A vector as a JSON array of exactly dim numbers, each finite, into out. */
+int lookalike_wire_vector_decode(json_t *arr, float *out, uint32_t dim, char *err, size_t errlen);
+json_t *lookalike_wire_vector_encode(const float *v, uint32_t dim);
+
+/* Adds a facets answer ({"total", "category", "brand", "colour", "size": {name: count},
+ * "price": {"min", "max"} or null}) into `into` (same shape; counts summed, price range
+ * widened). `from` is checked whole before `into` changes. */
+int lookalike_wire_facets_add(json_t *into, json_t *from, char *err, size_t errlen);
+
+/* What a node says about itself at GET /api/cluster (the "self" object). */
+#define LOOKALIKE_NODE_NAME_MAX 64
+#define LOOKALIKE_NODE_URL_MAX 256
+typedef struct {
+    char name[LOOKALIKE_NODE_NAME_MAX + 1];
+    char url[LOOKALIKE_NODE_URL_MAX + 1];
+    lookalike_shard_set_t shards;
+    uint64_t applied_seq; /* last change it applied */
+    uint64_t catalog_seq; /* last change it knows the catalogue has */
+    int ready;            /* 1: its /readyz says ready */
+    double requests_per_s;
+    double p50_ms, p99_ms; /* request latency, -1 when unknown */
+} lookalike_node_info_t;
+
+/* 1..64 of A-Z a-z 0-9 . _ - */
+int lookalike_node_name_valid(const char *name);
+int lookalike_wire_node_decode(json_t *o, lookalike_node_info_t *out, char *err, size_t errlen);
+json_t *lookalike_wire_node_encode(const lookalike_node_info_t *n);
+
+/* ---- node snapshot (snapshot.c) ----
+ *
+ * A node keeps, in <data>/node.snap, the records its in-memory tables and text indexes are
+ * built from, as of one applied change-log position; at start it loads them and applies only
+ * the changes after that position, instead of reading every product from the catalogue. (The
+ * vector indexes persist themselves in <data>/vindex/, and are made durable before a snapshot
+ * is written, so they are never behind it.) The file is written to node.snap.tmp, fsync'd,
+ * renamed over node.snap and the directory fsync'd, so a crash leaves the old or the new
+ * snapshot, never a mix; a file that fails any check below is ignored (the node then rebuilds
+ * from the catalogue) and never half-loaded. Little-endian:
+ *
+ *   off  size  field
+ *   0    8     magic "LKNSNAP1"
+ *   8    4     format version (1)
+ *   12   4     C: collections (0..256)
+ *   16   8     applied_seq: every change up to it, and none after, is in the records
+ *   24   4     L: length of the node's shard set text (1..1024)
+ *   28   L     the shard set ("all", "0,1"): a node started with another set rebuilds
+ *   then C collection blocks:
+ *        1     n: name length (1..64)
+ *        n     name
+ *        4     nshards (1..256)
+ *        4     shard key (0 category, 1 id)
+ *        8     R: records
+ *        R records: u64 doc_id, u32 J (1..LOOKALIKE_SNAP_RECORD_MAX), J bytes of the product
+ *                   as STORED JSON
+ *   last 32    SHA-256 of every byte before it
+ */
+
+#define LOOKALIKE_SNAP_RECORD_MAX (2 * LOOKALIKE_PRODUCT_JSON_MAX)
+
+typedef struct lookalike_snap_writer lookalike_snap_writer_t;
+
+/* Starts writing the snapshot `path` (into path.tmp). NULL with a message on failure. */
+lookalike_snap_writer_t *lookalike_snap_begin(const char *path, uint64_t applied_seq, const char *shards,
+                                              uint32_t ncollections, char *err, size_t errlen);
+/* Starts a collection block of exactly nrecords records. */
+int lookalike_snap_collection(lookalike_snap_writer_t *w, const char *name, uint32_t nshards, uint32_t shard_key,
+                              uint64_t nrecords, char *err, size_t errlen);
+int lookalike_snap_record(lookalike_snap_writer_t *w, uint64_t doc_id, const char *json, size_t len, char *err,
+                          size_t errlen);
+/* Checks that every announced block and record was written, writes the checksum, and puts the
+ * file in place durably. Frees w either way; on failure the old snapshot stays. */
+int lookalike_snap_commit(lookalike_snap_writer_t *w, char *err, size_t errlen);
+/* Drops an unfinished snapshot (the old one stays). NULL is ignored. */
+void lookalike_snap_abort(lookalike_snap_writer_t *w);
+
+/* What a reader is told, in file order, once the whole file has passed every check. Strings
+ * and JSON bytes are borrowed for the call; a non-zero return stops the walk and is returned. */
+typedef struct {
+    int (*header)(void *ud, uint64_t applied_seq, const char *shards, uint32_t ncollections);
+    int (*collection)(void *ud, const char *name, uint32_t nshards, uint32_t shard_key, uint64_t nrecords);
+    int (*record)(void *ud, uint64_t doc_id, const char *json, size_t len);
+} lookalike_snap_visitor_t;
+
+/* Checks len bytes of a snapshot (checksum, then structure), then walks it. LOOKALIKE_EINVAL
+ * ("corrupt": naming the offset or the check) when it fails a check. */
+int lookalike_snap_parse(const uint8_t *buf, size_t len, const lookalike_snap_visitor_t *v, void *ud, char *err,
+                         size_t errlen);
+/* Reads the file and parses it; LOOKALIKE_ENOTFOUND when there is none. */
+int lookalike_snap_load(const char *path, const lookalike_snap_visitor_t *v, void *ud, char *err,
+                        size_t errlen);
+
 /* ---- Service ----
  *
  * The running service (service.c, search.c, api.c; built into the `lookalike` program, not
@@ -833,8 +1052,6 @@ int lookalike_catalog_get_image(lookalike_catalog_t *c, const char *sha256, void
  *
  * Threading: every function may be called from any thread. Ownership: strings and JSON
  * returned are new (caller frees / json_decref). */
-
-#include <jansson.h>
 
 typedef struct lookalike_svc lookalike_svc_t;
 
