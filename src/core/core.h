@@ -445,6 +445,14 @@ int core_http_server_wait(core_http_server *s);
  * handler), more than once. */
 void core_http_server_shutdown(core_http_server *s);
 core_log *core_http_server_log(core_http_server *s);
+/* Requests answered since start, and latency percentiles over the last ones (the window /debug
+ * shows); -1 when there are none yet. Any thread. */
+typedef struct core_http_stats {
+    uint64_t requests;
+    size_t samples;
+    double p50_ms, p99_ms;
+} core_http_stats;
+void core_http_server_stats(core_http_server *s, core_http_stats *out);
 core_metrics *core_http_server_metrics(core_http_server *s);
 
 /* ---- Request getters (any thread running the handler; results live in the arena) ---- */

@@ -151,6 +151,7 @@ struct core_http_server {
     size_t nslow, slow_next;
     float latency_ms[HTTP_LATENCY_RING];
     size_t nlatency, latency_next;
+    uint64_t answered; /* requests answered since start */
 };
 
 /* reply.c */

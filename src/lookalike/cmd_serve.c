@@ -1,9 +1,12 @@
 /* `lookalike serve`: opens the data directory, loads the model once and serves the API and,
- * from --web DIR, the shopper's web page at `/`. */
+ * from --web DIR, the shopper's web page at `/`; with --shards and --peers, one node of a
+ * sharded cluster (docs/cluster.md). */
 #include "lookalike/api.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* GET /: the page itself. Its other files are under /ui/, so every path outside /ui/ and /
  * keeps the router's own 404 and 405 answers (an unknown /api route stays a 404 JSON). */
@@ -12,12 +15,44 @@ static int web_index(core_http_req *req, void *ud)
     return core_http_reply_file(req, ud, "index.html");
 }
 
-static int service_ready(void *ud, char *msg, size_t msglen)
+/* This node in the cluster: its name (default HOSTNAME-PORT) and the URL peers reach it at
+ * (default http://BIND:PORT), known once the server listens. */
+static lookalike_cluster_t *join_cluster(const char *name, const char *advertise, const char *peers,
+                                         const char *bind, int port, int peer_timeout_ms, int max_lag,
+                                         lookalike_svc_t *svc, core_http_server *srv, core_log *log, char *err,
+                                         size_t errlen)
 {
-    (void)ud;
-    (void)msg;
-    (void)msglen;
-    return 0;
+    char host[256], default_name[LOOKALIKE_NODE_NAME_MAX + 1], url[LOOKALIKE_NODE_URL_MAX + 1];
+    if (!*name) {
+        if (gethostname(host, sizeof host) != 0)
+            snprintf(host, sizeof host, "node");
+        host[sizeof host - 1] = '\0';
+        snprintf(default_name, sizeof default_name, "%.50s-%d", host, port);
+        for (char *p = default_name; *p; p++)
+            if (!lookalike_node_name_valid((char[]){*p, 0}))
+                *p = '-';
+        name = default_name;
+    }
+    if (!lookalike_node_name_valid(name)) {
+        snprintf(err, errlen, "--node-name: \"%s\" must be 1..%d of A-Z a-z 0-9 . _ -", name, LOOKALIKE_NODE_NAME_MAX);
+        return NULL;
+    }
+    if (!*advertise) {
+        snprintf(url, sizeof url, strchr(bind, ':') ? "http://[%s]:%d" : "http://%s:%d", bind, port);
+        advertise = url;
+    }
+    lookalike_membership_t *m = lookalike_membership_static(peers, name, err, errlen);
+    if (!m)
+        return NULL;
+    lookalike_cluster_opts_t o = {.name = name,
+                                  .url = advertise,
+                                  .svc = svc,
+                                  .membership = m,
+                                  .server = srv,
+                                  .log = log,
+                                  .timeout_ms = peer_timeout_ms,
+                                  .max_lag = (uint64_t)max_lag};
+    return lookalike_cluster_new(&o, err, errlen);
 }
 
 int lookalike_cmd_serve(int argc, char **argv)
@@ -27,8 +62,9 @@ int lookalike_cmd_serve(int argc, char **argv)
     cfg.service = "lookalike";
     cfg.version = "0.1";
     const char *data = NULL, *model = NULL, *api_key = NULL, *log_level = NULL, *web = NULL, *store = NULL;
-    int embed_threads = 0;
-    core_flag flags[CORE_HTTP_CONFIG_NFLAGS + 8];
+    const char *shards = NULL, *peers = NULL, *node_name = NULL, *advertise = NULL, *default_key = NULL;
+    int embed_threads = 0, max_lag = 1000, snapshot_ms = 30000, peer_timeout_ms = 5000, default_shards = 1;
+    core_flag flags[CORE_HTTP_CONFIG_NFLAGS + 20];
     size_t nflags = core_http_config_flags(&cfg, flags, CORE_HTTP_CONFIG_NFLAGS);
     flags[nflags++] = (core_flag){"data",
                                   CORE_FLAG_STR,
@@ -75,6 +111,72 @@ int lookalike_cmd_serve(int argc, char **argv)
                                   "directory of the web page served at / (\"\" serves the API alone)"};
     flags[nflags++] =
         (core_flag){"log-level", CORE_FLAG_STR, &log_level, "info", 0, 0, "debug, info, warn or error"};
+    flags[nflags++] = (core_flag){"shards",
+                                  CORE_FLAG_STR,
+                                  &shards,
+                                  "all",
+                                  0,
+                                  0,
+                                  "shards this node holds in every collection: \"all\" or a list such as 0,1 or 0-3 "
+                                  "(needs a PostgreSQL store)"};
+    flags[nflags++] = (core_flag){"peers",
+                                  CORE_FLAG_STR,
+                                  &peers,
+                                  "",
+                                  0,
+                                  0,
+                                  "the other nodes, NAME=http://HOST:PORT,... (this node's own entry is skipped); "
+                                  "searches ask them for the shards not held here"};
+    flags[nflags++] = (core_flag){"node-name",
+                                  CORE_FLAG_STR,
+                                  &node_name,
+                                  "",
+                                  0,
+                                  0,
+                                  "this node's name among its peers; default HOSTNAME-PORT"};
+    flags[nflags++] = (core_flag){"advertise",
+                                  CORE_FLAG_STR,
+                                  &advertise,
+                                  "",
+                                  0,
+                                  0,
+                                  "the URL other machines reach this node at; default http://BIND:PORT"};
+    flags[nflags++] = (core_flag){"max-lag",
+                                  CORE_FLAG_INT,
+                                  &max_lag,
+                                  "1000",
+                                  0,
+                                  1000000000,
+                                  "changes this node may be behind the change log and still be ready (0: no bound)"};
+    flags[nflags++] = (core_flag){"snapshot-interval",
+                                  CORE_FLAG_MS,
+                                  &snapshot_ms,
+                                  "30s",
+                                  0,
+                                  24 * 3600 * 1000,
+                                  "how often a node on PostgreSQL saves its tables to <data>/node.snap (0: only at "
+                                  "a clean stop)"};
+    flags[nflags++] = (core_flag){"peer-timeout",
+                                  CORE_FLAG_MS,
+                                  &peer_timeout_ms,
+                                  "5s",
+                                  100,
+                                  600 * 1000,
+                                  "longest a request to a peer may take before another replica is asked"};
+    flags[nflags++] = (core_flag){"default-shards",
+                                  CORE_FLAG_INT,
+                                  &default_shards,
+                                  "1",
+                                  1,
+                                  LOOKALIKE_SHARDS_MAX,
+                                  "shards of the default collection \"products\" when this node creates it"};
+    flags[nflags++] = (core_flag){"default-shard-key",
+                                  CORE_FLAG_STR,
+                                  &default_key,
+                                  "category",
+                                  0,
+                                  0,
+                                  "shard key of the default collection when this node creates it: category or id"};
     char err[1024] = "";
     int rc = core_flags_parse(
         flags, nflags, "LOOKALIKE", argc, argv,
@@ -98,12 +200,17 @@ int lookalike_cmd_serve(int argc, char **argv)
                 log_level);
         return 2;
     }
+    if ((strcmp(shards, "all") != 0 || *peers) && !lookalike_store_is_pg(store)) {
+        fprintf(stderr, "lookalike serve: --shards and --peers need a shared catalogue: --store postgresql://...\n");
+        return 2;
+    }
     int exit_code = 1;
     core_log *log = core_log_new(2, level, getenv("CORE_DEBUG"));
     core_metrics *metrics = core_metrics_new();
     core_http_server *srv = NULL;
     core_static *site = NULL;
     lookalike_svc_t *svc = NULL;
+    lookalike_cluster_slot_t slot = {NULL};
     if (!log || !metrics) {
         fprintf(stderr, "lookalike serve: out of memory\n");
         goto done;
@@ -121,7 +228,12 @@ int lookalike_cmd_serve(int argc, char **argv)
                                .store = store,
                                .model_path = model,
                                .embed_threads = embed_threads,
-                               .progress = stderr};
+                               .progress = stderr,
+                               .shards = shards,
+                               .default_shards = (uint32_t)default_shards,
+                               .default_shard_key = default_key,
+                               .snapshot_ms = snapshot_ms,
+                               .follow_later = 1};
     if (!(svc = lookalike_svc_open(&so, err, sizeof err)))
         goto fail;
     lookalike_api_t api = {.svc = svc, .api_key = api_key};
@@ -133,11 +245,23 @@ int lookalike_cmd_serve(int argc, char **argv)
     json_t *dbg = core_flags_to_json(flags, nflags);
     json_object_set_new(dbg, "store", json_string(store_desc));
     core_http_set_debug_config(srv, dbg);
+    lookalike_svc_remote_t remote;
+    lookalike_cluster_slot_remote(&slot, &remote);
+    lookalike_svc_set_remote(svc, &remote);
     if (lookalike_api_routes(&api, srv, err, sizeof err) != 0 ||
+        lookalike_cluster_routes(&slot, srv, err, sizeof err) != 0 ||
         (site && (core_http_route(srv, "GET", "/", web_index, site, NULL, err, sizeof err) != 0 ||
                   core_http_route_static(srv, "/ui", site, err, sizeof err) != 0)) ||
-        core_http_add_ready_check(srv, "catalogue", service_ready, svc) != 0 ||
+        core_http_add_ready_check(srv, "cluster", lookalike_cluster_slot_ready, &slot) != 0 ||
         core_http_server_start(srv, err, sizeof err) != 0)
+        goto fail;
+    lookalike_cluster_t *cluster = join_cluster(node_name, advertise, peers, cfg.bind, core_http_server_port(srv),
+                                                peer_timeout_ms, max_lag, svc, srv, log, err, sizeof err);
+    if (!cluster)
+        goto fail;
+    atomic_store(&slot.cluster, cluster);
+    /* Listening first: a node catching up from its snapshot says so on /readyz meanwhile. */
+    if (lookalike_svc_follow(svc, err, sizeof err) != 0)
         goto fail;
     core_log_info(log, "lookalike",
                   "serving %llu products on http://%s:%d/ (data %s, store %s, model %s, web %s)",
@@ -150,6 +274,7 @@ fail:
     fprintf(stderr, "lookalike serve: %s\n", err);
 done:
     core_http_server_free(srv);
+    lookalike_cluster_free(atomic_load(&slot.cluster));
     core_static_free(site);
     lookalike_svc_close(svc);
     core_metrics_free(metrics);

@@ -1025,30 +1025,50 @@ int lookalike_snap_load(const char *path, const lookalike_snap_visitor_t *v, voi
  * Data directory:
  *   <data>/catalog.db, <data>/images/   the catalogue (durable truth, see above), unless the
  *                                       service is given a PostgreSQL store
- *   <data>/vindex/<collection>/         each collection's vector index (vindex data dir)
+ *   <data>/vindex/<collection>/         the vector index (vindex data dir) of a collection of
+ *                                       one shard; <collection>.shard<N>/ for shard N of more
+ *   <data>/node.snap                    the node snapshot (see "node snapshot" above)
  *
- * In memory, per collection: the vindex (opened from its data dir), a BM25 index, and an
- * attribute table: one record per live product indexed by doc_id (folded category, brand,
- * sizes and attribute values, a palette bit mask of its colours and dominant colours, price,
- * and its STORED JSON, so search results never touch the database), plus a hash from product
- * id to record. At start-up the tables and BM25 are rebuilt from the catalogue's change log;
- * the vindex is reconciled with it: a live product missing from the vindex (a crash between
- * the catalogue commit and the vector write, or a new node with an empty data directory)
+ * Shards. A collection has nshards shards and a shard key, both fixed at creation and kept
+ * with its index settings (index_params: {"shards": N, "shard_key": "category" | "id"}). A
+ * node holds the shards of its set (lookalike_svc_opts_t.shards) and keeps in memory, per
+ * collection, only products of those shards: one vindex and one BM25 index per shard held,
+ * and one attribute table over all of them: one record per live product indexed by doc_id
+ * (folded category, brand, sizes and attribute values, a palette bit mask of its colours and
+ * dominant colours, price, its shard, and its STORED JSON, so search results never touch the
+ * database), plus a hash from product id to record. Every node still reads the whole change
+ * log (a product's shard is only known from the product itself when the key is "category"),
+ * but reads vectors only for its own shards.
+ *
+ * Start-up: from the node snapshot and the changes after it, or, without a usable snapshot,
+ * from the whole change log; then the vindexes are reconciled with what the records say: a
+ * live product missing from its shard's vindex (a crash between the catalogue commit and the
+ * vector write, a new node with an empty data directory, a shard newly given to this node)
  * gets the vector stored with it in the catalogue, or, if there is none, its stored image is
- * embedded again; a deleted one still in the vindex is removed.
+ * embedded again; a deleted one, or one of a shard no longer held, is removed.
  *
  * Write path (one writer at a time, a service-wide mutex): decode and embed the photo and
  * extract its dominant colours (outside the lock), commit to the catalogue with the vector (durable), write
  * the vector (vindex log, written before return so it survives kill -9), then swap the
  * record into the attribute table and BM25. Only then is the write acknowledged, so the very
- * next search sees it (read-your-writes). The search path takes the collection's read lock
- * while it builds the filter bitmap and reads records.
+ * next search sees it (read-your-writes). A write of a product whose shard is held elsewhere
+ * only goes to the catalogue: the nodes holding the shard apply it from the change log, and a
+ * search passing the write's seq as min_seq makes them catch up first. The search path takes
+ * the collection's read lock while it builds the filter bitmap and reads records.
  *
  * Filters (category, brand, colour, size, price range, attribute values) become a bitmap
  * over doc ids that is passed INTO the vector search and the text search. Signals: "image"
  * (an uploaded photo), "product" (more like this: the product's stored photo, embedded again
  * on demand and cached), "text" (BM25), and "filters" alone (newest first) when there is no
  * other signal; they are fused by reciprocal rank fusion (k = 60, weights per signal).
+ *
+ * Searching several shards: each shard returns, per signal, its best candidates with their
+ * scores; the lists are merged per signal (vector scores are comparable across shards as
+ * they are: the same vectors, the same metric; text scores are made comparable by scoring
+ * every shard with the collection-wide BM25 statistics, gathered first; "filters alone" is
+ * ordered by doc_id), cut to the candidate count, and only then fused. Fusing per shard and
+ * merging fused scores would be wrong: a rank in one shard is not a rank in the collection.
+ * So a collection of S shards answers exactly what one index holding all of it answers.
  *
  * Threading: every function may be called from any thread. Ownership: strings and JSON
  * returned are new (caller frees / json_decref). */
@@ -1069,13 +1089,89 @@ typedef struct {
     const char *model_path; /* ONNX image model */
     int embed_threads;      /* OpenMP threads per inference; 0 = every core */
     FILE *progress;         /* start-up messages (NULL: none) */
+    const char *shards;     /* the shards this node holds (lookalike_shard_set_parse); NULL: "all" */
+    uint32_t default_shards;       /* shards of the default collection if this creates it (0: 1) */
+    const char *default_shard_key; /* its shard key, "category" or "id" (NULL: "category") */
+    int snapshot_ms; /* with a shared store, write <data>/node.snap this often (0: only at close) */
+    /* With a shared store: leave the changes after a loaded snapshot to lookalike_svc_follow,
+     * so that a server can listen (and say it is not ready) while it catches up. Otherwise
+     * open applies them before it returns. */
+    int follow_later;
 } lookalike_svc_opts_t;
 
 /* Opens the data directory, loads the model, creates the default collection if missing and
- * rebuilds the in-memory indexes. NULL with a message on failure. */
+ * builds the in-memory indexes: from <data>/node.snap and the changes after it when the
+ * snapshot fits (same shard set and collections), else from the whole catalogue. NULL with a
+ * message on failure. */
 lookalike_svc_t *lookalike_svc_open(const lookalike_svc_opts_t *opts, char *err, size_t errlen);
-/* Makes the vector logs durable and frees everything; no call may be running. NULL ignored. */
+/* With a shared store, starts the thread that follows the change log (first applying what a
+ * loaded snapshot lacks) and writes snapshots; nothing otherwise. 0 or -1 with a message. */
+int lookalike_svc_follow(lookalike_svc_t *s, char *err, size_t errlen);
+/* Makes the vector logs durable, writes a snapshot when anything was applied since the last
+ * one, and frees everything; no call may be running. NULL ignored. */
 void lookalike_svc_close(lookalike_svc_t *s);
+
+/* ---- reaching shards held elsewhere ----
+ * A node serves every collection whole: what it does not hold it asks of other nodes through
+ * this interface, which `serve` fills from its peers (lookalike_cluster_*); without it those
+ * shards are reported missing. A fan-out sends one operation to one replica of each shard. */
+
+/* One replica's answer, covering the shards listed. */
+typedef struct {
+    json_t *reply; /* its JSON answer; owned here */
+    char node[LOOKALIKE_NODE_NAME_MAX + 1];
+    uint32_t *shards; /* malloc'd; owned here */
+    size_t nshards;
+} lookalike_fanout_answer_t;
+
+typedef struct {
+    lookalike_fanout_answer_t *answers; /* malloc'd; owned here */
+    size_t nanswers;
+    uint32_t *missing; /* shards no replica answered for (malloc'd) */
+    size_t nmissing;
+    /* A replica refused the request itself (a 4xx other than "I do not hold that shard"):
+     * its status, code and message, to be passed on to the client; 0 when none did. */
+    int status;
+    char code[32];
+    char message[512];
+} lookalike_fanout_t;
+
+/* Frees what a fan-out result holds; NULL ignored. */
+void lookalike_fanout_release(lookalike_fanout_t *f);
+
+typedef struct {
+    /* POSTs `body` plus "shards": [the shards it answers for] to /api/collections/{coll}/
+     * shards/{op} on one replica of each of shards[0..n), in parallel; a replica that fails
+     * is skipped for a while and another one is asked. `token` picks among equally good
+     * replicas (the same token, the same replicas). Fills *out (zeroed first). */
+    void (*fanout)(void *ud, const char *coll, const char *op, json_t *body, const uint32_t *shards, size_t n,
+                   uint64_t token, lookalike_fanout_t *out);
+    void *ud;
+} lookalike_svc_remote_t;
+
+/* Sets how this node reaches other shards (before serving; r is copied). */
+void lookalike_svc_set_remote(lookalike_svc_t *s, const lookalike_svc_remote_t *r);
+
+/* Runs one fan-out operation for the shards listed in req["shards"] (all held here): "stats",
+ * "search", "fetch", "facets" or "get" (fields in docs/cluster.md). LOOKALIKE_ENOTFOUND for an
+ * unknown collection, LOOKALIKE_SVC_ENOTHELD (naming the shard) for a shard not held here. */
+#define LOOKALIKE_SVC_ENOTHELD (-21)
+int lookalike_svc_shard_op(lookalike_svc_t *s, const char *coll, const char *op, json_t *req, json_t **out,
+                           char *err, size_t errlen);
+
+/* What this node is and holds, for /api/cluster and /readyz. */
+typedef struct {
+    uint64_t applied_seq;  /* last change applied to memory */
+    uint64_t catalog_seq;  /* last change the catalogue had when last asked */
+    uint64_t snapshot_seq; /* position of the last snapshot written or loaded (0: none) */
+    int catching_up;       /* the tail after a snapshot is being applied */
+    lookalike_shard_set_t held;
+} lookalike_svc_state_t;
+void lookalike_svc_state(lookalike_svc_t *s, lookalike_svc_state_t *out);
+/* Reads the catalogue's last seq now (a blocking call) into the state's catalog_seq. */
+int lookalike_svc_refresh_catalog_seq(lookalike_svc_t *s, char *err, size_t errlen);
+/* A collection's sharding: 0, or LOOKALIKE_ENOTFOUND. */
+int lookalike_svc_sharding(lookalike_svc_t *s, const char *coll, uint32_t *nshards, lookalike_shard_key_t *key);
 
 /* Creates a collection from a JSON spec {"name", "metric", "index", "M", "ef_construction",
  * "ef_search"}; *out gets its description. LOOKALIKE_EEXIST when the name is taken. */
@@ -1097,27 +1193,131 @@ int lookalike_svc_delete(lookalike_svc_t *s, const char *coll, const char *id, u
                          size_t errlen);
 /* 1 if the collection holds a product with this id (from memory). */
 int lookalike_svc_contains(lookalike_svc_t *s, const char *coll, const char *id);
-/* The product as STORED JSON (new reference), or NULL when absent. */
+/* The product as STORED JSON (new reference), or NULL when absent (from this node's memory). */
 json_t *lookalike_svc_get(lookalike_svc_t *s, const char *coll, const char *id);
-/* The photo bytes of a product (malloc'd, caller frees). */
+/* The product as STORED JSON into *out, from memory or, for a shard held elsewhere, from a
+ * replica of it (with shard key "id" the product's own shard, with "category" every shard not
+ * held here). LOOKALIKE_ENOTFOUND when absent, LOOKALIKE_EAGAIN when it may be in a shard no
+ * replica answered for, or a replica's refusal (as LOOKALIKE_EINVAL). */
+int lookalike_svc_find(lookalike_svc_t *s, const char *coll, const char *id, json_t **out, char *err,
+                       size_t errlen);
+/* The photo bytes of a product (malloc'd, caller frees), found as lookalike_svc_find does. */
 int lookalike_svc_image(lookalike_svc_t *s, const char *coll, const char *id, void **data, size_t *len,
                         char *err, size_t errlen);
 /* {"items", "total", "next_cursor"} for one page of a collection. */
 int lookalike_svc_list(lookalike_svc_t *s, const char *coll, const char *cursor, size_t limit, json_t **out,
                        char *err, size_t errlen);
 
-/* Runs a search. query is the JSON request (text, product_id, filters, k, offset, weights,
- * min_seq; unknown fields are refused); image, when not NULL, is an uploaded photo. *out gets
- * {"results": [{"id", "score", "why", "product"}], "total", "took_ms"}. */
+/* Runs a search over every shard of the collection (those held elsewhere through the
+ * remote interface). query is the JSON request (text, product_id, filters, k, offset,
+ * weights, min_seq; unknown fields are refused); image, when not NULL, is an uploaded photo.
+ * *out gets {"results": [{"id", "score", "why", "product"}], "total", "took_ms"}, plus
+ * "partial": true and "missing_shards": [...] when some shard could not be asked. A replica's
+ * refusal comes back as LOOKALIKE_EINVAL (or LOOKALIKE_EEXIST for min_seq) with its message. */
 int lookalike_svc_search(lookalike_svc_t *s, const char *coll, json_t *query, const void *image,
                          size_t image_len, json_t **out, char *err, size_t errlen);
-/* Counts of live products per category, brand, colour (including dominant colours) and size:
- * {"total", "category": {...}, "brand": {...}, "colour": {...}, "size": {...}, "price": {min,max}} */
+/* Counts of live products per category, brand, colour (including dominant colours) and size,
+ * over every shard: {"total", "category": {...}, "brand": {...}, "colour": {...}, "size":
+ * {...}, "price": {min,max}}, plus "partial" and "missing_shards" as for a search. */
 int lookalike_svc_facets(lookalike_svc_t *s, const char *coll, json_t **out, char *err, size_t errlen);
-/* Live products in a collection. */
+/* Live products of a collection that this node holds. */
 uint64_t lookalike_svc_count(lookalike_svc_t *s, const char *coll);
 /* The last catalogue sequence number applied to the in-memory indexes. */
 uint64_t lookalike_svc_applied_seq(lookalike_svc_t *s);
+
+/* ---- Cluster (membership.c, cluster.c, api_cluster.c; in the `lookalike` program) ----
+ *
+ * The nodes of a cluster share one PostgreSQL catalogue; each holds some shards (above). A
+ * node learns who the other nodes are from a membership source, asks each of them what it is
+ * (GET /api/cluster: its name, URL, shards, applied and catalogue seq, readiness, request
+ * rate and latency) every probe interval, and keeps that view. A fan-out (the remote
+ * interface of the service) picks for each shard one replica among the peers that hold it:
+ * up (no failure in the last backoff_ms), ready and least behind first, spread over equals by
+ * the query's token; sends each replica one request for all the shards it was picked for, all
+ * in parallel over kept-alive connections (libcurl); a replica that fails (no connection,
+ * timeout, a 5xx, an answer that does not parse, "I do not hold that shard") is marked down
+ * for backoff_ms and its shards go to the next replica, until every shard is answered or has
+ * no replica left (then it is reported missing). A replica's 4xx about the request itself is
+ * passed on to the client, not retried.
+ *
+ * Membership sources sit behind lookalike_membership_t, so that another one plugs in without
+ * touching the rest: the static one (lookalike_membership_static, `--peers`) lists fixed
+ * names and URLs; one on etcd would list /lookalike/nodes/NAME keys held under leases, so that
+ * a dead node drops out of the list by itself. A source that cannot reach its store answers
+ * its last list: nodes keep working on the last known membership.
+ *
+ * Threading: the probe thread is the only writer of the view (under a mutex); fan-outs read
+ * it and mark failures from any thread. */
+
+/* From src/core (core.h), which the program links. */
+typedef struct core_http_server core_http_server;
+typedef struct core_log core_log;
+
+typedef struct {
+    char name[LOOKALIKE_NODE_NAME_MAX + 1];
+    char url[LOOKALIKE_NODE_URL_MAX + 1]; /* http://host:port, no trailing slash */
+} lookalike_member_t;
+
+typedef struct lookalike_membership lookalike_membership_t;
+struct lookalike_membership {
+    const char *kind; /* "static", "etcd", ... */
+    /* The members other than this node into a malloc'd *out (caller frees) of *n. */
+    int (*list)(lookalike_membership_t *m, lookalike_member_t **out, size_t *n, char *err, size_t errlen);
+    void (*free)(lookalike_membership_t *m);
+};
+
+/* Most members one source lists. */
+#define LOOKALIKE_MEMBERS_MAX 256
+
+/* A fixed list "name=http://host:port,name2=http://host2:port" (at most
+ * LOOKALIKE_MEMBERS_MAX; names as lookalike_node_name_valid, distinct); the entry named `self`
+ * is left out, so every node may be given the same list. NULL with a message naming the bad
+ * entry. Free with m->free(m). */
+lookalike_membership_t *lookalike_membership_static(const char *spec, const char *self, char *err,
+                                                    size_t errlen);
+
+typedef struct lookalike_cluster lookalike_cluster_t;
+
+typedef struct {
+    const char *name;                   /* this node's name */
+    const char *url;                    /* how the others reach it */
+    lookalike_svc_t *svc;               /* borrowed */
+    lookalike_membership_t *membership; /* taken: freed by lookalike_cluster_free */
+    core_http_server *server;           /* borrowed: this node's request figures */
+    core_log *log;                      /* borrowed */
+    int probe_ms;                       /* peers are asked what they are this often (default 1000) */
+    int timeout_ms;                     /* one fan-out request, connection included (default 5000) */
+    int backoff_ms;                     /* a replica that failed is skipped this long (default 2000) */
+    uint64_t max_lag;                   /* behind the change log by more: not ready (0: no bound) */
+} lookalike_cluster_opts_t;
+
+/* Starts the probe thread. Call once, from the main thread before others start (it sets up
+ * libcurl). NULL with a message on failure. */
+lookalike_cluster_t *lookalike_cluster_new(const lookalike_cluster_opts_t *o, char *err, size_t errlen);
+/* Stops the probe thread and frees everything; no fan-out may be running. NULL ignored. */
+void lookalike_cluster_free(lookalike_cluster_t *c);
+/* The remote interface for lookalike_svc_set_remote. */
+void lookalike_cluster_remote(lookalike_cluster_t *c, lookalike_svc_remote_t *out);
+/* 0 when this node is ready (within max_lag of the change log), else 1 with why in msg. Reads
+ * atomics only: safe on an event-loop thread. */
+int lookalike_cluster_ready(lookalike_cluster_t *c, char *msg, size_t msglen);
+/* This node as lookalike_node_info_t (its figures as of the last probe round). */
+void lookalike_cluster_self(lookalike_cluster_t *c, lookalike_node_info_t *out);
+/* The node's view: {"self", "peers": [...], "collections": [...]} (docs/cluster.md). */
+json_t *lookalike_cluster_view(lookalike_cluster_t *c);
+/* Where a server finds its cluster object, which can only be made once the server listens
+ * (its port names it). Until it is set, /api/cluster and /status answer 503, the node is not
+ * ready, and searches report the shards held elsewhere missing. */
+typedef struct {
+    _Atomic(lookalike_cluster_t *) cluster;
+} lookalike_cluster_slot_t;
+
+/* Adds GET /api/cluster and GET /status (a small HTML page of the same view) to srv. */
+int lookalike_cluster_routes(lookalike_cluster_slot_t *slot, core_http_server *srv, char *err, size_t errlen);
+/* A remote interface that goes through the slot (for lookalike_svc_set_remote before start). */
+void lookalike_cluster_slot_remote(lookalike_cluster_slot_t *slot, lookalike_svc_remote_t *out);
+/* A /readyz check (core_http_ready_fn) on the slot's cluster: lookalike_cluster_ready. */
+int lookalike_cluster_slot_ready(void *slot, char *msg, size_t msglen);
 
 /* ---- end Service ---- */
 
