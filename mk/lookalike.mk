@@ -38,3 +38,6 @@ prog_lookalike_CFLAGS += -DLOOKALIKE_DEFAULT_WEB='"$(abspath web)"'
 DEB_PKGS += chromium nodejs
 # `make run`: ingest the demo catalogue on first start, then serve (replaces the core example).
 RUN_CMD = scripts/run-lookalike.sh $(BUILD) $(PORT)
+
+# tests/integration/lookalike_bulk.c: thousands of catalogue writes for the cluster test.
+IT_MODULES_lookalike_bulk := lookalike

@@ -186,6 +186,28 @@ Test(shard_bm25, scores_over_shards_equal_one_index)
         }
 }
 
+Test(shard_bm25, each_shard_scoring_alone_would_not_match)
+{
+    /* Why the figures are summed: with its own N, df and lengths a shard scores differently. */
+    lookalike_bm25_t *one = lookalike_bm25_new(NULL, NULL, 0), *part = lookalike_bm25_new(NULL, NULL, 0);
+    for (size_t i = 0; i < NDOCS; i++) {
+        put_doc(one, i + 1, &docs[i]);
+        if (i % 2)
+            put_doc(part, i + 1, &docs[i]);
+    }
+    lookalike_hit_t a[NDOCS], b[NDOCS];
+    size_t na, nb;
+    cr_assert_eq(lookalike_bm25_search(one, "ao thun", NDOCS, NULL, a, &na, NULL, 0), 0);
+    cr_assert_eq(lookalike_bm25_search(part, "ao thun", NDOCS, NULL, b, &nb, NULL, 0), 0);
+    int differ = 0;
+    for (size_t i = 0; i < nb; i++)
+        for (size_t j = 0; j < na; j++)
+            differ |= a[j].id == b[i].id && a[j].score != b[i].score;
+    cr_assert(nb > 0 && differ, "a shard's own figures give other scores");
+    lookalike_bm25_free(one);
+    lookalike_bm25_free(part);
+}
+
 Test(shard_bm25, own_figures_give_the_plain_search)
 {
     lookalike_bm25_t *ix = lookalike_bm25_new(NULL, NULL, 0);
