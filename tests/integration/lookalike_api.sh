@@ -242,7 +242,7 @@ for path, ops in spec["paths"].items():
         bad.append(f"{path}: {e}")
 print(len(spec["paths"]), bad)
 PY
-)" "13 []"
+)" "16 []"
 
 # ---- restart keeps everything; API key ----
 before=$(count)
