@@ -52,10 +52,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     }
     case 3: {
-        json_t *acc = json_pack("{s:i,s:{},s:{},s:{},s:{},s:n}", "total", 0, "category", "brand", "colour", "size",
-                                "price");
+        json_t *acc = json_pack("{s:i,s:{},s:{},s:{},s:{},s:n}", "total", 0, "category", "brand", "colour",
+                                "size", "price");
         if (acc && lookalike_wire_facets_add(acc, j, err, sizeof err) == 0 &&
-            json_integer_value(json_object_get(acc, "total")) != json_integer_value(json_object_get(j, "total")))
+            json_integer_value(json_object_get(acc, "total")) !=
+                json_integer_value(json_object_get(j, "total")))
             abort();
         json_decref(acc);
         break;

@@ -391,7 +391,8 @@ int lookalike_api_routes(lookalike_api_t *api, core_http_server *srv, char *err,
     /* Fan-out bodies carry up to two vectors and a few thousand hits. */
     core_http_route_opts shard = {.flags = CORE_HTTP_ROUTE_POOL, .body_limit = 4u << 20};
     if (core_http_route(srv, "GET", "/api/openapi.json", lookalike_api_openapi, NULL, NULL, err, errlen) ||
-        core_http_route(srv, "POST", "/api/collections/{c}/shards/{op}", shard_op, api, &shard, err, errlen) ||
+        core_http_route(srv, "POST", "/api/collections/{c}/shards/{op}", shard_op, api, &shard, err,
+                        errlen) ||
         core_http_route(srv, "GET", "/api/collections", collections_list, api, &small, err, errlen) ||
         core_http_route(srv, "POST", "/api/collections", collections_create, api, &small, err, errlen))
         return -1;

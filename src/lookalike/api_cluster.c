@@ -163,9 +163,10 @@ static int status_page(core_http_req *req, void *ud)
     field(&p, v, "membership");
     lit(&p, "; snapshot at seq ");
     field(&p, self, "snapshot_seq");
-    lit(&p, "). JSON: <a href=\"/api/cluster\">/api/cluster</a>.</p>\n<h2>Nodes</h2>\n<table><tr><th>name</th>"
-            "<th>url</th><th>state</th><th>shards</th><th>applied seq</th><th>lag</th><th>ready</th>"
-            "<th>requests/s</th><th>p50 ms</th><th>p99 ms</th></tr>\n");
+    lit(&p,
+        "). JSON: <a href=\"/api/cluster\">/api/cluster</a>.</p>\n<h2>Nodes</h2>\n<table><tr><th>name</th>"
+        "<th>url</th><th>state</th><th>shards</th><th>applied seq</th><th>lag</th><th>ready</th>"
+        "<th>requests/s</th><th>p50 ms</th><th>p99 ms</th></tr>\n");
     node_row(&p, self, "self");
     json_array_foreach(json_object_get(v, "peers"), i, e)
     {
@@ -224,8 +225,8 @@ int lookalike_cluster_routes(lookalike_cluster_slot_t *slot, core_http_server *s
     return 0;
 }
 
-static void slot_fanout(void *ud, const char *coll, const char *op, json_t *body, const uint32_t *shards, size_t n,
-                        uint64_t token, lookalike_fanout_t *out)
+static void slot_fanout(void *ud, const char *coll, const char *op, json_t *body, const uint32_t *shards,
+                        size_t n, uint64_t token, lookalike_fanout_t *out)
 {
     lookalike_cluster_t *c = slot_get(ud);
     lookalike_svc_remote_t r;

@@ -579,8 +579,8 @@ static float idf_of(uint64_t n_docs, uint64_t df)
  * the terms of one group (the expansions of the last word) instead of their sum. avg holds the
  * mean field lengths the scores are normalised with. */
 static void score_term(const lookalike_bm25_t *ix, uint32_t tid, float idf, float weight,
-                       const float avg[LOOKALIKE_FIELD_COUNT], float *acc, uint32_t *touched, uint32_t *ntouched,
-                       int max_mode)
+                       const float avg[LOOKALIKE_FIELD_COUNT], float *acc, uint32_t *touched,
+                       uint32_t *ntouched, int max_mode)
 {
     const term_t *t = &ix->terms[tid];
     if (t->df == 0)

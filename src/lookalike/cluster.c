@@ -165,7 +165,8 @@ static void run_all(lookalike_cluster_t *c, xfer_t *x, size_t n)
     for (size_t i = 0; i < n; i++) {
         if (x[i].rc == CURLE_OK)
             x[i].rc = CURLE_FAILED_INIT; /* until it is done */
-        x[i].added = m && x[i].h && x[i].rc == CURLE_FAILED_INIT && curl_multi_add_handle(m, x[i].h) == CURLM_OK;
+        x[i].added =
+            m && x[i].h && x[i].rc == CURLE_FAILED_INIT && curl_multi_add_handle(m, x[i].h) == CURLM_OK;
     }
     int running = 1;
     while (m && running) {
@@ -238,8 +239,8 @@ static void update_members(lookalike_cluster_t *c)
     size_t n = 0;
     char err[256];
     if (c->o.membership->list(c->o.membership, &m, &n, err, sizeof err) != 0) {
-        core_log_warn(c->o.log, "cluster", "membership (%s): %s; keeping the last list", c->o.membership->kind,
-                      err);
+        core_log_warn(c->o.log, "cluster", "membership (%s): %s; keeping the last list",
+                      c->o.membership->kind, err);
         return;
     }
     peer_t *np = n ? calloc(n, sizeof *np) : NULL;
@@ -443,20 +444,24 @@ static void fanout(void *ud, const char *coll, const char *op, json_t *body, con
             const char *bad = xfer_result(&x[k], &reply, why, sizeof why);
             json_t *e = json_object_get(reply, "error");
             const char *code = json_string_value(json_object_get(e, "code"));
-            if (!bad && x[k].status >= 400 && x[k].status < 500 && !(code && !strcmp(code, "shard_not_held"))) {
+            if (!bad && x[k].status >= 400 && x[k].status < 500 &&
+                !(code && !strcmp(code, "shard_not_held"))) {
                 /* The request itself was refused: the next replica would refuse it too. */
                 if (!out->status) {
                     out->status = (int)x[k].status;
                     snprintf(out->code, sizeof out->code, "%s", code ? code : "");
                     snprintf(out->message, sizeof out->message, "node %s: %s", p->m.name,
-                             json_string_value(json_object_get(e, "message")) ? json_string_value(json_object_get(e, "message"))
-                                                                              : "refused");
+                             json_string_value(json_object_get(e, "message"))
+                                 ? json_string_value(json_object_get(e, "message"))
+                                 : "refused");
                 }
                 json_decref(reply);
                 continue;
             }
             if (!bad && x[k].status != 200)
-                bad = (snprintf(why, sizeof why, "HTTP %ld%s%s", x[k].status, code ? ": " : "", code ? code : ""), why);
+                bad = (snprintf(why, sizeof why, "HTTP %ld%s%s", x[k].status, code ? ": " : "",
+                                code ? code : ""),
+                       why);
             int ok = !bad;
             lookalike_fanout_answer_t *a = NULL;
             if (ok) {
@@ -646,7 +651,8 @@ json_t *lookalike_cluster_view(lookalike_cluster_t *c)
         json_object_set_new(o, "url", json_string(ps[i].m.url));
         json_object_set_new(o, "state", json_string(peer_state(&ps[i], now)));
         if (ps[i].have_info)
-            json_object_set_new(o, "lag", json_integer((json_int_t)(ps[i].info.catalog_seq - ps[i].info.applied_seq)));
+            json_object_set_new(o, "lag",
+                                json_integer((json_int_t)(ps[i].info.catalog_seq - ps[i].info.applied_seq)));
         if (ps[i].last_ok > 0)
             json_object_set_new(o, "last_seen_s", json_real(floor((now - ps[i].last_ok) * 10) / 10));
         if (ps[i].error[0])

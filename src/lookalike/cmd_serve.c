@@ -19,8 +19,8 @@ static int web_index(core_http_req *req, void *ud)
  * (default http://BIND:PORT), known once the server listens. */
 static lookalike_cluster_t *join_cluster(const char *name, const char *advertise, const char *peers,
                                          const char *bind, int port, int peer_timeout_ms, int max_lag,
-                                         lookalike_svc_t *svc, core_http_server *srv, core_log *log, char *err,
-                                         size_t errlen)
+                                         lookalike_svc_t *svc, core_http_server *srv, core_log *log,
+                                         char *err, size_t errlen)
 {
     char host[256], default_name[LOOKALIKE_NODE_NAME_MAX + 1], url[LOOKALIKE_NODE_URL_MAX + 1];
     if (!*name) {
@@ -34,7 +34,8 @@ static lookalike_cluster_t *join_cluster(const char *name, const char *advertise
         name = default_name;
     }
     if (!lookalike_node_name_valid(name)) {
-        snprintf(err, errlen, "--node-name: \"%s\" must be 1..%d of A-Z a-z 0-9 . _ -", name, LOOKALIKE_NODE_NAME_MAX);
+        snprintf(err, errlen, "--node-name: \"%s\" must be 1..%d of A-Z a-z 0-9 . _ -", name,
+                 LOOKALIKE_NODE_NAME_MAX);
         return NULL;
     }
     if (!*advertise) {
@@ -111,22 +112,24 @@ int lookalike_cmd_serve(int argc, char **argv)
                                   "directory of the web page served at / (\"\" serves the API alone)"};
     flags[nflags++] =
         (core_flag){"log-level", CORE_FLAG_STR, &log_level, "info", 0, 0, "debug, info, warn or error"};
-    flags[nflags++] = (core_flag){"shards",
-                                  CORE_FLAG_STR,
-                                  &shards,
-                                  "all",
-                                  0,
-                                  0,
-                                  "shards this node holds in every collection: \"all\" or a list such as 0,1 or 0-3 "
-                                  "(needs a PostgreSQL store)"};
-    flags[nflags++] = (core_flag){"peers",
-                                  CORE_FLAG_STR,
-                                  &peers,
-                                  "",
-                                  0,
-                                  0,
-                                  "the other nodes, NAME=http://HOST:PORT,... (this node's own entry is skipped); "
-                                  "searches ask them for the shards not held here"};
+    flags[nflags++] =
+        (core_flag){"shards",
+                    CORE_FLAG_STR,
+                    &shards,
+                    "all",
+                    0,
+                    0,
+                    "shards this node holds in every collection: \"all\" or a list such as 0,1 or 0-3 "
+                    "(needs a PostgreSQL store)"};
+    flags[nflags++] =
+        (core_flag){"peers",
+                    CORE_FLAG_STR,
+                    &peers,
+                    "",
+                    0,
+                    0,
+                    "the other nodes, NAME=http://HOST:PORT,... (this node's own entry is skipped); "
+                    "searches ask them for the shards not held here"};
     flags[nflags++] = (core_flag){"node-name",
                                   CORE_FLAG_STR,
                                   &node_name,
@@ -141,21 +144,23 @@ int lookalike_cmd_serve(int argc, char **argv)
                                   0,
                                   0,
                                   "the URL other machines reach this node at; default http://BIND:PORT"};
-    flags[nflags++] = (core_flag){"max-lag",
-                                  CORE_FLAG_INT,
-                                  &max_lag,
-                                  "1000",
-                                  0,
-                                  1000000000,
-                                  "changes this node may be behind the change log and still be ready (0: no bound)"};
-    flags[nflags++] = (core_flag){"snapshot-interval",
-                                  CORE_FLAG_MS,
-                                  &snapshot_ms,
-                                  "30s",
-                                  0,
-                                  24 * 3600 * 1000,
-                                  "how often a node on PostgreSQL saves its tables to <data>/node.snap (0: only at "
-                                  "a clean stop)"};
+    flags[nflags++] =
+        (core_flag){"max-lag",
+                    CORE_FLAG_INT,
+                    &max_lag,
+                    "1000",
+                    0,
+                    1000000000,
+                    "changes this node may be behind the change log and still be ready (0: no bound)"};
+    flags[nflags++] =
+        (core_flag){"snapshot-interval",
+                    CORE_FLAG_MS,
+                    &snapshot_ms,
+                    "30s",
+                    0,
+                    24 * 3600 * 1000,
+                    "how often a node on PostgreSQL saves its tables to <data>/node.snap (0: only at "
+                    "a clean stop)"};
     flags[nflags++] = (core_flag){"peer-timeout",
                                   CORE_FLAG_MS,
                                   &peer_timeout_ms,
@@ -170,13 +175,14 @@ int lookalike_cmd_serve(int argc, char **argv)
                                   1,
                                   LOOKALIKE_SHARDS_MAX,
                                   "shards of the default collection \"products\" when this node creates it"};
-    flags[nflags++] = (core_flag){"default-shard-key",
-                                  CORE_FLAG_STR,
-                                  &default_key,
-                                  "category",
-                                  0,
-                                  0,
-                                  "shard key of the default collection when this node creates it: category or id"};
+    flags[nflags++] =
+        (core_flag){"default-shard-key",
+                    CORE_FLAG_STR,
+                    &default_key,
+                    "category",
+                    0,
+                    0,
+                    "shard key of the default collection when this node creates it: category or id"};
     char err[1024] = "";
     int rc = core_flags_parse(
         flags, nflags, "LOOKALIKE", argc, argv,
@@ -201,7 +207,8 @@ int lookalike_cmd_serve(int argc, char **argv)
         return 2;
     }
     if ((strcmp(shards, "all") != 0 || *peers) && !lookalike_store_is_pg(store)) {
-        fprintf(stderr, "lookalike serve: --shards and --peers need a shared catalogue: --store postgresql://...\n");
+        fprintf(stderr,
+                "lookalike serve: --shards and --peers need a shared catalogue: --store postgresql://...\n");
         return 2;
     }
     int exit_code = 1;
@@ -255,8 +262,9 @@ int lookalike_cmd_serve(int argc, char **argv)
         core_http_add_ready_check(srv, "cluster", lookalike_cluster_slot_ready, &slot) != 0 ||
         core_http_server_start(srv, err, sizeof err) != 0)
         goto fail;
-    lookalike_cluster_t *cluster = join_cluster(node_name, advertise, peers, cfg.bind, core_http_server_port(srv),
-                                                peer_timeout_ms, max_lag, svc, srv, log, err, sizeof err);
+    lookalike_cluster_t *cluster =
+        join_cluster(node_name, advertise, peers, cfg.bind, core_http_server_port(srv), peer_timeout_ms,
+                     max_lag, svc, srv, log, err, sizeof err);
     if (!cluster)
         goto fail;
     atomic_store(&slot.cluster, cluster);
@@ -273,8 +281,12 @@ int lookalike_cmd_serve(int argc, char **argv)
 fail:
     fprintf(stderr, "lookalike serve: %s\n", err);
 done:
-    core_http_server_free(srv);
+    /* Requests finish first (they may fan out), then the cluster's probe thread, which reads the
+     * server's figures, goes before the server does. */
+    if (srv)
+        core_http_server_shutdown(srv);
     lookalike_cluster_free(atomic_load(&slot.cluster));
+    core_http_server_free(srv);
     core_static_free(site);
     lookalike_svc_close(svc);
     core_metrics_free(metrics);

@@ -79,8 +79,10 @@ int lookalike_cmd_create_collection(int argc, char **argv)
         {"name", CORE_FLAG_STR, &name, "", 0, 0, "collection name (1..64 of A-Z a-z 0-9 _ -)"},
         {"metric", CORE_FLAG_STR, &metric, "cosine", 0, 0, "cosine, l2 or ip"},
         {"index", CORE_FLAG_STR, &index, "flat", 0, 0, "flat (exact) or hnsw"},
-        {"shards", CORE_FLAG_INT, &shards, "1", 1, LOOKALIKE_SHARDS_MAX, "shards the collection is split into"},
-        {"shard-key", CORE_FLAG_STR, &shard_key, "category", 0, 0, "what decides a product's shard: category or id"},
+        {"shards", CORE_FLAG_INT, &shards, "1", 1, LOOKALIKE_SHARDS_MAX,
+         "shards the collection is split into"},
+        {"shard-key", CORE_FLAG_STR, &shard_key, "category", 0, 0,
+         "what decides a product's shard: category or id"},
     };
     int rc =
         parse(flags, sizeof flags / sizeof *flags, argc, argv,
@@ -93,8 +95,8 @@ int lookalike_cmd_create_collection(int argc, char **argv)
     lookalike_svc_t *s = open_svc("create-collection", data, store, model);
     if (!s)
         return 1;
-    json_t *spec = json_pack("{s:s,s:s,s:s,s:i,s:s}", "name", name, "metric", metric, "index", index, "shards",
-                             shards, "shard_key", shard_key),
+    json_t *spec = json_pack("{s:s,s:s,s:s,s:i,s:s}", "name", name, "metric", metric, "index", index,
+                             "shards", shards, "shard_key", shard_key),
            *out = NULL;
     char err[1024];
     rc = lookalike_svc_create_collection(s, spec, &out, err, sizeof err);

@@ -234,12 +234,12 @@ typedef struct {
 
 /* Caller-owned (lookalike_bm25_stats_init / _release); prefix is malloc'd. */
 typedef struct {
-    uint64_t docs;                                /* documents in the index */
-    uint64_t total_len[LOOKALIKE_FIELD_COUNT];    /* words in each field, all documents */
-    uint32_t nwords;                              /* words of the query, in order */
-    uint64_t df[LOOKALIKE_BM25_QUERY_WORDS];      /* documents holding word i as a whole term */
-    lookalike_bm25_term_df_t *prefix;             /* completions of the last word (not itself) */
-    size_t nprefix;                               /* sorted by df (desc), then term bytes */
+    uint64_t docs;                             /* documents in the index */
+    uint64_t total_len[LOOKALIKE_FIELD_COUNT]; /* words in each field, all documents */
+    uint32_t nwords;                           /* words of the query, in order */
+    uint64_t df[LOOKALIKE_BM25_QUERY_WORDS];   /* documents holding word i as a whole term */
+    lookalike_bm25_term_df_t *prefix;          /* completions of the last word (not itself) */
+    size_t nprefix;                            /* sorted by df (desc), then term bytes */
 } lookalike_bm25_stats_t;
 
 void lookalike_bm25_stats_init(lookalike_bm25_stats_t *st);
@@ -879,7 +879,8 @@ int lookalike_shard_key_parse(const char *name, lookalike_shard_key_t *out, char
 const char *lookalike_shard_key_name(lookalike_shard_key_t key);
 
 /* The shard (0..nshards-1) of a product with this id and category (raw, may be NULL). */
-uint32_t lookalike_shard_of(lookalike_shard_key_t key, uint32_t nshards, const char *id, const char *category);
+uint32_t lookalike_shard_of(lookalike_shard_key_t key, uint32_t nshards, const char *id,
+                            const char *category);
 
 /* A set of shard numbers. Caller-owned, no pointers inside. */
 typedef struct {
@@ -991,10 +992,10 @@ typedef struct lookalike_snap_writer lookalike_snap_writer_t;
 lookalike_snap_writer_t *lookalike_snap_begin(const char *path, uint64_t applied_seq, const char *shards,
                                               uint32_t ncollections, char *err, size_t errlen);
 /* Starts a collection block of exactly nrecords records. */
-int lookalike_snap_collection(lookalike_snap_writer_t *w, const char *name, uint32_t nshards, uint32_t shard_key,
-                              uint64_t nrecords, char *err, size_t errlen);
-int lookalike_snap_record(lookalike_snap_writer_t *w, uint64_t doc_id, const char *json, size_t len, char *err,
-                          size_t errlen);
+int lookalike_snap_collection(lookalike_snap_writer_t *w, const char *name, uint32_t nshards,
+                              uint32_t shard_key, uint64_t nrecords, char *err, size_t errlen);
+int lookalike_snap_record(lookalike_snap_writer_t *w, uint64_t doc_id, const char *json, size_t len,
+                          char *err, size_t errlen);
 /* Checks that every announced block and record was written, writes the checksum, and puts the
  * file in place durably. Frees w either way; on failure the old snapshot stays. */
 int lookalike_snap_commit(lookalike_snap_writer_t *w, char *err, size_t errlen);
@@ -1011,8 +1012,8 @@ typedef struct {
 
 /* Checks len bytes of a snapshot (checksum, then structure), then walks it. LOOKALIKE_EINVAL
  * ("corrupt": naming the offset or the check) when it fails a check. */
-int lookalike_snap_parse(const uint8_t *buf, size_t len, const lookalike_snap_visitor_t *v, void *ud, char *err,
-                         size_t errlen);
+int lookalike_snap_parse(const uint8_t *buf, size_t len, const lookalike_snap_visitor_t *v, void *ud,
+                         char *err, size_t errlen);
 /* Reads the file and parses it; LOOKALIKE_ENOTFOUND when there is none. */
 int lookalike_snap_load(const char *path, const lookalike_snap_visitor_t *v, void *ud, char *err,
                         size_t errlen);
@@ -1084,13 +1085,13 @@ typedef struct lookalike_svc lookalike_svc_t;
 #define LOOKALIKE_DEFAULT_COLLECTION "products"
 
 typedef struct {
-    const char *data_dir;   /* created if missing */
-    const char *store;      /* the catalogue (lookalike_catalog_open); NULL or "": SQLite in data_dir */
-    const char *model_path; /* ONNX image model */
-    int embed_threads;      /* OpenMP threads per inference; 0 = every core */
-    FILE *progress;         /* start-up messages (NULL: none) */
-    const char *shards;     /* the shards this node holds (lookalike_shard_set_parse); NULL: "all" */
-    uint32_t default_shards;       /* shards of the default collection if this creates it (0: 1) */
+    const char *data_dir;    /* created if missing */
+    const char *store;       /* the catalogue (lookalike_catalog_open); NULL or "": SQLite in data_dir */
+    const char *model_path;  /* ONNX image model */
+    int embed_threads;       /* OpenMP threads per inference; 0 = every core */
+    FILE *progress;          /* start-up messages (NULL: none) */
+    const char *shards;      /* the shards this node holds (lookalike_shard_set_parse); NULL: "all" */
+    uint32_t default_shards; /* shards of the default collection if this creates it (0: 1) */
     const char *default_shard_key; /* its shard key, "category" or "id" (NULL: "category") */
     int snapshot_ms; /* with a shared store, write <data>/node.snap this often (0: only at close) */
     /* With a shared store: leave the changes after a loaded snapshot to lookalike_svc_follow,
@@ -1171,7 +1172,8 @@ void lookalike_svc_state(lookalike_svc_t *s, lookalike_svc_state_t *out);
 /* Reads the catalogue's last seq now (a blocking call) into the state's catalog_seq. */
 int lookalike_svc_refresh_catalog_seq(lookalike_svc_t *s, char *err, size_t errlen);
 /* A collection's sharding: 0, or LOOKALIKE_ENOTFOUND. */
-int lookalike_svc_sharding(lookalike_svc_t *s, const char *coll, uint32_t *nshards, lookalike_shard_key_t *key);
+int lookalike_svc_sharding(lookalike_svc_t *s, const char *coll, uint32_t *nshards,
+                           lookalike_shard_key_t *key);
 
 /* Creates a collection from a JSON spec {"name", "metric", "index", "M", "ef_construction",
  * "ef_search"}; *out gets its description. LOOKALIKE_EEXIST when the name is taken. */

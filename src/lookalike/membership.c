@@ -22,7 +22,8 @@ static void serr(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-static int static_list(lookalike_membership_t *m, lookalike_member_t **out, size_t *n, char *err, size_t errlen)
+static int static_list(lookalike_membership_t *m, lookalike_member_t **out, size_t *n, char *err,
+                       size_t errlen)
 {
     static_src_t *s = (static_src_t *)m;
     *out = NULL;
@@ -65,8 +66,8 @@ static int url_ok(const char *u, size_t n, char out[LOOKALIKE_NODE_URL_MAX + 1])
         for (const char *p = host; p < end; p++) {
             if (*p == ':')
                 colon = p;
-            else if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '.' ||
-                       *p == '-'))
+            else if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                       *p == '.' || *p == '-'))
                 return 0;
         }
         if (!colon || colon == host)
@@ -85,7 +86,8 @@ static int url_ok(const char *u, size_t n, char out[LOOKALIKE_NODE_URL_MAX + 1])
     return 1;
 }
 
-lookalike_membership_t *lookalike_membership_static(const char *spec, const char *self, char *err, size_t errlen)
+lookalike_membership_t *lookalike_membership_static(const char *spec, const char *self, char *err,
+                                                    size_t errlen)
 {
     static_src_t *s = calloc(1, sizeof *s);
     if (!s || !(s->members = calloc(LOOKALIKE_MEMBERS_MAX, sizeof *s->members))) {
@@ -109,7 +111,8 @@ lookalike_membership_t *lookalike_membership_static(const char *spec, const char
         memcpy(m.name, p, nl);
         m.name[nl] = '\0';
         if (!lookalike_node_name_valid(m.name) || !url_ok(eq + 1, len - nl - 1, m.url)) {
-            serr(err, errlen, "peers: \"%.*s\" is not NAME=http://HOST:PORT (a name of 1..%d of A-Z a-z 0-9 . _ -)",
+            serr(err, errlen,
+                 "peers: \"%.*s\" is not NAME=http://HOST:PORT (a name of 1..%d of A-Z a-z 0-9 . _ -)",
                  (int)(len > 80 ? 80 : len), p, LOOKALIKE_NODE_NAME_MAX);
             goto fail;
         }

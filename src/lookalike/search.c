@@ -211,7 +211,6 @@ static int bitmap_test(uint64_t id, void *ud)
     return id < b->nbits && (b->bits[id >> 6] >> (id & 63)) & 1;
 }
 
-
 int svc_hits_push(svc_hits_t *l, lookalike_shard_hit_t h)
 {
     if (l->n == l->cap) {
@@ -258,9 +257,10 @@ static int cmp_newest(const void *a, const void *b)
 void svc_hits_merge(svc_hits_t *l, int sig, vindex_metric_t metric, size_t cand)
 {
     /* Vector scores of an L2 index are distances: smaller is better. */
-    int (*cmp)(const void *, const void *) = sig == SIG_FILTERS                                  ? cmp_newest
-                                             : (sig == SIG_IMAGE || sig == SIG_PRODUCT) && metric == VINDEX_L2 ? cmp_asc
-                                                                                              : cmp_desc;
+    int (*cmp)(const void *, const void *) = sig == SIG_FILTERS ? cmp_newest
+                                             : (sig == SIG_IMAGE || sig == SIG_PRODUCT) && metric == VINDEX_L2
+                                                 ? cmp_asc
+                                                 : cmp_desc;
     if (l->n > 1)
         qsort(l->hits, l->n, sizeof *l->hits, cmp);
     if (l->n > cand)
@@ -323,8 +323,8 @@ static int vector_search(svc_shard_t *u, const float *q, size_t k, bitmap_t *bm,
     return rc;
 }
 
-static int text_search(svc_shard_t *u, const char *text, const lookalike_bm25_stats_t *g, size_t k, bitmap_t *bm,
-                       svc_hits_t *out, char *err, size_t errlen)
+static int text_search(svc_shard_t *u, const char *text, const lookalike_bm25_stats_t *g, size_t k,
+                       bitmap_t *bm, svc_hits_t *out, char *err, size_t errlen)
 {
     lookalike_filter_t f = {0};
     if (bm) {
@@ -367,7 +367,8 @@ int svc_run_local(lookalike_svc_t *s, svc_coll_t *c, const svc_plan_t *p, const 
         size_t n = 0;
         for (uint64_t d = bm.nbits; rc == 0 && d-- > 0 && n < p->cand;)
             if (bitmap_test(d, &bm)) {
-                rc = svc_hits_push(&lists[SIG_FILTERS], (lookalike_shard_hit_t){d, 1.0f, c->by_doc[d]->shard});
+                rc =
+                    svc_hits_push(&lists[SIG_FILTERS], (lookalike_shard_hit_t){d, 1.0f, c->by_doc[d]->shard});
                 n++;
             }
     }
@@ -426,8 +427,8 @@ json_t *svc_facets_local(svc_coll_t *c, const uint8_t *want)
         }
     }
     pthread_rwlock_unlock(&c->lock);
-    return json_pack("{s:I,s:o*,s:o*,s:o*,s:o*,s:o*}", "total", (json_int_t)total, "category", cat, "brand", brand,
-                     "colour", colour, "size", size, "price",
+    return json_pack("{s:I,s:o*,s:o*,s:o*,s:o*,s:o*}", "total", (json_int_t)total, "category", cat, "brand",
+                     brand, "colour", colour, "size", size, "price",
                      has_price ? json_pack("{s:f,s:f}", "min", pmin, "max", pmax) : json_null());
 }
 
@@ -459,8 +460,8 @@ static int op_shards(svc_coll_t *c, json_t *req, uint8_t *want, char *err, size_
     return 0;
 }
 
-static int op_search(lookalike_svc_t *s, svc_coll_t *c, json_t *req, const uint8_t *want, json_t **out, char *err,
-                     size_t errlen)
+static int op_search(lookalike_svc_t *s, svc_coll_t *c, json_t *req, const uint8_t *want, json_t **out,
+                     char *err, size_t errlen)
 {
     svc_plan_t p = {.exclude = UINT64_MAX};
     svc_hits_t lists[SIG_COUNT] = {{0}};

@@ -288,8 +288,9 @@ static int gather_stats(lookalike_svc_t *s, svc_coll_t *c, const char *text, con
 }
 
 /* The signals of the other shards' replicas, appended to lists. */
-static int remote_signals(lookalike_svc_t *s, svc_coll_t *c, json_t *body, const uint8_t *need, uint64_t token,
-                          size_t cand, svc_hits_t lists[SIG_COUNT], uint8_t *missing, char *err, size_t errlen)
+static int remote_signals(lookalike_svc_t *s, svc_coll_t *c, json_t *body, const uint8_t *need,
+                          uint64_t token, size_t cand, svc_hits_t lists[SIG_COUNT], uint8_t *missing,
+                          char *err, size_t errlen)
 {
     lookalike_fanout_t f = {0};
     int rc = fan(s, c, "search", body, need, token, &f, missing, err, errlen);
@@ -523,7 +524,8 @@ int lookalike_svc_search(lookalike_svc_t *s, const char *coll, json_t *query, co
     lookalike_signal_t sigs[SIG_COUNT];
     int sig_of[SIG_COUNT];
     size_t nsig = 0;
-    int present[SIG_COUNT] = {p.qvec != NULL, p.pvec != NULL, p.text != NULL, !image && !p.text && !product_id};
+    int present[SIG_COUNT] = {p.qvec != NULL, p.pvec != NULL, p.text != NULL,
+                              !image && !p.text && !product_id};
     lookalike_hit_t *flat[SIG_COUNT] = {0};
     for (int i = 0; i < SIG_COUNT; i++) {
         if (!present[i])
@@ -565,8 +567,8 @@ int lookalike_svc_search(lookalike_svc_t *s, const char *coll, json_t *query, co
                 json_object_set_new(why, svc_sig_names[sig_of[si]],
                                     json_pack("{s:i,s:f}", "rank", (int)fused[i].rank[si], "score",
                                               (double)fused[i].signal_score[si]));
-        json_array_append_new(results, json_pack("{s:s,s:f,s:o,s:O}", "id", id, "score", fused[i].score, "why",
-                                                 why ? why : json_object(), "product", prods[i]));
+        json_array_append_new(results, json_pack("{s:s,s:f,s:o,s:O}", "id", id, "score", fused[i].score,
+                                                 "why", why ? why : json_object(), "product", prods[i]));
     }
     *out = json_pack("{s:o,s:I,s:f}", "results", results ? results : json_array(), "total", (json_int_t)total,
                      "took_ms", now_ms() - t0);
@@ -642,8 +644,9 @@ int lookalike_svc_find(lookalike_svc_t *s, const char *coll, const char *id, jso
     }
     json_t *body = json_pack("{s:s}", "id", id);
     lookalike_fanout_t f = {0};
-    int rc = body ? fan(s, c, "get", body, need, atomic_fetch_add(&s->fanout_token, 1), &f, missing, err, errlen)
-                  : LOOKALIKE_ENOMEM;
+    int rc =
+        body ? fan(s, c, "get", body, need, atomic_fetch_add(&s->fanout_token, 1), &f, missing, err, errlen)
+             : LOOKALIKE_ENOMEM;
     for (size_t i = 0; rc == 0 && !*out && i < f.nanswers; i++) {
         json_t *p = json_object_get(f.answers[i].reply, "product");
         if (json_is_object(p) && json_is_string(json_object_get(p, "id")))

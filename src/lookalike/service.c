@@ -386,8 +386,8 @@ static int coll_open(lookalike_svc_t *s, const lookalike_collection_t *col, svc_
         rc = LOOKALIKE_EINVAL;
         goto fail;
     }
-    if ((rc = index_params_read(col, col->dim, &vp, c->index_kind, &c->nshards, &c->shard_key, err, errlen)) !=
-        0)
+    if ((rc = index_params_read(col, col->dim, &vp, c->index_kind, &c->nshards, &c->shard_key, err,
+                                errlen)) != 0)
         goto fail;
     c->metric = vp.metric;
     snprintf(dir, sizeof dir, "%s/vindex", s->data_dir);
@@ -776,8 +776,8 @@ static int apply_change(lookalike_svc_t *s, const lookalike_change_t *ch, const 
  * has not applied (caller holds write_mu): every one, or with one_page a page of at most
  * LOOKALIKE_PAGE_MAX. *napplied (may be NULL) gets how many were applied; returns 1 when a
  * page was full (there may be more), 0 when the log is exhausted, < 0 on failure. */
-static int catch_up_locked(lookalike_svc_t *s, const lookalike_product_t *own, const float *own_vec, int one_page,
-                           uint64_t *napplied, char *err, size_t errlen)
+static int catch_up_locked(lookalike_svc_t *s, const lookalike_product_t *own, const float *own_vec,
+                           int one_page, uint64_t *napplied, char *err, size_t errlen)
 {
     lookalike_change_t *ch = calloc(LOOKALIKE_PAGE_MAX, sizeof *ch);
     float *vec = malloc(s->dim * sizeof *vec);
@@ -880,7 +880,8 @@ static void *tailer_main(void *arg)
                 rc = catch_up_paged(s, NULL, err, sizeof err);
         }
         uint64_t max = 0;
-        if (rc >= 0 && mono_s() - last_max >= 0.25 && lookalike_catalog_max_seq(s->cat, &max, err, sizeof err) == 0) {
+        if (rc >= 0 && mono_s() - last_max >= 0.25 &&
+            lookalike_catalog_max_seq(s->cat, &max, err, sizeof err) == 0) {
             last_max = mono_s();
             atomic_store(&s->catalog_seq, max);
         }
@@ -894,7 +895,8 @@ static void *tailer_main(void *arg)
         } else if (rc > 0 || failing) {
             failing = 0;
         }
-        if (s->snapshot_ms > 0 && !atomic_load(&s->catch_up_pending) && (mono_s() - last_snap) * 1000 >= s->snapshot_ms) {
+        if (s->snapshot_ms > 0 && !atomic_load(&s->catch_up_pending) &&
+            (mono_s() - last_snap) * 1000 >= s->snapshot_ms) {
             last_snap = mono_s();
             if (atomic_load(&s->applied_seq) != atomic_load(&s->snapshot_seq) &&
                 svc_snapshot_write(s, err, sizeof err) != 0 && s->progress)
@@ -984,24 +986,25 @@ lookalike_svc_t *lookalike_svc_open(const lookalike_svc_opts_t *opts, char *err,
     s->shared = lookalike_store_is_pg(opts->store);
     s->progress = opts->progress;
     s->snapshot_ms = opts->snapshot_ms;
-    if (lookalike_shard_set_parse(opts->shards && *opts->shards ? opts->shards : "all", &s->held, err, errlen) !=
-        0)
+    if (lookalike_shard_set_parse(opts->shards && *opts->shards ? opts->shards : "all", &s->held, err,
+                                  errlen) != 0)
         goto fail;
     s->default_shards = opts->default_shards ? opts->default_shards : 1;
     if (s->default_shards > LOOKALIKE_SHARDS_MAX) {
         serr(err, errlen, "default collection: shards must be 1..%d", LOOKALIKE_SHARDS_MAX);
         goto fail;
     }
-    if (lookalike_shard_key_parse(opts->default_shard_key && *opts->default_shard_key ? opts->default_shard_key
-                                                                                       : "category",
-                                  &s->default_shard_key, err, errlen) != 0)
+    if (lookalike_shard_key_parse(
+            opts->default_shard_key && *opts->default_shard_key ? opts->default_shard_key : "category",
+            &s->default_shard_key, err, errlen) != 0)
         goto fail;
     lookalike_collection_t def;
     int rc = lookalike_catalog_get_collection(s->cat, LOOKALIKE_DEFAULT_COLLECTION, &def, e, sizeof e);
     if (rc == LOOKALIKE_ENOTFOUND) {
         collection_defaults(s, &def, LOOKALIKE_DEFAULT_COLLECTION);
         if (s->default_shards > 1)
-            snprintf(def.index_params, sizeof def.index_params, "{\"index\":\"hnsw\",\"shard_key\":\"%s\",\"shards\":%u}",
+            snprintf(def.index_params, sizeof def.index_params,
+                     "{\"index\":\"hnsw\",\"shard_key\":\"%s\",\"shards\":%u}",
                      lookalike_shard_key_name(s->default_shard_key), s->default_shards);
         rc = lookalike_catalog_create_collection(s->cat, &def, e, sizeof e);
         /* Another node created it at the same moment. */
@@ -1056,7 +1059,6 @@ int lookalike_svc_follow(lookalike_svc_t *s, char *err, size_t errlen)
 {
     if (!s->shared || s->tailer_started)
         return 0;
-    s->follow_from = atomic_load(&s->applied_seq);
     if (pthread_create(&s->tailer, NULL, tailer_main, s) != 0) {
         serr(err, errlen, "cannot start the change-log tailer");
         return -1;
@@ -1090,7 +1092,8 @@ void lookalike_svc_set_remote(lookalike_svc_t *s, const lookalike_svc_remote_t *
     s->remote = *r;
 }
 
-int lookalike_svc_sharding(lookalike_svc_t *s, const char *coll, uint32_t *nshards, lookalike_shard_key_t *key)
+int lookalike_svc_sharding(lookalike_svc_t *s, const char *coll, uint32_t *nshards,
+                           lookalike_shard_key_t *key)
 {
     svc_coll_t *c = svc_coll_find(s, coll);
     if (!c)
@@ -1248,7 +1251,8 @@ int lookalike_svc_create_collection(lookalike_svc_t *s, json_t *spec, json_t **o
     }
     /* Sharding is fixed for the collection's life: it goes with the index settings. */
     if ((v = json_object_get(spec, "shards"))) {
-        if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > LOOKALIKE_SHARDS_MAX) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+            json_integer_value(v) > LOOKALIKE_SHARDS_MAX) {
             json_decref(params);
             serr(err, errlen, "field \"shards\": expected an integer in 1..%d", LOOKALIKE_SHARDS_MAX);
             return LOOKALIKE_EINVAL;

@@ -47,7 +47,7 @@ typedef struct svc_coll {
     vindex_metric_t metric;
     uint32_t nshards;
     lookalike_shard_key_t shard_key;
-    svc_shard_t **shards; /* [nshards]: NULL where this node does not hold the shard */
+    svc_shard_t **shards;  /* [nshards]: NULL where this node does not hold the shard */
     pthread_rwlock_t lock; /* guards by_doc, ids, nlive */
     svc_rec_t **by_doc;    /* indexed by doc_id */
     size_t by_doc_cap;
@@ -88,7 +88,6 @@ struct lookalike_svc {
     /* Snapshots: <data>/node.snap, written every snapshot_ms by the tailer and at close. */
     int snapshot_ms;
     _Atomic uint64_t snapshot_seq; /* applied_seq of the last snapshot written or loaded */
-    uint64_t follow_from;          /* applied_seq when the node started following the log */
     atomic_int catch_up_pending;   /* the tail after a loaded snapshot is still to be applied */
     int opened;                    /* lookalike_svc_open finished: the tables are whole */
 };

@@ -28,10 +28,10 @@ static double mono_s(void)
 
 typedef struct {
     lookalike_svc_t *s;
-    svc_coll_t *c;          /* the collection whose records come now */
-    float *vec;             /* scratch for a vector read back */
+    svc_coll_t *c; /* the collection whose records come now */
+    float *vec;    /* scratch for a vector read back */
     uint64_t seq, records, restored;
-    int applied;            /* records went into the tables: a failure must clear them */
+    int applied; /* records went into the tables: a failure must clear them */
     char *err;
     size_t errlen;
 } load_t;
@@ -50,7 +50,8 @@ static int on_header(void *ud, uint64_t seq, const char *shards, uint32_t ncolle
     }
     if (seq > atomic_load(&l->s->catalog_seq)) {
         serr(l->err, l->errlen,
-             "it is at seq %" PRIu64 " and the catalogue only at %" PRIu64 " (another or a restored database?)",
+             "it is at seq %" PRIu64 " and the catalogue only at %" PRIu64
+             " (another or a restored database?)",
              seq, atomic_load(&l->s->catalog_seq));
         return 1;
     }
@@ -159,7 +160,8 @@ int svc_snapshot_write(lookalike_svc_t *s, char *err, size_t errlen)
                 rc = LOOKALIKE_EIO;
             }
         }
-    lookalike_snap_writer_t *w = rc ? NULL : lookalike_snap_begin(path, seq, held, (uint32_t)s->ncolls, err, errlen);
+    lookalike_snap_writer_t *w =
+        rc ? NULL : lookalike_snap_begin(path, seq, held, (uint32_t)s->ncolls, err, errlen);
     if (!rc && !w)
         rc = LOOKALIKE_EIO;
     for (size_t i = 0; rc == 0 && i < s->ncolls; i++) {
@@ -187,7 +189,7 @@ int svc_snapshot_write(lookalike_svc_t *s, char *err, size_t errlen)
         atomic_store(&s->snapshot_seq, seq);
     pthread_mutex_unlock(&s->write_mu);
     if (rc == 0 && s->progress)
-        fprintf(s->progress, "lookalike: snapshot at seq %" PRIu64 ": %" PRIu64 " products (%.3f s)\n", seq, total,
-                mono_s() - t0);
+        fprintf(s->progress, "lookalike: snapshot at seq %" PRIu64 ": %" PRIu64 " products (%.3f s)\n", seq,
+                total, mono_s() - t0);
     return rc;
 }

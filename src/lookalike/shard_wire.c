@@ -62,7 +62,8 @@ int lookalike_wire_hits_decode(json_t *arr, uint32_t nshards, size_t cap, lookal
     for (size_t i = 0; i < len; i++) {
         json_t *e = json_array_get(arr, i);
         uint64_t shard = 0;
-        if (!json_is_array(e) || json_array_size(e) != 3 || get_u64(json_array_get(e, 0), INT64_MAX, &h[i].doc) ||
+        if (!json_is_array(e) || json_array_size(e) != 3 ||
+            get_u64(json_array_get(e, 0), INT64_MAX, &h[i].doc) ||
             get_float(json_array_get(e, 1), &h[i].score) ||
             get_u64(json_array_get(e, 2), nshards ? nshards - 1 : 0, &shard)) {
             free(h);
@@ -97,8 +98,9 @@ int lookalike_wire_stats_decode(json_t *o, lookalike_bm25_stats_t *out, char *er
     if (!json_is_object(o) || get_u64(json_object_get(o, "docs"), UINT32_MAX, &out->docs) ||
         !json_is_array(len) || json_array_size(len) != LOOKALIKE_FIELD_COUNT || !json_is_array(df) ||
         json_array_size(df) > LOOKALIKE_BM25_QUERY_WORDS || !json_is_array(prefix)) {
-        serr(err, errlen, "text statistics: expected {\"docs\", \"total_len\": [%d], \"df\": [at most %d], "
-                          "\"prefix\": [...]}",
+        serr(err, errlen,
+             "text statistics: expected {\"docs\", \"total_len\": [%d], \"df\": [at most %d], "
+             "\"prefix\": [...]}",
              LOOKALIKE_FIELD_COUNT, LOOKALIKE_BM25_QUERY_WORDS);
         return LOOKALIKE_EINVAL;
     }
@@ -149,8 +151,8 @@ json_t *lookalike_wire_stats_encode(const lookalike_bm25_stats_t *st)
         json_array_append_new(df, json_integer((json_int_t)st->df[i]));
     for (size_t i = 0; prefix && i < st->nprefix; i++)
         json_array_append_new(prefix, json_pack("[s,I]", st->prefix[i].term, (json_int_t)st->prefix[i].df));
-    return json_pack("{s:I,s:o*,s:o*,s:o*}", "docs", (json_int_t)st->docs, "total_len", len, "df", df, "prefix",
-                     prefix);
+    return json_pack("{s:I,s:o*,s:o*,s:o*}", "docs", (json_int_t)st->docs, "total_len", len, "df", df,
+                     "prefix", prefix);
 }
 
 int lookalike_wire_vector_decode(json_t *arr, float *out, uint32_t dim, char *err, size_t errlen)
@@ -208,9 +210,8 @@ static int facets_check(json_t *o, char *err, size_t errlen)
     }
     json_t *price = json_object_get(o, "price");
     float lo, hi;
-    if (!json_is_null(price) &&
-        (!json_is_object(price) || get_float(json_object_get(price, "min"), &lo) ||
-         get_float(json_object_get(price, "max"), &hi))) {
+    if (!json_is_null(price) && (!json_is_object(price) || get_float(json_object_get(price, "min"), &lo) ||
+                                 get_float(json_object_get(price, "max"), &hi))) {
         serr(err, errlen, "facets.price: expected null or {\"min\", \"max\"}");
         return LOOKALIKE_EINVAL;
     }
@@ -240,7 +241,8 @@ int lookalike_wire_facets_add(json_t *into, json_t *from, char *err, size_t errl
     }
     json_t *fp = json_object_get(from, "price"), *ip = json_object_get(into, "price");
     if (json_is_object(fp)) {
-        double lo = json_number_value(json_object_get(fp, "min")), hi = json_number_value(json_object_get(fp, "max"));
+        double lo = json_number_value(json_object_get(fp, "min")),
+               hi = json_number_value(json_object_get(fp, "max"));
         if (json_is_object(ip)) {
             double ilo = json_number_value(json_object_get(ip, "min")),
                    ihi = json_number_value(json_object_get(ip, "max"));
@@ -303,12 +305,12 @@ int lookalike_wire_node_decode(json_t *o, lookalike_node_info_t *out, char *err,
     }
     if (get_u64(json_object_get(o, "applied_seq"), INT64_MAX, &out->applied_seq) ||
         get_u64(json_object_get(o, "catalog_seq"), INT64_MAX, &out->catalog_seq) || !json_is_boolean(ready)) {
-        serr(err, errlen, "node %s: expected \"applied_seq\" and \"catalog_seq\" counts and a \"ready\" boolean",
-             name);
+        serr(err, errlen,
+             "node %s: expected \"applied_seq\" and \"catalog_seq\" counts and a \"ready\" boolean", name);
         return LOOKALIKE_EINVAL;
     }
-    if (opt_number(o, "requests_per_s", 0, &out->requests_per_s) || opt_number(o, "p50_ms", -1, &out->p50_ms) ||
-        opt_number(o, "p99_ms", -1, &out->p99_ms)) {
+    if (opt_number(o, "requests_per_s", 0, &out->requests_per_s) ||
+        opt_number(o, "p50_ms", -1, &out->p50_ms) || opt_number(o, "p99_ms", -1, &out->p99_ms)) {
         serr(err, errlen, "node %s: requests_per_s, p50_ms and p99_ms must be numbers", name);
         return LOOKALIKE_EINVAL;
     }
@@ -323,8 +325,8 @@ json_t *lookalike_wire_node_encode(const lookalike_node_info_t *n)
     char shards[1024];
     lookalike_shard_set_format(&n->shards, shards, sizeof shards);
     json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:I,s:b,s:f}", "name", n->name, "url", n->url, "shards", shards,
-                          "applied_seq", (json_int_t)n->applied_seq, "catalog_seq", (json_int_t)n->catalog_seq,
-                          "ready", n->ready, "requests_per_s", n->requests_per_s);
+                          "applied_seq", (json_int_t)n->applied_seq, "catalog_seq",
+                          (json_int_t)n->catalog_seq, "ready", n->ready, "requests_per_s", n->requests_per_s);
     if (o && n->p50_ms >= 0)
         json_object_set_new(o, "p50_ms", json_real(n->p50_ms));
     if (o && n->p99_ms >= 0)

@@ -126,8 +126,8 @@ lookalike_snap_writer_t *lookalike_snap_begin(const char *path, uint64_t applied
     return w;
 }
 
-int lookalike_snap_collection(lookalike_snap_writer_t *w, const char *name, uint32_t nshards, uint32_t shard_key,
-                              uint64_t nrecords, char *err, size_t errlen)
+int lookalike_snap_collection(lookalike_snap_writer_t *w, const char *name, uint32_t nshards,
+                              uint32_t shard_key, uint64_t nrecords, char *err, size_t errlen)
 {
     size_t n = strlen(name);
     if (w->records_left || !w->colls_left || n < 1 || n > LOOKALIKE_COLLECTION_NAME_MAX || nshards < 1 ||
@@ -147,8 +147,8 @@ int lookalike_snap_collection(lookalike_snap_writer_t *w, const char *name, uint
     return w_bytes(w, b, 17 + n, err, errlen);
 }
 
-int lookalike_snap_record(lookalike_snap_writer_t *w, uint64_t doc_id, const char *json, size_t len, char *err,
-                          size_t errlen)
+int lookalike_snap_record(lookalike_snap_writer_t *w, uint64_t doc_id, const char *json, size_t len,
+                          char *err, size_t errlen)
 {
     if (!w->records_left || len < 1 || len > LOOKALIKE_SNAP_RECORD_MAX) {
         serr(err, errlen, "snapshot: record out of order or out of range");
@@ -246,8 +246,8 @@ static int walk(const uint8_t *buf, size_t len, const lookalike_snap_visitor_t *
         name[n] = '\0';
         uint32_t nshards = get_u32(buf + at + 1 + n), key = get_u32(buf + at + 5 + n);
         uint64_t nrec = get_u64(buf + at + 9 + n);
-        if (!lookalike_collection_name_valid(name) || nshards < 1 || nshards > LOOKALIKE_SHARDS_MAX || key > 1 ||
-            nrec > (end - at) / 12) {
+        if (!lookalike_collection_name_valid(name) || nshards < 1 || nshards > LOOKALIKE_SHARDS_MAX ||
+            key > 1 || nrec > (end - at) / 12) {
             serr(err, errlen, "snapshot corrupt: collection block %u at offset %zu", c, at);
             return LOOKALIKE_EINVAL;
         }
@@ -256,15 +256,15 @@ static int walk(const uint8_t *buf, size_t len, const lookalike_snap_visitor_t *
             return rc;
         for (uint64_t r = 0; r < nrec; r++) {
             if (end - at < 12) {
-                serr(err, errlen, "snapshot corrupt: record %llu of %s at offset %zu", (unsigned long long)r, name,
-                     at);
+                serr(err, errlen, "snapshot corrupt: record %llu of %s at offset %zu", (unsigned long long)r,
+                     name, at);
                 return LOOKALIKE_EINVAL;
             }
             uint64_t doc = get_u64(buf + at);
             uint32_t jl = get_u32(buf + at + 8);
             if (jl < 1 || jl > LOOKALIKE_SNAP_RECORD_MAX || jl > end - at - 12) {
-                serr(err, errlen, "snapshot corrupt: record %llu of %s at offset %zu", (unsigned long long)r, name,
-                     at);
+                serr(err, errlen, "snapshot corrupt: record %llu of %s at offset %zu", (unsigned long long)r,
+                     name, at);
                 return LOOKALIKE_EINVAL;
             }
             if (v && v->record && (rc = v->record(ud, doc, (const char *)buf + at + 12, jl)) != 0)
@@ -279,8 +279,8 @@ static int walk(const uint8_t *buf, size_t len, const lookalike_snap_visitor_t *
     return 0;
 }
 
-int lookalike_snap_parse(const uint8_t *buf, size_t len, const lookalike_snap_visitor_t *v, void *ud, char *err,
-                         size_t errlen)
+int lookalike_snap_parse(const uint8_t *buf, size_t len, const lookalike_snap_visitor_t *v, void *ud,
+                         char *err, size_t errlen)
 {
     if (len < SNAP_HEADER + SNAP_TRAILER || memcmp(buf, SNAP_MAGIC, 8) != 0) {
         serr(err, errlen, "snapshot corrupt: not a node snapshot (magic or size)");
@@ -299,7 +299,8 @@ int lookalike_snap_parse(const uint8_t *buf, size_t len, const lookalike_snap_vi
     return rc ? rc : walk(buf, len, v, ud, err, errlen);
 }
 
-int lookalike_snap_load(const char *path, const lookalike_snap_visitor_t *v, void *ud, char *err, size_t errlen)
+int lookalike_snap_load(const char *path, const lookalike_snap_visitor_t *v, void *ud, char *err,
+                        size_t errlen)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {

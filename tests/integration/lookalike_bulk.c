@@ -67,7 +67,8 @@ int main(int argc, char **argv)
         p.title = strdup(title);
         p.category = strdup(cats[i % 4]);
         memcpy(p.image_sha256, sha, sizeof sha);
-        int rc = lookalike_catalog_put(c, argv[2], &p, LOOKALIKE_PUT_UPSERT, NULL, 0, vec, col.dim, err, sizeof err);
+        int rc = lookalike_catalog_put(c, argv[2], &p, LOOKALIKE_PUT_UPSERT, NULL, 0, vec, col.dim, err,
+                                       sizeof err);
         last = p.seq;
         lookalike_product_release(&p);
         if (rc != 0) {

@@ -158,8 +158,9 @@ static void check_split(const char *query, uint32_t nshards, uint32_t max_expans
     }
     cr_assert_eq(g.docs, NDOCS);
     for (uint32_t s = 0; s < nshards; s++) {
-        cr_assert_eq(lookalike_bm25_search_global(part[s], query, &g, NDOCS, NULL, got + ngot, &n, err, sizeof err),
-                     0, "%s", err);
+        cr_assert_eq(
+            lookalike_bm25_search_global(part[s], query, &g, NDOCS, NULL, got + ngot, &n, err, sizeof err), 0,
+            "%s", err);
         ngot += n;
     }
     qsort(got, ngot, sizeof *got, cmp_hit);
@@ -177,8 +178,9 @@ static void check_split(const char *query, uint32_t nshards, uint32_t max_expans
 
 Test(shard_bm25, scores_over_shards_equal_one_index)
 {
-    static const char *const queries[] = {"ao thun",   "giay da",   "thun",  "th", "da bo that", "coolmate ao",
-                                          "len do len", "quan jean", "xyz t", "t",  "viet tien thun"};
+    static const char *const queries[] = {"ao thun",    "giay da",     "thun",          "th",
+                                          "da bo that", "coolmate ao", "len do len",    "quan jean",
+                                          "xyz t",      "t",           "viet tien thun"};
     for (size_t q = 0; q < sizeof queries / sizeof *queries; q++)
         for (uint32_t s = 1; s <= 4; s++) {
             check_split(queries[q], s, 32);
@@ -223,7 +225,8 @@ Test(shard_bm25, own_figures_give_the_plain_search)
     cr_assert_geq(st.nprefix, 2);
     for (size_t i = 1; i < st.nprefix; i++)
         cr_assert(st.prefix[i - 1].df > st.prefix[i].df ||
-                      (st.prefix[i - 1].df == st.prefix[i].df && strcmp(st.prefix[i - 1].term, st.prefix[i].term) < 0),
+                      (st.prefix[i - 1].df == st.prefix[i].df &&
+                       strcmp(st.prefix[i - 1].term, st.prefix[i].term) < 0),
                   "completions best first");
     cr_assert_str_eq(st.prefix[0].term, "thun");
     lookalike_bm25_stats_t other;
@@ -231,7 +234,8 @@ Test(shard_bm25, own_figures_give_the_plain_search)
     cr_assert_eq(lookalike_bm25_stats_add(&st, &other, err, sizeof err), LOOKALIKE_EINVAL);
     lookalike_hit_t hits[4];
     size_t n;
-    cr_assert_eq(lookalike_bm25_search_global(ix, "ao", &st, 4, NULL, hits, &n, err, sizeof err), LOOKALIKE_EINVAL);
+    cr_assert_eq(lookalike_bm25_search_global(ix, "ao", &st, 4, NULL, hits, &n, err, sizeof err),
+                 LOOKALIKE_EINVAL);
     cr_assert(strstr(err, "another query"), "%s", err);
     lookalike_bm25_stats_release(&other);
     lookalike_bm25_stats_release(&st);
@@ -297,8 +301,9 @@ Test(shard_wire, hits_round_trip_exactly)
     free(text);
     cr_assert_eq(lookalike_wire_hits_decode(back, 3, 2, &none, &n, err, sizeof err), LOOKALIKE_ETOOLARGE);
     cr_assert(strstr(err, "too large"), "%s", err);
-    static const char *const bad[] = {"{}", "[[1,2]]", "[[-1,0.5,0]]", "[[1,\"x\",0]]", "[[1,1e300,0]]",
-                                      "[[1.5,1,0]]", "[[1,1,-1]]", "[7]"};
+    static const char *const bad[] = {
+        "{}",          "[[1,2]]",    "[[-1,0.5,0]]", "[[1,\"x\",0]]", "[[1,1e300,0]]",
+        "[[1.5,1,0]]", "[[1,1,-1]]", "[7]"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         json_t *b = parse(bad[i]);
         cr_assert_eq(lookalike_wire_hits_decode(b, 3, 10, &none, &n, err, sizeof err), LOOKALIKE_EINVAL, "%s",
@@ -359,10 +364,12 @@ Test(shard_wire, facets_add_up)
     cr_assert_eq(lookalike_wire_facets_add(a, b, err, sizeof err), 0, "%s", err);
     cr_assert_eq(lookalike_wire_facets_add(a, c, err, sizeof err), 0, "%s", err);
     char *text = json_dumps(a, JSON_COMPACT | JSON_SORT_KEYS);
-    cr_assert_str_eq(text, "{\"brand\":{\"x\":2},\"category\":{\"dress\":3,\"hat\":1,\"shoes\":1},\"colour\":{\"red\":1},"
-                           "\"price\":{\"max\":20.0,\"min\":5.0},\"size\":{\"m\":1},\"total\":5}");
+    cr_assert_str_eq(
+        text, "{\"brand\":{\"x\":2},\"category\":{\"dress\":3,\"hat\":1,\"shoes\":1},\"colour\":{\"red\":1},"
+              "\"price\":{\"max\":20.0,\"min\":5.0},\"size\":{\"m\":1},\"total\":5}");
     free(text);
-    json_t *bad = parse("{\"total\":1,\"category\":{\"x\":-1},\"brand\":{},\"colour\":{},\"size\":{},\"price\":null}");
+    json_t *bad =
+        parse("{\"total\":1,\"category\":{\"x\":-1},\"brand\":{},\"colour\":{},\"size\":{},\"price\":null}");
     cr_assert_eq(lookalike_wire_facets_add(a, bad, err, sizeof err), LOOKALIKE_EINVAL);
     cr_assert(strstr(err, "facets.category"), "%s", err);
     cr_assert_eq(json_integer_value(json_object_get(a, "total")), 5, "a bad answer changes nothing");
@@ -374,8 +381,14 @@ Test(shard_wire, facets_add_up)
 
 Test(shard_wire, node_info_round_trip)
 {
-    lookalike_node_info_t n = {.name = "node-2", .url = "http://127.0.0.1:8082", .applied_seq = 41,
-                               .catalog_seq = 42, .ready = 1, .requests_per_s = 12.5, .p50_ms = 1.5, .p99_ms = -1};
+    lookalike_node_info_t n = {.name = "node-2",
+                               .url = "http://127.0.0.1:8082",
+                               .applied_seq = 41,
+                               .catalog_seq = 42,
+                               .ready = 1,
+                               .requests_per_s = 12.5,
+                               .p50_ms = 1.5,
+                               .p99_ms = -1};
     char err[160];
     lookalike_shard_set_parse("0,1", &n.shards, NULL, 0);
     json_t *j = lookalike_wire_node_encode(&n);
@@ -497,15 +510,16 @@ Test(snapshot, a_damaged_file_is_refused_whole)
     for (size_t i = 0; i < len; i++) {
         seen_t s = {0};
         buf[i] ^= 0x20;
-        cr_assert_eq(lookalike_snap_parse(buf, len, &visitor, &s, err, sizeof err), LOOKALIKE_EINVAL, "byte %zu", i);
+        cr_assert_eq(lookalike_snap_parse(buf, len, &visitor, &s, err, sizeof err), LOOKALIKE_EINVAL,
+                     "byte %zu", i);
         cr_assert(strstr(err, "corrupt"), "%s", err);
         cr_assert_eq(s.recs + s.colls, 0, "nothing is visited in a damaged file");
         buf[i] ^= 0x20;
     }
     for (size_t cut = 0; cut < len; cut++) {
         seen_t s = {0};
-        cr_assert_eq(lookalike_snap_parse(buf, cut, &visitor, &s, err, sizeof err), LOOKALIKE_EINVAL, "cut at %zu",
-                     cut);
+        cr_assert_eq(lookalike_snap_parse(buf, cut, &visitor, &s, err, sizeof err), LOOKALIKE_EINVAL,
+                     "cut at %zu", cut);
     }
     seen_t s = {0};
     cr_assert_eq(lookalike_snap_parse(buf, len, &visitor, &s, err, sizeof err), 0, "%s", err);
