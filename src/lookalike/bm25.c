@@ -779,7 +779,8 @@ static int collect_prefix(const lookalike_bm25_t *ix, const char *s, size_t n, l
     }
     out->nprefix = nh;
     free(heap);
-    qsort(out->prefix, out->nprefix, sizeof *out->prefix, cmp_term_df);
+    if (out->nprefix > 1)
+        qsort(out->prefix, out->nprefix, sizeof *out->prefix, cmp_term_df);
     return 0;
 }
 

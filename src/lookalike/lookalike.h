@@ -1069,7 +1069,8 @@ int lookalike_snap_load(const char *path, const lookalike_snap_visitor_t *v, voi
  * every shard with the collection-wide BM25 statistics, gathered first; "filters alone" is
  * ordered by doc_id), cut to the candidate count, and only then fused. Fusing per shard and
  * merging fused scores would be wrong: a rank in one shard is not a rank in the collection.
- * So a collection of S shards answers exactly what one index holding all of it answers.
+ * So a collection of S shards answers exactly what one index holding all of it answers (with
+ * an exact vector index; an HNSW graph per shard may order approximate near-ties otherwise).
  *
  * Threading: every function may be called from any thread. Ownership: strings and JSON
  * returned are new (caller frees / json_decref). */
@@ -1169,8 +1170,6 @@ typedef struct {
     lookalike_shard_set_t held;
 } lookalike_svc_state_t;
 void lookalike_svc_state(lookalike_svc_t *s, lookalike_svc_state_t *out);
-/* Reads the catalogue's last seq now (a blocking call) into the state's catalog_seq. */
-int lookalike_svc_refresh_catalog_seq(lookalike_svc_t *s, char *err, size_t errlen);
 /* A collection's sharding: 0, or LOOKALIKE_ENOTFOUND. */
 int lookalike_svc_sharding(lookalike_svc_t *s, const char *coll, uint32_t *nshards,
                            lookalike_shard_key_t *key);

@@ -1078,15 +1078,6 @@ void lookalike_svc_state(lookalike_svc_t *s, lookalike_svc_state_t *out)
     out->held = s->held;
 }
 
-int lookalike_svc_refresh_catalog_seq(lookalike_svc_t *s, char *err, size_t errlen)
-{
-    uint64_t max = 0;
-    int rc = lookalike_catalog_max_seq(s->cat, &max, err, errlen);
-    if (rc == 0)
-        atomic_store(&s->catalog_seq, max);
-    return rc;
-}
-
 void lookalike_svc_set_remote(lookalike_svc_t *s, const lookalike_svc_remote_t *r)
 {
     s->remote = *r;

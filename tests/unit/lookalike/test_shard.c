@@ -542,3 +542,49 @@ Test(snapshot, an_unfinished_write_keeps_the_old_file)
     cr_assert_eq(s.seq, 1, "the old snapshot is still there");
     cleanup(path);
 }
+
+/* ---- membership ---- */
+
+Test(membership, a_static_list_leaves_this_node_out)
+{
+    char err[256];
+    lookalike_membership_t *m = lookalike_membership_static(
+        "n1=http://127.0.0.1:8081,n2=http://10.0.0.2:8082/,n3=http://[::1]:8083", "n2", err, sizeof err);
+    cr_assert_not_null(m, "%s", err);
+    cr_assert_str_eq(m->kind, "static");
+    lookalike_member_t *l;
+    size_t n;
+    cr_assert_eq(m->list(m, &l, &n, err, sizeof err), 0);
+    cr_assert_eq(n, 2);
+    cr_assert_str_eq(l[0].name, "n1");
+    cr_assert_str_eq(l[0].url, "http://127.0.0.1:8081");
+    cr_assert_str_eq(l[1].name, "n3");
+    cr_assert_str_eq(l[1].url, "http://[::1]:8083");
+    free(l);
+    m->free(m);
+    m = lookalike_membership_static("", "n1", err, sizeof err);
+    cr_assert_not_null(m);
+    cr_assert_eq(m->list(m, &l, &n, err, sizeof err), 0);
+    cr_assert_eq(n, 0);
+    m->free(m);
+}
+
+Test(membership, bad_entries_are_named)
+{
+    static const char *const bad[] = {"n1",
+                                      "n1=",
+                                      "=http://h:1",
+                                      "n 1=http://h:1",
+                                      "n1=https://h:1",
+                                      "n1=http://h",
+                                      "n1=http://h:0",
+                                      "n1=http://h:65536",
+                                      "n1=http://h:80/path",
+                                      "n1=http://h:1,n1=http://g:2",
+                                      "n1=http://[::1:8080"};
+    char err[256];
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        cr_assert_null(lookalike_membership_static(bad[i], "self", err, sizeof err), "%s", bad[i]);
+        cr_assert(strstr(err, "peers"), "%s: %s", bad[i], err);
+    }
+}
