@@ -388,8 +388,9 @@ int lookalike_api_routes(lookalike_api_t *api, core_http_server *srv, char *err,
                       .max_total = API_BODY_MAX},
     };
     static const char *const prefixes[] = {"/api/collections/{c}", "/api"};
-    /* Fan-out bodies carry up to two vectors and a few thousand hits. */
-    core_http_route_opts shard = {.flags = CORE_HTTP_ROUTE_POOL, .body_limit = 4u << 20};
+    /* Fan-out bodies carry up to two vectors and a few thousand hits. Other nodes' searches
+     * wait for these answers: they run on the inner pool, never behind those searches. */
+    core_http_route_opts shard = {.flags = CORE_HTTP_ROUTE_INNER_POOL, .body_limit = 4u << 20};
     if (core_http_route(srv, "GET", "/api/openapi.json", lookalike_api_openapi, NULL, NULL, err, errlen) ||
         core_http_route(srv, "POST", "/api/collections/{c}/shards/{op}", shard_op, api, &shard, err,
                         errlen) ||
