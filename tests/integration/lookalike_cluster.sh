@@ -240,6 +240,30 @@ cat >"$TMP/cases.json" <<EOF
 EOF
 python3 "$TMP/check.py" "$N1" "$N1" "$(url n2)" "$(url n3)" || FAILS=$((FAILS + 1))
 
+# ---- concurrent searches on every node, each fanning out to the others ----
+# A search holds a worker while it waits for its replicas, whose answers run on a pool of their
+# own; an answer that waited for the peer timeout would show as partial.
+expect_eq "144 searches from 24 concurrent clients on three nodes: all whole" "$(python3 - "$N1" "$(url n2)" "$(url n3)" <<'PY'
+import json, sys, threading, urllib.request
+bad = []
+def client(u, i):
+    for j in range(6):
+        q = json.dumps({"text": ["ao thun", "giay da", "mu len", "quan jean"][(i + j) % 4], "k": 10}).encode()
+        r = urllib.request.Request(u + "/api/collections/shop/search", data=q,
+                                   headers={"Content-Type": "application/json"})
+        try:
+            d = json.load(urllib.request.urlopen(r, timeout=60))
+            if d.get("partial") or not d["results"]:
+                bad.append(d.get("missing_shards"))
+        except Exception as e:
+            bad.append(str(e))
+ts = [threading.Thread(target=client, args=(u, i)) for u in sys.argv[1:] for i in range(8)]
+[t.start() for t in ts]
+[t.join() for t in ts]
+print(len(ts) * 6 - len(bad), bad[:3])
+PY
+)" "144 []"
+
 # ---- reads of shards a node does not hold are forwarded ----
 N2=$(url n2)
 N3=$(url n3)
