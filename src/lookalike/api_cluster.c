@@ -26,16 +26,9 @@ static int cluster_json(core_http_req *req, void *ud)
     if (!c)
         return starting(req);
     const char *view = core_http_req_query(req, "view");
-    if (view && strcmp(view, "self") == 0) {
-        json_t *full = lookalike_cluster_view(c);
-        json_t *self = json_object_get(full, "self");
-        json_t *out = json_pack("{s:O}", "self", self ? self : json_null());
-        json_decref(full);
-        return core_http_reply_json(req, 200, out);
-    }
-    if (view && *view)
+    if (view && *view && strcmp(view, "self") != 0)
         return core_http_reply_error(req, 400, "invalid", "view must be \"self\" or absent");
-    return core_http_reply_json(req, 200, lookalike_cluster_view(c));
+    return core_http_reply_json(req, 200, lookalike_cluster_view(c, view && *view));
 }
 
 /* An HTML page under construction, growing as needed. */
@@ -149,7 +142,7 @@ static int status_page(core_http_req *req, void *ud)
     lookalike_cluster_t *c = slot_get(ud);
     if (!c)
         return starting(req);
-    json_t *v = lookalike_cluster_view(c), *self = json_object_get(v, "self"), *e;
+    json_t *v = lookalike_cluster_view(c, 0), *self = json_object_get(v, "self"), *e;
     page_t p = {0};
     size_t i;
     lit(&p, "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

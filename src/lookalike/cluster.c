@@ -637,8 +637,10 @@ static const char *peer_state(const peer_t *p, double now)
     return p->have_info ? "up" : "unknown";
 }
 
-json_t *lookalike_cluster_view(lookalike_cluster_t *c)
+json_t *lookalike_cluster_view(lookalike_cluster_t *c, int self_only)
 {
+    if (self_only)
+        return json_pack("{s:o*}", "self", self_json(c));
     size_t np;
     peer_t *ps = peers_copy(c, &np);
     double now = mono_s();

@@ -1304,8 +1304,9 @@ void lookalike_cluster_remote(lookalike_cluster_t *c, lookalike_svc_remote_t *ou
 int lookalike_cluster_ready(lookalike_cluster_t *c, char *msg, size_t msglen);
 /* This node as lookalike_node_info_t (its figures as of the last probe round). */
 void lookalike_cluster_self(lookalike_cluster_t *c, lookalike_node_info_t *out);
-/* The node's view: {"self", "peers": [...], "collections": [...]} (docs/cluster.md). */
-json_t *lookalike_cluster_view(lookalike_cluster_t *c);
+/* The node's view: {"self", "peers": [...], "membership", "collections": [...]}
+ * (docs/cluster.md); with self_only, {"self"} alone (what peers probe). */
+json_t *lookalike_cluster_view(lookalike_cluster_t *c, int self_only);
 /* Where a server finds its cluster object, which can only be made once the server listens
  * (its port names it). Until it is set, /api/cluster and /status answer 503, the node is not
  * ready, and searches report the shards held elsewhere missing. */
