@@ -864,51 +864,35 @@ int lookalike_bm25_stats_add(lookalike_bm25_stats_t *into, const lookalike_bm25_
     return 0;
 }
 
-int lookalike_bm25_search_global(lookalike_bm25_t *ix, const char *query, const lookalike_bm25_stats_t *g,
-                                 size_t k, const lookalike_filter_t *filter, lookalike_hit_t *out,
-                                 size_t *nout, char *err, size_t errlen)
+/* What a search scores with: the collection's figures and the expansions of the last word. */
+typedef struct {
+    uint64_t docs;
+    float avg[LOOKALIKE_FIELD_COUNT]; /* mean field lengths */
+    const uint64_t *df;               /* per query word */
+    uint32_t exp[MAX_EXPANSION_CAP + 1];
+    float exp_weight[MAX_EXPANSION_CAP + 1];
+    uint32_t nexp;     /* expansions found in this index (EMPTY_SLOT ones left out) */
+    uint64_t group_df; /* the df every expansion's idf is computed from */
+} figures_t;
+
+static void figures_avg(figures_t *f, uint64_t docs, const uint64_t total_len[LOOKALIKE_FIELD_COUNT])
 {
-    *nout = 0;
-    if (k > LOOKALIKE_K_MAX) {
-        if (err && errlen)
-            snprintf(err, errlen, "bm25: k too large (at most %d)", LOOKALIKE_K_MAX);
-        return LOOKALIKE_EINVAL;
-    }
-    query_t *q = malloc(sizeof *q);
-    if (!q) {
-        set_err(err, errlen, "bm25: out of memory");
-        return LOOKALIKE_ENOMEM;
-    }
-    int rc = tokenize_query(query, q, err, errlen);
-    if (rc != 0) {
-        free(q);
-        return rc;
-    }
-    if (q->n != g->nwords && q->n) {
-        free(q);
-        set_err(err, errlen, "bm25: the statistics are for another query");
-        return LOOKALIKE_EINVAL;
-    }
-    if (q->n == 0 || k == 0) {
-        free(q);
-        return 0;
-    }
-    rc = LOOKALIKE_ENOMEM;
-    float *acc = NULL, *last = NULL;
-    uint32_t *touched = NULL, *touched_last = NULL;
-    lookalike_hit_t *heap = NULL;
-    float avg[LOOKALIKE_FIELD_COUNT];
-    for (int f = 0; f < LOOKALIKE_FIELD_COUNT; f++)
-        avg[f] = g->docs ? (float)((double)g->total_len[f] / (double)g->docs) : 0.0f;
-    pthread_rwlock_rdlock(&ix->lock);
+    f->docs = docs;
+    for (int i = 0; i < LOOKALIKE_FIELD_COUNT; i++)
+        f->avg[i] = docs ? (float)((double)total_len[i] / (double)docs) : 0.0f;
+}
+
+/* Scores query q with figures f into out (caller holds the read lock). */
+static int score_query(lookalike_bm25_t *ix, const query_t *q, const figures_t *f, size_t k,
+                       const lookalike_filter_t *filter, lookalike_hit_t *out, size_t *nout)
+{
+    int rc = LOOKALIKE_ENOMEM;
     uint32_t nslots = ix->ndocs_slots ? ix->ndocs_slots : 1;
-    acc = calloc(nslots, sizeof *acc);
-    last = calloc(nslots, sizeof *last);
-    touched = malloc(nslots * sizeof *touched);
-    touched_last = malloc(nslots * sizeof *touched_last);
-    heap = malloc(k * sizeof *heap);
+    float *acc = calloc(nslots, sizeof *acc), *last = calloc(nslots, sizeof *last);
+    uint32_t *touched = malloc(nslots * sizeof *touched), *touched_last = malloc(nslots * sizeof *touched_last);
+    lookalike_hit_t *heap = malloc(k * sizeof *heap);
     if (!acc || !last || !touched || !touched_last || !heap)
-        goto fail;
+        goto out;
     uint32_t ntouched = 0, nlast = 0;
     for (uint32_t i = 0; i + 1 < q->n; i++) {
         int dup = 0;
@@ -916,31 +900,14 @@ int lookalike_bm25_search_global(lookalike_bm25_t *ix, const char *query, const 
             dup = q->len[j] == q->len[i] && memcmp(q->tok[j], q->tok[i], q->len[i]) == 0;
         uint32_t tid = dup ? EMPTY_SLOT : term_lookup(ix, q->tok[i], q->len[i]);
         if (tid != EMPTY_SLOT)
-            score_term(ix, tid, idf_of(g->docs, g->df[i]), 1.0f, avg, acc, touched, &ntouched, 0);
+            score_term(ix, tid, idf_of(f->docs, f->df[i]), 1.0f, f->avg, acc, touched, &ntouched, 0);
     }
-    /* The last word matches as itself and as its most frequent completions (over every shard:
-     * g->prefix is best first). Every expansion shares one idf, that of the word itself or,
-     * when it is only a prefix, of all its expansions together: a rare completion must not
-     * outrank the word typed. */
-    uint32_t lw = q->n - 1;
-    size_t nexp = g->nprefix < ix->p.max_expansion ? g->nprefix : ix->p.max_expansion;
-    int exact = g->df[lw] > 0;
-    uint64_t group_df = 0;
-    for (size_t i = 0; i < nexp; i++)
-        group_df += g->prefix[i].df;
-    if (exact)
-        group_df = g->df[lw];
-    float group_idf = idf_of(g->docs, group_df);
-    if (exact) {
-        uint32_t tid = term_lookup(ix, q->tok[lw], q->len[lw]);
-        if (tid != EMPTY_SLOT)
-            score_term(ix, tid, group_idf, 1.0f, avg, last, touched_last, &nlast, 1);
-    }
-    for (size_t i = 0; i < nexp; i++) {
-        uint32_t tid = term_lookup(ix, g->prefix[i].term, strlen(g->prefix[i].term));
-        if (tid != EMPTY_SLOT)
-            score_term(ix, tid, group_idf, PREFIX_DISCOUNT, avg, last, touched_last, &nlast, 1);
-    }
+    /* Every expansion shares one idf, that of the word itself or, when it is only a prefix, of
+     * all its expansions together: a rare completion must not outrank the word typed. A
+     * document takes its best expansion, not their sum. */
+    float group_idf = idf_of(f->docs, f->group_df);
+    for (uint32_t i = 0; i < f->nexp; i++)
+        score_term(ix, f->exp[i], group_idf, f->exp_weight[i], f->avg, last, touched_last, &nlast, 1);
     for (uint32_t i = 0; i < nlast; i++) {
         uint32_t d = touched_last[i];
         if (acc[d] == 0.0f)
@@ -959,15 +926,86 @@ int lookalike_bm25_search_global(lookalike_bm25_t *ix, const char *query, const 
     memcpy(out, heap, nheap * sizeof *out);
     *nout = nheap;
     rc = 0;
-fail:
-    pthread_rwlock_unlock(&ix->lock);
-    if (rc != 0)
-        set_err(err, errlen, "bm25: out of memory");
+out:
     free(acc);
     free(last);
     free(touched);
     free(touched_last);
     free(heap);
+    return rc;
+}
+
+/* Checks k and tokenizes; 1 when there is nothing to score (no words, k 0). */
+static int search_prepare(const char *query, size_t k, query_t **q, char *err, size_t errlen)
+{
+    if (k > LOOKALIKE_K_MAX) {
+        if (err && errlen)
+            snprintf(err, errlen, "bm25: k too large (at most %d)", LOOKALIKE_K_MAX);
+        return LOOKALIKE_EINVAL;
+    }
+    if (!(*q = malloc(sizeof **q))) {
+        set_err(err, errlen, "bm25: out of memory");
+        return LOOKALIKE_ENOMEM;
+    }
+    int rc = tokenize_query(query, *q, err, errlen);
+    if (rc == 0 && ((*q)->n == 0 || k == 0))
+        rc = 1;
+    if (rc != 0) {
+        free(*q);
+        *q = NULL;
+    }
+    return rc;
+}
+
+int lookalike_bm25_search_global(lookalike_bm25_t *ix, const char *query, const lookalike_bm25_stats_t *g,
+                                 size_t k, const lookalike_filter_t *filter, lookalike_hit_t *out,
+                                 size_t *nout, char *err, size_t errlen)
+{
+    query_t *q;
+    *nout = 0;
+    int rc = search_prepare(query, k, &q, err, errlen);
+    if (rc != 0)
+        return rc > 0 ? 0 : rc;
+    if (q->n != g->nwords) {
+        free(q);
+        set_err(err, errlen, "bm25: the statistics are for another query");
+        return LOOKALIKE_EINVAL;
+    }
+    figures_t *f = calloc(1, sizeof *f);
+    if (!f) {
+        free(q);
+        set_err(err, errlen, "bm25: out of memory");
+        return LOOKALIKE_ENOMEM;
+    }
+    figures_avg(f, g->docs, g->total_len);
+    f->df = g->df;
+    uint32_t lw = q->n - 1;
+    size_t nsel = g->nprefix < ix->p.max_expansion ? g->nprefix : ix->p.max_expansion;
+    pthread_rwlock_rdlock(&ix->lock);
+    /* The last word as itself and its most frequent completions over every shard (g->prefix is
+     * best first); those this index lacks score nothing here. */
+    if (g->df[lw] > 0) {
+        f->group_df = g->df[lw];
+        uint32_t tid = term_lookup(ix, q->tok[lw], q->len[lw]);
+        if (tid != EMPTY_SLOT) {
+            f->exp[f->nexp] = tid;
+            f->exp_weight[f->nexp++] = 1.0f;
+        }
+    }
+    for (size_t i = 0; i < nsel; i++) {
+        if (g->df[lw] == 0)
+            f->group_df += g->prefix[i].df;
+        uint32_t tid = term_lookup(ix, g->prefix[i].term, strlen(g->prefix[i].term));
+        if (tid != EMPTY_SLOT) {
+            f->exp[f->nexp] = tid;
+            f->exp_weight[f->nexp++] = PREFIX_DISCOUNT;
+        }
+    }
+    rc = score_query(ix, q, f, k, filter, out, nout);
+    pthread_rwlock_unlock(&ix->lock);
+    if (rc != 0)
+        set_err(err, errlen, "bm25: out of memory");
+    free(f);
     free(q);
     return rc;
 }
@@ -975,16 +1013,71 @@ fail:
 int lookalike_bm25_search(lookalike_bm25_t *ix, const char *query, size_t k, const lookalike_filter_t *filter,
                           lookalike_hit_t *out, size_t *nout, char *err, size_t errlen)
 {
+    query_t *q;
     *nout = 0;
-    if (k > LOOKALIKE_K_MAX) {
-        if (err && errlen)
-            snprintf(err, errlen, "bm25: k too large (at most %d)", LOOKALIKE_K_MAX);
-        return LOOKALIKE_EINVAL;
+    int rc = search_prepare(query, k, &q, err, errlen);
+    if (rc != 0)
+        return rc > 0 ? 0 : rc;
+    figures_t *f = calloc(1, sizeof *f);
+    uint32_t *heap = malloc((ix->p.max_expansion ? ix->p.max_expansion : 1) * sizeof *heap);
+    uint64_t df[LOOKALIKE_BM25_QUERY_WORDS];
+    if (!f || !heap) {
+        free(f);
+        free(heap);
+        free(q);
+        set_err(err, errlen, "bm25: out of memory");
+        return LOOKALIKE_ENOMEM;
     }
-    lookalike_bm25_stats_t st;
-    int rc = lookalike_bm25_stats(ix, query, &st, err, errlen);
-    if (rc == 0)
-        rc = lookalike_bm25_search_global(ix, query, &st, k, filter, out, nout, err, errlen);
-    lookalike_bm25_stats_release(&st);
+    pthread_rwlock_rdlock(&ix->lock);
+    /* This index's own figures: the same as lookalike_bm25_stats would give, the expansions
+     * chosen by the same rule, without materialising the completions. */
+    figures_avg(f, ix->alive, ix->total_len);
+    for (uint32_t i = 0; i < q->n; i++) {
+        uint32_t tid = term_lookup(ix, q->tok[i], q->len[i]);
+        df[i] = tid == EMPTY_SLOT ? 0 : ix->terms[tid].df;
+    }
+    f->df = df;
+    uint32_t lw = q->n - 1;
+    const char *s = q->tok[lw];
+    size_t n = q->len[lw], nh = 0;
+    for (uint32_t i = sorted_lower_bound(ix, s, n); ix->p.max_expansion && i < ix->nterms; i++) {
+        uint32_t tid = ix->sorted[i];
+        const term_t *t = &ix->terms[tid];
+        if (t->len < n || memcmp(t->s, s, n) != 0)
+            break;
+        if (t->len == n || t->df == 0)
+            continue;
+        if (nh < ix->p.max_expansion) {
+            size_t at = nh++;
+            heap[at] = tid;
+            while (at > 0 && term_worse(ix, heap[at], heap[(at - 1) / 2])) {
+                uint32_t tmp = heap[at];
+                heap[at] = heap[(at - 1) / 2];
+                heap[(at - 1) / 2] = tmp;
+                at = (at - 1) / 2;
+            }
+        } else if (term_worse(ix, heap[0], tid)) {
+            heap[0] = tid;
+            heap_sift_down(ix, heap, nh, 0);
+        }
+    }
+    if (df[lw] > 0) {
+        f->group_df = df[lw];
+        f->exp[f->nexp] = term_lookup(ix, s, n);
+        f->exp_weight[f->nexp++] = 1.0f;
+    }
+    for (size_t i = 0; i < nh; i++) {
+        if (df[lw] == 0)
+            f->group_df += ix->terms[heap[i]].df;
+        f->exp[f->nexp] = heap[i];
+        f->exp_weight[f->nexp++] = PREFIX_DISCOUNT;
+    }
+    rc = score_query(ix, q, f, k, filter, out, nout);
+    pthread_rwlock_unlock(&ix->lock);
+    if (rc != 0)
+        set_err(err, errlen, "bm25: out of memory");
+    free(heap);
+    free(f);
+    free(q);
     return rc;
 }
