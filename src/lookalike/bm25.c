@@ -889,7 +889,8 @@ static int score_query(lookalike_bm25_t *ix, const query_t *q, const figures_t *
     int rc = LOOKALIKE_ENOMEM;
     uint32_t nslots = ix->ndocs_slots ? ix->ndocs_slots : 1;
     float *acc = calloc(nslots, sizeof *acc), *last = calloc(nslots, sizeof *last);
-    uint32_t *touched = malloc(nslots * sizeof *touched), *touched_last = malloc(nslots * sizeof *touched_last);
+    uint32_t *touched = malloc(nslots * sizeof *touched),
+             *touched_last = malloc(nslots * sizeof *touched_last);
     lookalike_hit_t *heap = malloc(k * sizeof *heap);
     if (!acc || !last || !touched || !touched_last || !heap)
         goto out;
