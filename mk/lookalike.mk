@@ -10,6 +10,10 @@ FUZZERS += product_json
 fuzz_product_json_MODULES := lookalike
 FUZZERS += text_search
 fuzz_text_search_MODULES := lookalike
+# Answers of other nodes in a fan-out, and the node snapshot file read at start.
+FUZZERS += shard_wire snapshot_load
+fuzz_shard_wire_MODULES := lookalike
+fuzz_snapshot_load_MODULES := lookalike
 BENCHES += bm25
 bench_bm25_SRCS := bench/bm25/bm25.c
 bench_bm25_MODULES := lookalike
@@ -18,8 +22,12 @@ bench_bm25_MODULES := lookalike
 PROGRAMS += lookalike
 prog_lookalike_SRCS := src/lookalike/main.c src/lookalike/service.c src/lookalike/search.c \
 	src/lookalike/api.c src/lookalike/api_openapi.c src/lookalike/cmd_serve.c src/lookalike/cmd_ingest.c \
-	src/lookalike/cmd_tools.c src/lookalike/cmd_embed.c
+	src/lookalike/cmd_tools.c src/lookalike/cmd_embed.c src/lookalike/search_fanout.c \
+	src/lookalike/service_snapshot.c src/lookalike/cluster.c src/lookalike/api_cluster.c
 prog_lookalike_MODULES := lookalike embed vindex cluster core
+# Fan-out to other nodes' shards over HTTP (src/lookalike/cluster.c).
+prog_lookalike_LDLIBS := -lcurl
+DEB_PKGS += libcurl4-openssl-dev
 prog_lookalike_CFLAGS := -DLOOKALIKE_DEFAULT_MODEL='"$(MODELS_DIR)/mobilenet_v1_0.75_224.onnx"'
 # The web page (web/, plain files, no build step) is served from the source tree unless --web
 # (LOOKALIKE_WEB) points elsewhere, so an edit shows on the next reload.
@@ -58,3 +66,6 @@ bench_quality_SRCS := bench/quality/quality.c
 bench_quality_MODULES := embed vindex
 bench_quality_LDLIBS := -lz
 bench_quality_RUN := $(BUILD)/bench/quality --fm-queries 1000
+
+# tests/integration/lookalike_bulk.c: thousands of catalogue writes for the cluster test.
+IT_MODULES_lookalike_bulk := lookalike

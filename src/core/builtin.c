@@ -110,6 +110,26 @@ static json_t *percentiles(core_http_server *s)
     return o;
 }
 
+void core_http_server_stats(core_http_server *s, core_http_stats *out)
+{
+    float *v = malloc(sizeof(float) * HTTP_LATENCY_RING);
+    memset(out, 0, sizeof *out);
+    out->p50_ms = out->p99_ms = -1;
+    pthread_mutex_lock(&s->debug_mu);
+    out->requests = s->answered;
+    size_t n = v ? s->nlatency : 0;
+    if (n)
+        memcpy(v, s->latency_ms, n * sizeof *v);
+    pthread_mutex_unlock(&s->debug_mu);
+    out->samples = n;
+    if (n) {
+        qsort(v, n, sizeof *v, cmp_float);
+        out->p50_ms = v[(size_t)(0.5 * (double)(n - 1) + 0.5)];
+        out->p99_ms = v[(size_t)(0.99 * (double)(n - 1) + 0.5)];
+    }
+    free(v);
+}
+
 static int debug(core_http_req *req, void *ud)
 {
     core_http_server *s = ud;
@@ -151,6 +171,7 @@ static int debug(core_http_req *req, void *ud)
 void http_debug_record(core_http_server *s, core_http_req *req, double ms)
 {
     pthread_mutex_lock(&s->debug_mu);
+    s->answered++;
     s->latency_ms[s->latency_next] = (float)ms;
     s->latency_next = (s->latency_next + 1) % HTTP_LATENCY_RING;
     if (s->nlatency < HTTP_LATENCY_RING)

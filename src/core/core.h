@@ -29,7 +29,8 @@
  * accepting on the one listening socket). A request's handler runs on the event-loop thread
  * that owns the connection, so a handler must not block: blocking work (model inference,
  * database calls, disk scans) goes to the worker pool, either for the whole route
- * (CORE_HTTP_ROUTE_POOL) or from inside a handler (core_http_req_run_on_pool). While a worker
+ * (CORE_HTTP_ROUTE_POOL, or CORE_HTTP_ROUTE_INNER_POOL for a second pool that requests other
+ * servers make while they wait) or from inside a handler (core_http_req_run_on_pool). While a worker
  * runs, the connection is suspended in MHD, so event-loop threads keep serving others. When
  * the pool queue is full the request is answered 503 with Retry-After at once.
  *
@@ -400,6 +401,11 @@ size_t core_http_config_flags(core_http_config *cfg, core_flag *out, size_t cap)
 /* Route options; NULL means all defaults. */
 enum {
     CORE_HTTP_ROUTE_POOL = 1 << 0, /* run the handler on the worker pool */
+    /* Run it on a second pool of its own (as many threads, as long a queue): for requests that
+     * handlers on the first pool may be waiting for, such as one server of a cluster asking
+     * another while that one asks back. Those then never queue behind their own waiters,
+     * which would hold every worker of every server until the waits time out. */
+    CORE_HTTP_ROUTE_INNER_POOL = 1 << 1,
 };
 typedef struct core_http_route_opts {
     size_t body_limit;               /* 0 = the server's body_limit */
@@ -445,6 +451,14 @@ int core_http_server_wait(core_http_server *s);
  * handler), more than once. */
 void core_http_server_shutdown(core_http_server *s);
 core_log *core_http_server_log(core_http_server *s);
+/* Requests answered since start, and latency percentiles over the last ones (the window /debug
+ * shows); -1 when there are none yet. Any thread. */
+typedef struct core_http_stats {
+    uint64_t requests;
+    size_t samples;
+    double p50_ms, p99_ms;
+} core_http_stats;
+void core_http_server_stats(core_http_server *s, core_http_stats *out);
 core_metrics *core_http_server_metrics(core_http_server *s);
 
 /* ---- Request getters (any thread running the handler; results live in the arena) ---- */

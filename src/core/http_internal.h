@@ -124,6 +124,8 @@ struct core_http_server {
     _Atomic int port; /* written once the daemon runs, read by /debug on MHD threads */
     int threads;
     core_pool *pool;
+    core_pool *inner_pool; /* CORE_HTTP_ROUTE_INNER_POOL routes; NULL when none has the flag */
+    bool want_inner;       /* a route has CORE_HTTP_ROUTE_INNER_POOL */
     http_ready_check ready[HTTP_MAX_READY];
     size_t nready;
     http_hook hooks[HTTP_MAX_HOOKS];
@@ -151,6 +153,7 @@ struct core_http_server {
     size_t nslow, slow_next;
     float latency_ms[HTTP_LATENCY_RING];
     size_t nlatency, latency_next;
+    uint64_t answered; /* requests answered since start */
 };
 
 /* reply.c */

@@ -374,6 +374,15 @@ static void pool_job(void *ud)
     MHD_resume_connection(req->conn);
 }
 
+/* The pool a request's work goes to. */
+static core_pool *pool_of(core_http_req *req)
+{
+    core_http_server *s = req->s;
+    if (s->inner_pool && req->route && (req->route->opts.flags & CORE_HTTP_ROUTE_INNER_POOL))
+        return s->inner_pool;
+    return s->pool;
+}
+
 int core_http_req_run_on_pool(core_http_req *req, core_http_handler fn, void *ud)
 {
     core_http_server *s = req->s;
@@ -384,7 +393,7 @@ int core_http_req_run_on_pool(core_http_req *req, core_http_handler fn, void *ud
     req->state = REQ_SUSPENDED;
     /* Suspend before submitting: a worker may finish and resume before we return. */
     MHD_suspend_connection(req->conn);
-    int rc = core_pool_submit(s->pool, pool_job, req);
+    int rc = core_pool_submit(pool_of(req), pool_job, req);
     if (rc != 0) {
         core_metric_inc(s->m_pool_rejected);
         char ra[16];
@@ -402,7 +411,7 @@ int core_http_req_run_on_pool(core_http_req *req, core_http_handler fn, void *ud
 static enum MHD_Result dispatch(core_http_req *req)
 {
     const http_route *rt = req->route;
-    if (rt->opts.flags & CORE_HTTP_ROUTE_POOL) {
+    if (rt->opts.flags & (CORE_HTTP_ROUTE_POOL | CORE_HTTP_ROUTE_INNER_POOL)) {
         core_http_req_run_on_pool(req, rt->fn, rt->ud);
         return MHD_YES;
     }
@@ -665,6 +674,8 @@ int core_http_route(core_http_server *s, const char *methods, const char *patter
     rt->ud = ud;
     if (opts)
         rt->opts = *opts;
+    if (rt->opts.flags & CORE_HTTP_ROUTE_INNER_POOL)
+        s->want_inner = true;
     rt->body_limit = rt->opts.body_limit ? rt->opts.body_limit : s->cfg.body_limit;
     if (s->nroutes == s->routes_cap) {
         size_t cap = s->routes_cap ? s->routes_cap * 2 : 16;
@@ -768,6 +779,12 @@ int core_http_server_start(core_http_server *s, char *err, size_t errlen)
     s->pool = core_pool_new(s->cfg.pool_threads, s->cfg.pool_queue, err, errlen);
     if (!s->pool)
         return CORE_EIO;
+    if (s->want_inner &&
+        !(s->inner_pool = core_pool_new(s->cfg.pool_threads, s->cfg.pool_queue, err, errlen))) {
+        core_pool_free(s->pool);
+        s->pool = NULL;
+        return CORE_EIO;
+    }
     /* MHD_USE_TURBO also keeps MHD from shutdown()ing a socket when it closes it, which the
      * WebSocket hand-over (ws_http.c) relies on: the hub keeps a duplicate of the socket. */
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE |
@@ -798,7 +815,8 @@ int core_http_server_start(core_http_server *s, char *err, size_t errlen)
         snprintf(err, errlen, "cannot listen on %s port %d (address in use, or not allowed?)", s->cfg.bind,
                  s->cfg.port);
         core_pool_free(s->pool);
-        s->pool = NULL;
+        core_pool_free(s->inner_pool);
+        s->pool = s->inner_pool = NULL;
         return CORE_EIO;
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
@@ -861,6 +879,8 @@ void core_http_server_shutdown(core_http_server *s)
     atomic_store(&s->grace_over, true);
     /* Jobs still queued now answer 503 at once; running ones are waited for. */
     core_pool_stop(s->pool);
+    if (s->inner_pool)
+        core_pool_stop(s->inner_pool);
     /* Resumed connections still have to write what the workers answered. */
     wait_inflight(s, 1000);
     long left = atomic_load(&s->inflight);
@@ -883,6 +903,7 @@ void core_http_server_free(core_http_server *s)
     if (s->daemon)
         core_http_server_shutdown(s);
     core_pool_free(s->pool);
+    core_pool_free(s->inner_pool);
     core_router_free(s->router);
     for (size_t i = 0; i < s->nroutes; i++)
         free(s->routes[i]);

@@ -209,12 +209,14 @@ static int product_get(core_http_req *req, void *ud)
 {
     lookalike_api_t *api = ud;
     const char *coll = coll_of(req), *id = core_http_req_param(req, "id");
+    char err[512];
+    json_t *p;
     if (collection_missing(api, req, coll))
         return 0;
-    json_t *p = lookalike_svc_get(api->svc, coll, id);
-    if (!p)
-        return core_http_reply_error(req, 404, "not_found", "no product \"%s\" in \"%s\"", id, coll);
-    return core_http_reply_json(req, 200, p);
+    if (!lookalike_product_id_valid(id))
+        return core_http_reply_error(req, 404, "not_found", "no product with that id");
+    int rc = lookalike_svc_find(api->svc, coll, id, &p, err, sizeof err);
+    return rc ? reply_lk(req, rc, err) : core_http_reply_json(req, 200, p);
 }
 
 static int product_delete(core_http_req *req, void *ud)
@@ -336,9 +338,13 @@ static int similar(core_http_req *req, void *ud)
         else if (strcmp(sc, "false") && strcmp(sc, "0"))
             return core_http_reply_error(req, 400, "invalid", "same_category must be true or false");
     }
-    json_t *prod = lookalike_svc_get(api->svc, coll, id);
-    if (!prod)
-        return core_http_reply_error(req, 404, "not_found", "no product \"%s\" in \"%s\"", id, coll);
+    json_t *prod;
+    char err[512];
+    if (!lookalike_product_id_valid(id))
+        return core_http_reply_error(req, 404, "not_found", "no product with that id");
+    int rc = lookalike_svc_find(api->svc, coll, id, &prod, err, sizeof err);
+    if (rc != 0)
+        return reply_lk(req, rc, err);
     json_t *query = json_pack("{s:s,s:i}", "product_id", id, "k", (int)k);
     json_t *cat = json_object_get(prod, "category");
     if (same && json_is_string(cat))
@@ -346,6 +352,23 @@ static int similar(core_http_req *req, void *ud)
     json_decref(prod);
     core_arena_defer(core_http_req_arena(req), (void (*)(void *))json_decref, query);
     return search_run(api, req, coll, query, NULL, 0);
+}
+
+/* POST /api/collections/{c}/shards/{op}: this node's part of a search another node fans out. */
+static int shard_op(core_http_req *req, void *ud)
+{
+    lookalike_api_t *api = ud;
+    const char *coll = core_http_req_param(req, "c"), *op = core_http_req_param(req, "op");
+    json_t *doc, *out;
+    char err[512];
+    if (core_http_req_json(req, &doc) != 0)
+        return 0;
+    int rc = lookalike_svc_shard_op(api->svc, coll, op, doc, &out, err, sizeof err);
+    if (rc == LOOKALIKE_SVC_ENOTHELD)
+        return core_http_reply_error(req, 409, "shard_not_held", "%s", err);
+    if (rc == LOOKALIKE_EEXIST)
+        return core_http_reply_error(req, 409, "seq_not_reached", "%s", err);
+    return rc ? reply_lk(req, rc, err) : core_http_reply_json(req, 200, out);
 }
 
 static int facets(core_http_req *req, void *ud)
@@ -369,7 +392,12 @@ int lookalike_api_routes(lookalike_api_t *api, core_http_server *srv, char *err,
                       .max_total = API_BODY_MAX},
     };
     static const char *const prefixes[] = {"/api/collections/{c}", "/api"};
+    /* Fan-out bodies carry up to two vectors and a few thousand hits. Other nodes' searches
+     * wait for these answers: they run on the inner pool, never behind those searches. */
+    core_http_route_opts shard = {.flags = CORE_HTTP_ROUTE_INNER_POOL, .body_limit = 4u << 20};
     if (core_http_route(srv, "GET", "/api/openapi.json", lookalike_api_openapi, NULL, NULL, err, errlen) ||
+        core_http_route(srv, "POST", "/api/collections/{c}/shards/{op}", shard_op, api, &shard, err,
+                        errlen) ||
         core_http_route(srv, "GET", "/api/collections", collections_list, api, &small, err, errlen) ||
         core_http_route(srv, "POST", "/api/collections", collections_create, api, &small, err, errlen))
         return -1;

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #define EMPTY_SLOT UINT32_MAX
-#define MAX_QUERY_TERMS 32
+#define MAX_QUERY_TERMS LOOKALIKE_BM25_QUERY_WORDS
 #define MAX_EXPANSION_CAP 256
 /* An expansion that is not the word itself counts for a little less, so "thun" ranks the
  * documents that say "thun" above those that only say "thung". */
@@ -567,30 +567,24 @@ static int query_token(const char *tok, size_t len, uint32_t index, void *ud)
     return 0;
 }
 
-typedef struct {
-    uint32_t term;
-    float weight;
-} qterm_t;
-
-/* Adds every posting of one term to acc; with max_mode the document keeps its best score over
- * the terms of one group (the expansions of the last word) instead of their sum. */
-static float idf_of(const lookalike_bm25_t *ix, uint64_t df)
+static float idf_of(uint64_t n_docs, uint64_t df)
 {
-    double n = ix->alive;
-    if (df > ix->alive)
-        df = ix->alive;
+    double n = (double)n_docs;
+    if (df > n_docs)
+        df = n_docs;
     return (float)log(1.0 + (n - (double)df + 0.5) / ((double)df + 0.5));
 }
 
-static void score_term(const lookalike_bm25_t *ix, uint32_t tid, float idf, float weight, float *acc,
-                       uint32_t *touched, uint32_t *ntouched, int max_mode)
+/* Adds every posting of one term to acc; with max_mode the document keeps its best score over
+ * the terms of one group (the expansions of the last word) instead of their sum. avg holds the
+ * mean field lengths the scores are normalised with. */
+static void score_term(const lookalike_bm25_t *ix, uint32_t tid, float idf, float weight,
+                       const float avg[LOOKALIKE_FIELD_COUNT], float *acc, uint32_t *touched,
+                       uint32_t *ntouched, int max_mode)
 {
     const term_t *t = &ix->terms[tid];
     if (t->df == 0)
         return;
-    float avg[LOOKALIKE_FIELD_COUNT];
-    for (int f = 0; f < LOOKALIKE_FIELD_COUNT; f++)
-        avg[f] = ix->alive ? (float)((double)ix->total_len[f] / ix->alive) : 0.0f;
     float k1 = ix->p.k1, b = ix->p.b;
     for (uint32_t i = 0; i < t->npost; i++) {
         const posting_t *pp = &t->post[i];
@@ -675,37 +669,6 @@ void lookalike_hits_sort(lookalike_hit_t *hits, size_t n)
     qsort(hits, n, sizeof *hits, cmp_hits);
 }
 
-/* The expansions of the last query word: the word itself, then the terms it prefixes with the
- * highest document frequency, at most max_expansion of them. */
-static uint32_t expand_prefix(const lookalike_bm25_t *ix, const char *s, size_t n, qterm_t *out, uint32_t max)
-{
-    uint32_t cnt = 0;
-    uint32_t exact = term_lookup(ix, s, n);
-    if (exact != EMPTY_SLOT && ix->terms[exact].df)
-        out[cnt++] = (qterm_t){.term = exact, .weight = 1.0f};
-    uint32_t base = cnt;
-    for (uint32_t i = sorted_lower_bound(ix, s, n); i < ix->nterms; i++) {
-        uint32_t tid = ix->sorted[i];
-        const term_t *t = &ix->terms[tid];
-        if (t->len < n || memcmp(t->s, s, n) != 0)
-            break;
-        if (tid == exact || t->df == 0)
-            continue;
-        /* Keep the max best by df in out[base..], evicting the weakest. */
-        if (cnt - base < max) {
-            out[cnt++] = (qterm_t){.term = tid, .weight = PREFIX_DISCOUNT};
-            continue;
-        }
-        uint32_t weakest = base;
-        for (uint32_t j = base + 1; j < cnt; j++)
-            if (ix->terms[out[j].term].df < ix->terms[out[weakest].term].df)
-                weakest = j;
-        if (t->df > ix->terms[out[weakest].term].df)
-            out[weakest].term = tid;
-    }
-    return cnt;
-}
-
 int lookalike_filter_pass(const lookalike_filter_t *f, uint64_t id)
 {
     if (!f)
@@ -715,49 +678,222 @@ int lookalike_filter_pass(const lookalike_filter_t *f, uint64_t id)
     return f->fn ? f->fn(id, f->ctx) != 0 : 1;
 }
 
-int lookalike_bm25_search(lookalike_bm25_t *ix, const char *query, size_t k, const lookalike_filter_t *filter,
-                          lookalike_hit_t *out, size_t *nout, char *err, size_t errlen)
+/* ---- collection-wide statistics and search ---- */
+
+void lookalike_bm25_stats_init(lookalike_bm25_stats_t *st)
 {
-    *nout = 0;
+    memset(st, 0, sizeof *st);
+}
+
+void lookalike_bm25_stats_release(lookalike_bm25_stats_t *st)
+{
+    free(st->prefix);
+    memset(st, 0, sizeof *st);
+}
+
+/* Orders completions best first: higher df, then smaller bytes. */
+static int cmp_term_df(const void *a, const void *b)
+{
+    const lookalike_bm25_term_df_t *x = a, *y = b;
+    if (x->df != y->df)
+        return x->df > y->df ? -1 : 1;
+    return strcmp(x->term, y->term);
+}
+
+static int tokenize_query(const char *query, query_t *q, char *err, size_t errlen)
+{
     size_t qlen = strlen(query);
     if (qlen > LOOKALIKE_QUERY_MAX) {
         if (err && errlen)
             snprintf(err, errlen, "bm25: query too large (over %d bytes)", LOOKALIKE_QUERY_MAX);
         return LOOKALIKE_ETOOLARGE;
     }
-    if (k > LOOKALIKE_K_MAX) {
-        if (err && errlen)
-            snprintf(err, errlen, "bm25: k too large (at most %d)", LOOKALIKE_K_MAX);
-        return LOOKALIKE_EINVAL;
+    memset(q, 0, sizeof *q);
+    return lookalike_text_tokenize(query, qlen, NULL, query_token, q, err, errlen);
+}
+
+/* 1 if term a ranks below term b as a completion: lower df, or the same df and later bytes. */
+static int term_worse(const lookalike_bm25_t *ix, uint32_t a, uint32_t b)
+{
+    const term_t *x = &ix->terms[a], *y = &ix->terms[b];
+    if (x->df != y->df)
+        return x->df < y->df;
+    return cmp_bytes(x->s, x->len, y->s, y->len) > 0;
+}
+
+/* Restores the heap (worst completion at the root) below position at. */
+static void heap_sift_down(const lookalike_bm25_t *ix, uint32_t *heap, size_t n, size_t at)
+{
+    for (;;) {
+        size_t l = 2 * at + 1, r = l + 1, m = at;
+        if (l < n && term_worse(ix, heap[l], heap[m]))
+            m = l;
+        if (r < n && term_worse(ix, heap[r], heap[m]))
+            m = r;
+        if (m == at)
+            return;
+        uint32_t tmp = heap[m];
+        heap[m] = heap[at];
+        heap[at] = tmp;
+        at = m;
     }
-    query_t *q = calloc(1, sizeof *q);
+}
+
+/* The completions of (s, n) other than itself, at most LOOKALIKE_BM25_PREFIX_MAX, best first
+ * (higher df, then smaller bytes). Caller holds the read lock. */
+static int collect_prefix(const lookalike_bm25_t *ix, const char *s, size_t n, lookalike_bm25_stats_t *out)
+{
+    uint32_t *heap = malloc(LOOKALIKE_BM25_PREFIX_MAX * sizeof *heap);
+    size_t nh = 0;
+    if (!heap)
+        return LOOKALIKE_ENOMEM;
+    for (uint32_t i = sorted_lower_bound(ix, s, n); i < ix->nterms; i++) {
+        uint32_t tid = ix->sorted[i];
+        const term_t *t = &ix->terms[tid];
+        if (t->len < n || memcmp(t->s, s, n) != 0)
+            break;
+        if (t->len == n || t->df == 0)
+            continue;
+        if (nh < LOOKALIKE_BM25_PREFIX_MAX) {
+            size_t at = nh++;
+            heap[at] = tid;
+            while (at > 0 && term_worse(ix, heap[at], heap[(at - 1) / 2])) {
+                uint32_t tmp = heap[at];
+                heap[at] = heap[(at - 1) / 2];
+                heap[(at - 1) / 2] = tmp;
+                at = (at - 1) / 2;
+            }
+        } else if (term_worse(ix, heap[0], tid)) {
+            heap[0] = tid;
+            heap_sift_down(ix, heap, nh, 0);
+        }
+    }
+    if (nh && !(out->prefix = calloc(nh, sizeof *out->prefix))) {
+        free(heap);
+        return LOOKALIKE_ENOMEM;
+    }
+    for (size_t i = 0; i < nh; i++) {
+        const term_t *t = &ix->terms[heap[i]];
+        memcpy(out->prefix[i].term, t->s, t->len);
+        out->prefix[i].df = t->df;
+    }
+    out->nprefix = nh;
+    free(heap);
+    if (out->nprefix > 1)
+        qsort(out->prefix, out->nprefix, sizeof *out->prefix, cmp_term_df);
+    return 0;
+}
+
+int lookalike_bm25_stats(lookalike_bm25_t *ix, const char *query, lookalike_bm25_stats_t *out, char *err,
+                         size_t errlen)
+{
+    lookalike_bm25_stats_init(out);
+    query_t *q = malloc(sizeof *q);
     if (!q) {
         set_err(err, errlen, "bm25: out of memory");
         return LOOKALIKE_ENOMEM;
     }
-    int rc = lookalike_text_tokenize(query, qlen, NULL, query_token, q, err, errlen);
+    int rc = tokenize_query(query, q, err, errlen);
     if (rc != 0) {
         free(q);
         return rc;
     }
-    if (q->n == 0 || k == 0) {
-        free(q);
-        return 0;
-    }
-    rc = LOOKALIKE_ENOMEM;
-    float *acc = NULL, *last = NULL;
-    uint32_t *touched = NULL, *touched_last = NULL;
-    lookalike_hit_t *heap = NULL;
-    qterm_t exp[MAX_EXPANSION_CAP + 1];
     pthread_rwlock_rdlock(&ix->lock);
+    out->docs = ix->alive;
+    memcpy(out->total_len, ix->total_len, sizeof out->total_len);
+    out->nwords = q->n;
+    for (uint32_t i = 0; i < q->n; i++) {
+        uint32_t tid = term_lookup(ix, q->tok[i], q->len[i]);
+        out->df[i] = tid == EMPTY_SLOT ? 0 : ix->terms[tid].df;
+    }
+    if (q->n)
+        rc = collect_prefix(ix, q->tok[q->n - 1], q->len[q->n - 1], out);
+    pthread_rwlock_unlock(&ix->lock);
+    free(q);
+    if (rc != 0) {
+        lookalike_bm25_stats_release(out);
+        set_err(err, errlen, "bm25: out of memory");
+    }
+    return rc;
+}
+
+static int cmp_term_bytes(const void *a, const void *b)
+{
+    const lookalike_bm25_term_df_t *x = a, *y = b;
+    return strcmp(x->term, y->term);
+}
+
+int lookalike_bm25_stats_add(lookalike_bm25_stats_t *into, const lookalike_bm25_stats_t *from, char *err,
+                             size_t errlen)
+{
+    if (into->nwords == 0)
+        into->nwords = from->nwords;
+    if (into->nwords != from->nwords || from->nwords > LOOKALIKE_BM25_QUERY_WORDS) {
+        set_err(err, errlen, "bm25: statistics of different queries");
+        return LOOKALIKE_EINVAL;
+    }
+    size_t n = into->nprefix + from->nprefix;
+    lookalike_bm25_term_df_t *all = n ? malloc(n * sizeof *all) : NULL;
+    if (n && !all) {
+        set_err(err, errlen, "bm25: out of memory");
+        return LOOKALIKE_ENOMEM;
+    }
+    if (into->nprefix)
+        memcpy(all, into->prefix, into->nprefix * sizeof *all);
+    if (from->nprefix)
+        memcpy(all + into->nprefix, from->prefix, from->nprefix * sizeof *all);
+    size_t m = 0;
+    if (n) {
+        qsort(all, n, sizeof *all, cmp_term_bytes);
+        for (size_t i = 0; i < n; i++) {
+            if (m && strcmp(all[m - 1].term, all[i].term) == 0)
+                all[m - 1].df += all[i].df;
+            else
+                all[m++] = all[i];
+        }
+        qsort(all, m, sizeof *all, cmp_term_df);
+    }
+    free(into->prefix);
+    into->prefix = all;
+    into->nprefix = m < LOOKALIKE_BM25_PREFIX_MAX ? m : LOOKALIKE_BM25_PREFIX_MAX;
+    into->docs += from->docs;
+    for (int f = 0; f < LOOKALIKE_FIELD_COUNT; f++)
+        into->total_len[f] += from->total_len[f];
+    for (uint32_t i = 0; i < into->nwords; i++)
+        into->df[i] += from->df[i];
+    return 0;
+}
+
+/* What a search scores with: the collection's figures and the expansions of the last word. */
+typedef struct {
+    uint64_t docs;
+    float avg[LOOKALIKE_FIELD_COUNT]; /* mean field lengths */
+    const uint64_t *df;               /* per query word */
+    uint32_t exp[MAX_EXPANSION_CAP + 1];
+    float exp_weight[MAX_EXPANSION_CAP + 1];
+    uint32_t nexp;     /* expansions found in this index (EMPTY_SLOT ones left out) */
+    uint64_t group_df; /* the df every expansion's idf is computed from */
+} figures_t;
+
+static void figures_avg(figures_t *f, uint64_t docs, const uint64_t total_len[LOOKALIKE_FIELD_COUNT])
+{
+    f->docs = docs;
+    for (int i = 0; i < LOOKALIKE_FIELD_COUNT; i++)
+        f->avg[i] = docs ? (float)((double)total_len[i] / (double)docs) : 0.0f;
+}
+
+/* Scores query q with figures f into out (caller holds the read lock). */
+static int score_query(lookalike_bm25_t *ix, const query_t *q, const figures_t *f, size_t k,
+                       const lookalike_filter_t *filter, lookalike_hit_t *out, size_t *nout)
+{
+    int rc = LOOKALIKE_ENOMEM;
     uint32_t nslots = ix->ndocs_slots ? ix->ndocs_slots : 1;
-    acc = calloc(nslots, sizeof *acc);
-    last = calloc(nslots, sizeof *last);
-    touched = malloc(nslots * sizeof *touched);
-    touched_last = malloc(nslots * sizeof *touched_last);
-    heap = malloc(k * sizeof *heap);
+    float *acc = calloc(nslots, sizeof *acc), *last = calloc(nslots, sizeof *last);
+    uint32_t *touched = malloc(nslots * sizeof *touched),
+             *touched_last = malloc(nslots * sizeof *touched_last);
+    lookalike_hit_t *heap = malloc(k * sizeof *heap);
     if (!acc || !last || !touched || !touched_last || !heap)
-        goto fail;
+        goto out;
     uint32_t ntouched = 0, nlast = 0;
     for (uint32_t i = 0; i + 1 < q->n; i++) {
         int dup = 0;
@@ -765,19 +901,14 @@ int lookalike_bm25_search(lookalike_bm25_t *ix, const char *query, size_t k, con
             dup = q->len[j] == q->len[i] && memcmp(q->tok[j], q->tok[i], q->len[i]) == 0;
         uint32_t tid = dup ? EMPTY_SLOT : term_lookup(ix, q->tok[i], q->len[i]);
         if (tid != EMPTY_SLOT)
-            score_term(ix, tid, idf_of(ix, ix->terms[tid].df), 1.0f, acc, touched, &ntouched, 0);
+            score_term(ix, tid, idf_of(f->docs, f->df[i]), 1.0f, f->avg, acc, touched, &ntouched, 0);
     }
-    uint32_t ne = expand_prefix(ix, q->tok[q->n - 1], q->len[q->n - 1], exp, ix->p.max_expansion);
     /* Every expansion shares one idf, that of the word itself or, when it is only a prefix, of
-     * all its expansions together: a rare completion must not outrank the word typed. */
-    uint64_t group_df = 0;
-    for (uint32_t i = 0; i < ne; i++)
-        group_df += ix->terms[exp[i].term].df;
-    if (ne && exp[0].weight == 1.0f)
-        group_df = ix->terms[exp[0].term].df;
-    float group_idf = idf_of(ix, group_df);
-    for (uint32_t i = 0; i < ne; i++)
-        score_term(ix, exp[i].term, group_idf, exp[i].weight, last, touched_last, &nlast, 1);
+     * all its expansions together: a rare completion must not outrank the word typed. A
+     * document takes its best expansion, not their sum. */
+    float group_idf = idf_of(f->docs, f->group_df);
+    for (uint32_t i = 0; i < f->nexp; i++)
+        score_term(ix, f->exp[i], group_idf, f->exp_weight[i], f->avg, last, touched_last, &nlast, 1);
     for (uint32_t i = 0; i < nlast; i++) {
         uint32_t d = touched_last[i];
         if (acc[d] == 0.0f)
@@ -796,15 +927,158 @@ int lookalike_bm25_search(lookalike_bm25_t *ix, const char *query, size_t k, con
     memcpy(out, heap, nheap * sizeof *out);
     *nout = nheap;
     rc = 0;
-fail:
-    pthread_rwlock_unlock(&ix->lock);
-    if (rc != 0)
-        set_err(err, errlen, "bm25: out of memory");
+out:
     free(acc);
     free(last);
     free(touched);
     free(touched_last);
     free(heap);
+    return rc;
+}
+
+/* Checks k and tokenizes; 1 when there is nothing to score (no words, k 0). */
+static int search_prepare(const char *query, size_t k, query_t **q, char *err, size_t errlen)
+{
+    if (k > LOOKALIKE_K_MAX) {
+        if (err && errlen)
+            snprintf(err, errlen, "bm25: k too large (at most %d)", LOOKALIKE_K_MAX);
+        return LOOKALIKE_EINVAL;
+    }
+    if (!(*q = malloc(sizeof **q))) {
+        set_err(err, errlen, "bm25: out of memory");
+        return LOOKALIKE_ENOMEM;
+    }
+    int rc = tokenize_query(query, *q, err, errlen);
+    if (rc == 0 && ((*q)->n == 0 || k == 0))
+        rc = 1;
+    if (rc != 0) {
+        free(*q);
+        *q = NULL;
+    }
+    return rc;
+}
+
+int lookalike_bm25_search_global(lookalike_bm25_t *ix, const char *query, const lookalike_bm25_stats_t *g,
+                                 size_t k, const lookalike_filter_t *filter, lookalike_hit_t *out,
+                                 size_t *nout, char *err, size_t errlen)
+{
+    query_t *q;
+    *nout = 0;
+    int rc = search_prepare(query, k, &q, err, errlen);
+    if (rc != 0)
+        return rc > 0 ? 0 : rc;
+    if (q->n != g->nwords) {
+        free(q);
+        set_err(err, errlen, "bm25: the statistics are for another query");
+        return LOOKALIKE_EINVAL;
+    }
+    figures_t *f = calloc(1, sizeof *f);
+    if (!f) {
+        free(q);
+        set_err(err, errlen, "bm25: out of memory");
+        return LOOKALIKE_ENOMEM;
+    }
+    figures_avg(f, g->docs, g->total_len);
+    f->df = g->df;
+    uint32_t lw = q->n - 1;
+    size_t nsel = g->nprefix < ix->p.max_expansion ? g->nprefix : ix->p.max_expansion;
+    pthread_rwlock_rdlock(&ix->lock);
+    /* The last word as itself and its most frequent completions over every shard (g->prefix is
+     * best first); those this index lacks score nothing here. */
+    if (g->df[lw] > 0) {
+        f->group_df = g->df[lw];
+        uint32_t tid = term_lookup(ix, q->tok[lw], q->len[lw]);
+        if (tid != EMPTY_SLOT) {
+            f->exp[f->nexp] = tid;
+            f->exp_weight[f->nexp++] = 1.0f;
+        }
+    }
+    for (size_t i = 0; i < nsel; i++) {
+        if (g->df[lw] == 0)
+            f->group_df += g->prefix[i].df;
+        uint32_t tid = term_lookup(ix, g->prefix[i].term, strlen(g->prefix[i].term));
+        if (tid != EMPTY_SLOT) {
+            f->exp[f->nexp] = tid;
+            f->exp_weight[f->nexp++] = PREFIX_DISCOUNT;
+        }
+    }
+    rc = score_query(ix, q, f, k, filter, out, nout);
+    pthread_rwlock_unlock(&ix->lock);
+    if (rc != 0)
+        set_err(err, errlen, "bm25: out of memory");
+    free(f);
+    free(q);
+    return rc;
+}
+
+int lookalike_bm25_search(lookalike_bm25_t *ix, const char *query, size_t k, const lookalike_filter_t *filter,
+                          lookalike_hit_t *out, size_t *nout, char *err, size_t errlen)
+{
+    query_t *q;
+    *nout = 0;
+    int rc = search_prepare(query, k, &q, err, errlen);
+    if (rc != 0)
+        return rc > 0 ? 0 : rc;
+    figures_t *f = calloc(1, sizeof *f);
+    uint32_t *heap = malloc((ix->p.max_expansion ? ix->p.max_expansion : 1) * sizeof *heap);
+    uint64_t df[LOOKALIKE_BM25_QUERY_WORDS];
+    if (!f || !heap) {
+        free(f);
+        free(heap);
+        free(q);
+        set_err(err, errlen, "bm25: out of memory");
+        return LOOKALIKE_ENOMEM;
+    }
+    pthread_rwlock_rdlock(&ix->lock);
+    /* This index's own figures: the same as lookalike_bm25_stats would give, the expansions
+     * chosen by the same rule, without materialising the completions. */
+    figures_avg(f, ix->alive, ix->total_len);
+    for (uint32_t i = 0; i < q->n; i++) {
+        uint32_t tid = term_lookup(ix, q->tok[i], q->len[i]);
+        df[i] = tid == EMPTY_SLOT ? 0 : ix->terms[tid].df;
+    }
+    f->df = df;
+    uint32_t lw = q->n - 1;
+    const char *s = q->tok[lw];
+    size_t n = q->len[lw], nh = 0;
+    for (uint32_t i = sorted_lower_bound(ix, s, n); ix->p.max_expansion && i < ix->nterms; i++) {
+        uint32_t tid = ix->sorted[i];
+        const term_t *t = &ix->terms[tid];
+        if (t->len < n || memcmp(t->s, s, n) != 0)
+            break;
+        if (t->len == n || t->df == 0)
+            continue;
+        if (nh < ix->p.max_expansion) {
+            size_t at = nh++;
+            heap[at] = tid;
+            while (at > 0 && term_worse(ix, heap[at], heap[(at - 1) / 2])) {
+                uint32_t tmp = heap[at];
+                heap[at] = heap[(at - 1) / 2];
+                heap[(at - 1) / 2] = tmp;
+                at = (at - 1) / 2;
+            }
+        } else if (term_worse(ix, heap[0], tid)) {
+            heap[0] = tid;
+            heap_sift_down(ix, heap, nh, 0);
+        }
+    }
+    if (df[lw] > 0) {
+        f->group_df = df[lw];
+        f->exp[f->nexp] = term_lookup(ix, s, n);
+        f->exp_weight[f->nexp++] = 1.0f;
+    }
+    for (size_t i = 0; i < nh; i++) {
+        if (df[lw] == 0)
+            f->group_df += ix->terms[heap[i]].df;
+        f->exp[f->nexp] = heap[i];
+        f->exp_weight[f->nexp++] = PREFIX_DISCOUNT;
+    }
+    rc = score_query(ix, q, f, k, filter, out, nout);
+    pthread_rwlock_unlock(&ix->lock);
+    if (rc != 0)
+        set_err(err, errlen, "bm25: out of memory");
+    free(heap);
+    free(f);
     free(q);
     return rc;
 }

@@ -71,7 +71,9 @@ static int parse(core_flag *flags, size_t n, int argc, char **argv, const char *
 
 int lookalike_cmd_create_collection(int argc, char **argv)
 {
-    const char *data = NULL, *store = NULL, *model = NULL, *name = NULL, *metric = NULL, *index = NULL;
+    const char *data = NULL, *store = NULL, *model = NULL, *name = NULL, *metric = NULL, *index = NULL,
+               *shard_key = NULL;
+    int shards = 1;
     core_flag flags[] = {
         {"data", CORE_FLAG_STR, &data, "", 0, 0, "data directory"},
         {"store", CORE_FLAG_STR, &store, "", 0, 0,
@@ -80,18 +82,25 @@ int lookalike_cmd_create_collection(int argc, char **argv)
         {"name", CORE_FLAG_STR, &name, "", 0, 0, "collection name (1..64 of A-Z a-z 0-9 _ -)"},
         {"metric", CORE_FLAG_STR, &metric, "cosine", 0, 0, "cosine, l2 or ip"},
         {"index", CORE_FLAG_STR, &index, "flat", 0, 0, "flat (exact) or hnsw"},
+        {"shards", CORE_FLAG_INT, &shards, "1", 1, LOOKALIKE_SHARDS_MAX,
+         "shards the collection is split into"},
+        {"shard-key", CORE_FLAG_STR, &shard_key, "category", 0, 0,
+         "what decides a product's shard: category or id"},
     };
     int rc =
         parse(flags, sizeof flags / sizeof *flags, argc, argv,
               "lookalike create-collection: create a collection (settings fixed from then on)\n"
-              "usage: lookalike create-collection --data DIR --name NAME [--metric cosine] [--index flat]",
+              "usage: lookalike create-collection --data DIR --name NAME [--metric cosine] [--index flat] "
+              "[--shards 1] [--shard-key category]",
               "create-collection");
     if (rc)
         return rc == 1 ? 0 : 2;
     lookalike_svc_t *s = open_svc("create-collection", data, store, model);
     if (!s)
         return 1;
-    json_t *spec = json_pack("{s:s,s:s,s:s}", "name", name, "metric", metric, "index", index), *out = NULL;
+    json_t *spec = json_pack("{s:s,s:s,s:s,s:i,s:s}", "name", name, "metric", metric, "index", index,
+                             "shards", shards, "shard_key", shard_key),
+           *out = NULL;
     char err[1024];
     rc = lookalike_svc_create_collection(s, spec, &out, err, sizeof err);
     json_decref(spec);

@@ -26,6 +26,9 @@
  *              checks every backend shares; image_store.c keeps images as files by hash
  *   catalog_sqlite.c  the embedded SQLite backend of that interface
  *   catalog_pg.c  the PostgreSQL backend (libpq), for several nodes sharing one catalogue
+ *   shard.c    shard keys, a product's shard, sets of shards a node holds
+ *   shard_wire.c  the JSON messages of a search fanned out over shards, checked on decoding
+ *   snapshot.c the node snapshot file: records and change-log position, crash-safe
  *
  * Conventions
  * -----------
@@ -73,6 +76,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include <jansson.h>
 
 #include "vindex/vindex.h"
 
@@ -204,6 +209,60 @@ size_t lookalike_bm25_count(lookalike_bm25_t *ix);
  * LOOKALIKE_EINVAL, LOOKALIKE_EUTF8 or LOOKALIKE_ENOMEM. */
 int lookalike_bm25_search(lookalike_bm25_t *ix, const char *query, size_t k, const lookalike_filter_t *filter,
                           lookalike_hit_t *out, size_t *nout, char *err, size_t errlen);
+
+/* Document statistics of a BM25 query, so that several indexes holding parts of one collection
+ * (its shards) score a query as one index holding all of it would. BM25 scores depend on
+ * collection-wide figures (N, each word's df, the mean field lengths, and which completions
+ * of the last word are expanded): a shard scoring with its own figures gives scores that
+ * cannot be compared with another shard's. So a distributed text search runs in two phases:
+ * every shard reports its figures for the query (lookalike_bm25_stats), the figures are
+ * summed (lookalike_bm25_stats_add), and every shard scores with the sums
+ * (lookalike_bm25_search_global). The expansions of the last word are then picked from the
+ * summed document frequencies, best first (df, then byte order), which is also what a single
+ * index does, so the scores are bit for bit those of one index holding every shard, as long
+ * as no shard has more than LOOKALIKE_BM25_PREFIX_MAX completions of the last word (beyond
+ * that each shard reports its most frequent ones only). */
+
+/* Most completions of the last query word one index reports. */
+#define LOOKALIKE_BM25_PREFIX_MAX 1024
+/* Most query words scored (the rest of a query is ignored). */
+#define LOOKALIKE_BM25_QUERY_WORDS 32
+
+/* One completion of the last query word and its document frequency. */
+typedef struct {
+    char term[LOOKALIKE_TOKEN_MAX + 1];
+    uint64_t df;
+} lookalike_bm25_term_df_t;
+
+/* Caller-owned (lookalike_bm25_stats_init / _release); prefix is malloc'd. */
+typedef struct {
+    uint64_t docs;                             /* documents in the index */
+    uint64_t total_len[LOOKALIKE_FIELD_COUNT]; /* words in each field, all documents */
+    uint32_t nwords;                           /* words of the query, in order */
+    uint64_t df[LOOKALIKE_BM25_QUERY_WORDS];   /* documents holding word i as a whole term */
+    lookalike_bm25_term_df_t *prefix;          /* completions of the last word (not itself) */
+    size_t nprefix;                            /* sorted by df (desc), then term bytes */
+} lookalike_bm25_stats_t;
+
+void lookalike_bm25_stats_init(lookalike_bm25_stats_t *st);
+void lookalike_bm25_stats_release(lookalike_bm25_stats_t *st);
+
+/* This index's figures for `query` into *out (initialised here). Fails as lookalike_bm25_search. */
+int lookalike_bm25_stats(lookalike_bm25_t *ix, const char *query, lookalike_bm25_stats_t *out, char *err,
+                         size_t errlen);
+
+/* Adds the figures of `from` (another shard's, for the same query) into `into`: counts are
+ * summed, completions merged by term, and kept to the LOOKALIKE_BM25_PREFIX_MAX most frequent.
+ * LOOKALIKE_EINVAL when the two are for different numbers of words; LOOKALIKE_ENOMEM. */
+int lookalike_bm25_stats_add(lookalike_bm25_stats_t *into, const lookalike_bm25_stats_t *from, char *err,
+                             size_t errlen);
+
+/* lookalike_bm25_search scored with the collection-wide figures `g` (summed over every shard,
+ * this index's included) instead of this index's own. lookalike_bm25_search(ix, q) is
+ * lookalike_bm25_search_global(ix, q, lookalike_bm25_stats(ix, q)). */
+int lookalike_bm25_search_global(lookalike_bm25_t *ix, const char *query, const lookalike_bm25_stats_t *g,
+                                 size_t k, const lookalike_filter_t *filter, lookalike_hit_t *out,
+                                 size_t *nout, char *err, size_t errlen);
 
 /* ---- reciprocal rank fusion (fusion.c) ----
  *
@@ -839,6 +898,167 @@ int lookalike_catalog_put_image(lookalike_catalog_t *c, const void *data, size_t
 int lookalike_catalog_get_image(lookalike_catalog_t *c, const char *sha256, void **data, size_t *len,
                                 char *err, size_t errlen);
 
+/* ---- shards (shard.c) ----
+ *
+ * A collection is split into `nshards` shards (1..LOOKALIKE_SHARDS_MAX, fixed when it is
+ * created) by a shard key, also fixed: "category" (the seed's choice: all products of one
+ * category live together, so a category filter touches one shard, but a big category makes a
+ * big shard) or "id" (a hash of the product id: even shards, every query touches all). A
+ * product's shard is FNV-1a-64 of the key's bytes modulo nshards: for "category" the category
+ * folded as the text index folds it (case and accents; no category hashes as ""), for "id" the
+ * id as given. A node holds a set of shard numbers ("all", or a list such as "0,1" or "0-3,7");
+ * the set applies to every collection, and numbers at or past a collection's nshards are
+ * simply not in it. */
+
+#define LOOKALIKE_SHARDS_MAX 256
+
+typedef enum { LOOKALIKE_SHARD_KEY_CATEGORY = 0, LOOKALIKE_SHARD_KEY_ID = 1 } lookalike_shard_key_t;
+
+/* "category" or "id" into *out; LOOKALIKE_EINVAL naming the choices otherwise. */
+int lookalike_shard_key_parse(const char *name, lookalike_shard_key_t *out, char *err, size_t errlen);
+/* "category" or "id". */
+const char *lookalike_shard_key_name(lookalike_shard_key_t key);
+
+/* The shard (0..nshards-1) of a product with this id and category (raw, may be NULL). */
+uint32_t lookalike_shard_of(lookalike_shard_key_t key, uint32_t nshards, const char *id,
+                            const char *category);
+
+/* A set of shard numbers. Caller-owned, no pointers inside. */
+typedef struct {
+    int all; /* every shard of every collection */
+    uint64_t bits[LOOKALIKE_SHARDS_MAX / 64];
+} lookalike_shard_set_t;
+
+/* Parses "all" or a comma-separated list of numbers and ranges ("0,1", "0-3,7"), each
+ * 0..LOOKALIKE_SHARDS_MAX-1. LOOKALIKE_EINVAL naming the bad part; an empty list is refused. */
+int lookalike_shard_set_parse(const char *spec, lookalike_shard_set_t *out, char *err, size_t errlen);
+/* 1 if the set holds shard `shard`. */
+int lookalike_shard_set_has(const lookalike_shard_set_t *set, uint32_t shard);
+/* "all" or the numbers, ranges collapsed ("0-3,7"); always NUL-terminates out. */
+void lookalike_shard_set_format(const lookalike_shard_set_t *set, char *out, size_t outlen);
+
+/* ---- fan-out messages (shard_wire.c) ----
+ *
+ * A search on a node that does not hold every shard asks a replica of each missing shard for
+ * its part, over HTTP with JSON bodies (POST /api/collections/{c}/shards/{op}; the operations
+ * and their fields are in docs/cluster.md). Replies come from other machines, so each is
+ * decoded by a function below that checks every field's type and bound and is fuzzed
+ * (fuzz/shard_wire). What crosses the wire per signal is a list of hits: the product's
+ * doc_id (catalogue-wide, so hits of different shards never collide), its shard and its score
+ * in that signal, as JSON numbers: a float32 printed with 17 significant digits reads back to
+ * the same float, so merged lists order exactly as one index would. */
+
+/* One hit of one signal from a shard. */
+typedef struct {
+    uint64_t doc;
+    float score;
+    uint32_t shard;
+} lookalike_shard_hit_t;
+
+/* [[doc, score, shard], ...] of at most cap hits with shard < nshards, into a malloc'd *out
+ * (caller frees; NULL when empty) of *n. LOOKALIKE_EINVAL or LOOKALIKE_ETOOLARGE naming the
+ * problem. */
+int lookalike_wire_hits_decode(json_t *arr, uint32_t nshards, size_t cap, lookalike_shard_hit_t **out,
+                               size_t *n, char *err, size_t errlen);
+/* The JSON array for n hits (new reference; NULL when out of memory). */
+json_t *lookalike_wire_hits_encode(const lookalike_shard_hit_t *hits, size_t n);
+
+/* {"docs", "total_len": [5], "df": [...], "prefix": [["term", df], ...]} into *out
+ * (initialised here; release it after a success). */
+int lookalike_wire_stats_decode(json_t *o, lookalike_bm25_stats_t *out, char *err, size_t errlen);
+json_t *lookalike_wire_stats_encode(const lookalike_bm25_stats_t *st);
+
+/* A vector as a JSON array of exactly dim numbers, each finite, into out. */
+int lookalike_wire_vector_decode(json_t *arr, float *out, uint32_t dim, char *err, size_t errlen);
+json_t *lookalike_wire_vector_encode(const float *v, uint32_t dim);
+
+/* Adds a facets answer ({"total", "category", "brand", "colour", "size": {name: count},
+ * "price": {"min", "max"} or null}) into `into` (same shape; counts summed, price range
+ * widened). `from` is checked whole before `into` changes. */
+int lookalike_wire_facets_add(json_t *into, json_t *from, char *err, size_t errlen);
+
+/* What a node says about itself at GET /api/cluster (the "self" object). */
+#define LOOKALIKE_NODE_NAME_MAX 64
+#define LOOKALIKE_NODE_URL_MAX 256
+typedef struct {
+    char name[LOOKALIKE_NODE_NAME_MAX + 1];
+    char url[LOOKALIKE_NODE_URL_MAX + 1];
+    lookalike_shard_set_t shards;
+    uint64_t applied_seq; /* last change it applied */
+    uint64_t catalog_seq; /* last change it knows the catalogue has */
+    int ready;            /* 1: its /readyz says ready */
+    double requests_per_s;
+    double p50_ms, p99_ms; /* request latency, -1 when unknown */
+} lookalike_node_info_t;
+
+/* 1..64 of A-Z a-z 0-9 . _ - */
+int lookalike_node_name_valid(const char *name);
+int lookalike_wire_node_decode(json_t *o, lookalike_node_info_t *out, char *err, size_t errlen);
+json_t *lookalike_wire_node_encode(const lookalike_node_info_t *n);
+
+/* ---- node snapshot (snapshot.c) ----
+ *
+ * A node keeps, in <data>/node.snap, the records its in-memory tables and text indexes are
+ * built from, as of one applied change-log position; at start it loads them and applies only
+ * the changes after that position, instead of reading every product from the catalogue. (The
+ * vector indexes persist themselves in <data>/vindex/, and are made durable before a snapshot
+ * is written, so they are never behind it.) The file is written to node.snap.tmp, fsync'd,
+ * renamed over node.snap and the directory fsync'd, so a crash leaves the old or the new
+ * snapshot, never a mix; a file that fails any check below is ignored (the node then rebuilds
+ * from the catalogue) and never half-loaded. Little-endian:
+ *
+ *   off  size  field
+ *   0    8     magic "LKNSNAP1"
+ *   8    4     format version (1)
+ *   12   4     C: collections (0..256)
+ *   16   8     applied_seq: every change up to it, and none after, is in the records
+ *   24   4     L: length of the node's shard set text (1..1024)
+ *   28   L     the shard set ("all", "0,1"): a node started with another set rebuilds
+ *   then C collection blocks:
+ *        1     n: name length (1..64)
+ *        n     name
+ *        4     nshards (1..256)
+ *        4     shard key (0 category, 1 id)
+ *        8     R: records
+ *        R records: u64 doc_id, u32 J (1..LOOKALIKE_SNAP_RECORD_MAX), J bytes of the product
+ *                   as STORED JSON
+ *   last 32    SHA-256 of every byte before it
+ */
+
+#define LOOKALIKE_SNAP_RECORD_MAX (2 * LOOKALIKE_PRODUCT_JSON_MAX)
+
+typedef struct lookalike_snap_writer lookalike_snap_writer_t;
+
+/* Starts writing the snapshot `path` (into path.tmp). NULL with a message on failure. */
+lookalike_snap_writer_t *lookalike_snap_begin(const char *path, uint64_t applied_seq, const char *shards,
+                                              uint32_t ncollections, char *err, size_t errlen);
+/* Starts a collection block of exactly nrecords records. */
+int lookalike_snap_collection(lookalike_snap_writer_t *w, const char *name, uint32_t nshards,
+                              uint32_t shard_key, uint64_t nrecords, char *err, size_t errlen);
+int lookalike_snap_record(lookalike_snap_writer_t *w, uint64_t doc_id, const char *json, size_t len,
+                          char *err, size_t errlen);
+/* Checks that every announced block and record was written, writes the checksum, and puts the
+ * file in place durably. Frees w either way; on failure the old snapshot stays. */
+int lookalike_snap_commit(lookalike_snap_writer_t *w, char *err, size_t errlen);
+/* Drops an unfinished snapshot (the old one stays). NULL is ignored. */
+void lookalike_snap_abort(lookalike_snap_writer_t *w);
+
+/* What a reader is told, in file order, once the whole file has passed every check. Strings
+ * and JSON bytes are borrowed for the call; a non-zero return stops the walk and is returned. */
+typedef struct {
+    int (*header)(void *ud, uint64_t applied_seq, const char *shards, uint32_t ncollections);
+    int (*collection)(void *ud, const char *name, uint32_t nshards, uint32_t shard_key, uint64_t nrecords);
+    int (*record)(void *ud, uint64_t doc_id, const char *json, size_t len);
+} lookalike_snap_visitor_t;
+
+/* Checks len bytes of a snapshot (checksum, then structure), then walks it. LOOKALIKE_EINVAL
+ * ("corrupt": naming the offset or the check) when it fails a check. */
+int lookalike_snap_parse(const uint8_t *buf, size_t len, const lookalike_snap_visitor_t *v, void *ud,
+                         char *err, size_t errlen);
+/* Reads the file and parses it; LOOKALIKE_ENOTFOUND when there is none. */
+int lookalike_snap_load(const char *path, const lookalike_snap_visitor_t *v, void *ud, char *err,
+                        size_t errlen);
+
 /* ---- Service ----
  *
  * The running service (service.c, search.c, api.c; built into the `lookalike` program, not
@@ -847,17 +1067,27 @@ int lookalike_catalog_get_image(lookalike_catalog_t *c, const char *sha256, void
  * Data directory:
  *   <data>/catalog.db, <data>/images/   the catalogue (durable truth, see above), unless the
  *                                       service is given a PostgreSQL store
- *   <data>/vindex/<collection>/         each collection's vector index (vindex data dir)
+ *   <data>/vindex/<collection>/         the vector index (vindex data dir) of a collection of
+ *                                       one shard; <collection>.shard<N>/ for shard N of more
+ *   <data>/node.snap                    the node snapshot (see "node snapshot" above)
  *
- * In memory, per collection: the vindex (opened from its data dir), a BM25 index, and an
- * attribute table: one record per live product indexed by doc_id (folded category, brand,
- * sizes and attribute values, a palette bit mask of its colours and dominant colours, price,
- * and its STORED JSON, so search results never touch the database), plus a hash from product
- * id to record. At start-up the tables and BM25 are rebuilt from the catalogue's change log;
- * the vindex is reconciled with it: a live product missing from the vindex (a crash between
- * the catalogue commit and the vector write, or a new node with an empty data directory)
+ * Shards. A collection has nshards shards and a shard key, both fixed at creation and kept
+ * with its index settings (index_params: {"shards": N, "shard_key": "category" | "id"}). A
+ * node holds the shards of its set (lookalike_svc_opts_t.shards) and keeps in memory, per
+ * collection, only products of those shards: one vindex and one BM25 index per shard held,
+ * and one attribute table over all of them: one record per live product indexed by doc_id
+ * (folded category, brand, sizes and attribute values, a palette bit mask of its colours and
+ * dominant colours, price, its shard, and its STORED JSON, so search results never touch the
+ * database), plus a hash from product id to record. Every node still reads the whole change
+ * log (a product's shard is only known from the product itself when the key is "category"),
+ * but reads vectors only for its own shards.
+ *
+ * Start-up: from the node snapshot and the changes after it, or, without a usable snapshot,
+ * from the whole change log; then the vindexes are reconciled with what the records say: a
+ * live product missing from its shard's vindex (a crash between the catalogue commit and the
+ * vector write, a new node with an empty data directory, a shard newly given to this node)
  * gets the vector stored with it in the catalogue, or, if there is none, its stored image is
- * embedded again; a deleted one still in the vindex is removed.
+ * embedded again; a deleted one, or one of a shard no longer held, is removed.
  *
  * Write path: decode and embed the photo, extract its dominant colours and store its bytes
  * (each writer on its own thread, no lock), then queue the write for group commit: the first
@@ -868,8 +1098,10 @@ int lookalike_catalog_get_image(lookalike_catalog_t *c, const char *sha256, void
  * swaps each record into the attribute table, filter index and BM25, in seq order; writes that
  * arrive meanwhile queue for the next group. Only then is each write acknowledged, so the very
  * next search sees it (read-your-writes). A lone writer commits at once (no added wait); the
- * more writers at once, the bigger the groups. The search path takes the collection's read
- * lock while it builds the filter bitmap and reads records.
+ * more writers at once, the bigger the groups. A write of a product whose shard is held
+ * elsewhere only goes to the catalogue: the nodes holding the shard apply it from the change
+ * log, and a search passing the write's seq as min_seq makes them catch up first. The search
+ * path takes the collection's read lock while it builds the filter bitmap and reads records.
  *
  * Filters (category, brand, colour, size, price range, attribute values) become a bitmap
  * over doc ids that is passed INTO the vector search and the text search; it is computed from
@@ -880,10 +1112,17 @@ int lookalike_catalog_get_image(lookalike_catalog_t *c, const char *sha256, void
  * and "filters" alone (newest first) when there is no other signal; they are fused by
  * reciprocal rank fusion (k = 60, weights per signal).
  *
+ * Searching several shards: each shard returns, per signal, its best candidates with their
+ * scores; the lists are merged per signal (vector scores are comparable across shards as
+ * they are: the same vectors, the same metric; text scores are made comparable by scoring
+ * every shard with the collection-wide BM25 statistics, gathered first; "filters alone" is
+ * ordered by doc_id), cut to the candidate count, and only then fused. Fusing per shard and
+ * merging fused scores would be wrong: a rank in one shard is not a rank in the collection.
+ * So a collection of S shards answers exactly what one index holding all of it answers (with
+ * an exact vector index; an HNSW graph per shard may order approximate near-ties otherwise).
+ *
  * Threading: every function may be called from any thread. Ownership: strings and JSON
  * returned are new (caller frees / json_decref). */
-
-#include <jansson.h>
 
 typedef struct lookalike_svc lookalike_svc_t;
 
@@ -896,19 +1135,94 @@ typedef struct lookalike_svc lookalike_svc_t;
 #define LOOKALIKE_DEFAULT_COLLECTION "products"
 
 typedef struct {
-    const char *data_dir;   /* created if missing */
-    const char *store;      /* the catalogue (lookalike_catalog_open); NULL or "": SQLite in data_dir */
-    const char *model_path; /* ONNX image model */
-    int embed_threads;      /* OpenMP threads per inference; 0 = every core */
-    FILE *progress;         /* start-up messages (NULL: none) */
+    const char *data_dir;    /* created if missing */
+    const char *store;       /* the catalogue (lookalike_catalog_open); NULL or "": SQLite in data_dir */
+    const char *model_path;  /* ONNX image model */
+    int embed_threads;       /* OpenMP threads per inference; 0 = every core */
+    FILE *progress;          /* start-up messages (NULL: none) */
+    const char *shards;      /* the shards this node holds (lookalike_shard_set_parse); NULL: "all" */
+    uint32_t default_shards; /* shards of the default collection if this creates it (0: 1) */
+    const char *default_shard_key; /* its shard key, "category" or "id" (NULL: "category") */
+    int snapshot_ms; /* with a shared store, write <data>/node.snap this often (0: only at close) */
+    /* With a shared store: leave the changes after a loaded snapshot to lookalike_svc_follow,
+     * so that a server can listen (and say it is not ready) while it catches up. Otherwise
+     * open applies them before it returns. */
+    int follow_later;
 } lookalike_svc_opts_t;
 
 /* Opens the data directory, loads the model, creates the default collection if missing and
- * rebuilds the in-memory indexes. NULL with a message on failure. */
+ * builds the in-memory indexes: from <data>/node.snap and the changes after it when the
+ * snapshot fits (same shard set and collections), else from the whole catalogue. NULL with a
+ * message on failure. */
 lookalike_svc_t *lookalike_svc_open(const lookalike_svc_opts_t *opts, char *err, size_t errlen);
-/* Makes the vector logs durable (a log over 4 MiB is checkpointed into a snapshot, so the
- * next open need not replay it) and frees everything; no call may be running. NULL ignored. */
+/* With a shared store, starts the thread that follows the change log (first applying what a
+ * loaded snapshot lacks) and writes snapshots; nothing otherwise. 0 or -1 with a message. */
+int lookalike_svc_follow(lookalike_svc_t *s, char *err, size_t errlen);
+/* Makes the vector logs durable (a log over 4 MiB is checkpointed into a vindex snapshot, so the
+ * next open need not replay it), writes a node snapshot when anything was applied since the last
+ * one, and frees everything; no call may be running. NULL ignored. */
 void lookalike_svc_close(lookalike_svc_t *s);
+
+/* ---- reaching shards held elsewhere ----
+ * A node serves every collection whole: what it does not hold it asks of other nodes through
+ * this interface, which `serve` fills from its peers (lookalike_cluster_*); without it those
+ * shards are reported missing. A fan-out sends one operation to one replica of each shard. */
+
+/* One replica's answer, covering the shards listed. */
+typedef struct {
+    json_t *reply; /* its JSON answer; owned here */
+    char node[LOOKALIKE_NODE_NAME_MAX + 1];
+    uint32_t *shards; /* malloc'd; owned here */
+    size_t nshards;
+} lookalike_fanout_answer_t;
+
+typedef struct {
+    lookalike_fanout_answer_t *answers; /* malloc'd; owned here */
+    size_t nanswers;
+    uint32_t *missing; /* shards no replica answered for (malloc'd) */
+    size_t nmissing;
+    /* A replica refused the request itself (a 4xx other than "I do not hold that shard"):
+     * its status, code and message, to be passed on to the client; 0 when none did. */
+    int status;
+    char code[32];
+    char message[512];
+} lookalike_fanout_t;
+
+/* Frees what a fan-out result holds; NULL ignored. */
+void lookalike_fanout_release(lookalike_fanout_t *f);
+
+typedef struct {
+    /* POSTs `body` plus "shards": [the shards it answers for] to /api/collections/{coll}/
+     * shards/{op} on one replica of each of shards[0..n), in parallel; a replica that fails
+     * is skipped for a while and another one is asked. `token` picks among equally good
+     * replicas (the same token, the same replicas). Fills *out (zeroed first). */
+    void (*fanout)(void *ud, const char *coll, const char *op, json_t *body, const uint32_t *shards, size_t n,
+                   uint64_t token, lookalike_fanout_t *out);
+    void *ud;
+} lookalike_svc_remote_t;
+
+/* Sets how this node reaches other shards (before serving; r is copied). */
+void lookalike_svc_set_remote(lookalike_svc_t *s, const lookalike_svc_remote_t *r);
+
+/* Runs one fan-out operation for the shards listed in req["shards"] (all held here): "stats",
+ * "search", "fetch", "facets" or "get" (fields in docs/cluster.md). LOOKALIKE_ENOTFOUND for an
+ * unknown collection, LOOKALIKE_SVC_ENOTHELD (naming the shard) for a shard not held here. */
+#define LOOKALIKE_SVC_ENOTHELD (-21)
+int lookalike_svc_shard_op(lookalike_svc_t *s, const char *coll, const char *op, json_t *req, json_t **out,
+                           char *err, size_t errlen);
+
+/* What this node is and holds, for /api/cluster and /readyz. */
+typedef struct {
+    uint64_t applied_seq;  /* last change applied to memory */
+    uint64_t catalog_seq;  /* last change the catalogue had when last asked */
+    uint64_t snapshot_seq; /* position of the last snapshot written or loaded (0: none) */
+    int catching_up;       /* the tail after a snapshot is being applied */
+    lookalike_shard_set_t held;
+} lookalike_svc_state_t;
+void lookalike_svc_state(lookalike_svc_t *s, lookalike_svc_state_t *out);
+/* A collection's sharding: 0, or LOOKALIKE_ENOTFOUND. */
+int lookalike_svc_sharding(lookalike_svc_t *s, const char *coll, uint32_t *nshards,
+                           lookalike_shard_key_t *key);
 
 /* Creates a collection from a JSON spec {"name", "metric", "index", "M", "ef_construction",
  * "ef_search"}; *out gets its description. LOOKALIKE_EEXIST when the name is taken. */
@@ -947,27 +1261,132 @@ int lookalike_svc_delete(lookalike_svc_t *s, const char *coll, const char *id, u
                          size_t errlen);
 /* 1 if the collection holds a product with this id (from memory). */
 int lookalike_svc_contains(lookalike_svc_t *s, const char *coll, const char *id);
-/* The product as STORED JSON (new reference), or NULL when absent. */
+/* The product as STORED JSON (new reference), or NULL when absent (from this node's memory). */
 json_t *lookalike_svc_get(lookalike_svc_t *s, const char *coll, const char *id);
-/* The photo bytes of a product (malloc'd, caller frees). */
+/* The product as STORED JSON into *out, from memory or, for a shard held elsewhere, from a
+ * replica of it (with shard key "id" the product's own shard, with "category" every shard not
+ * held here). LOOKALIKE_ENOTFOUND when absent, LOOKALIKE_EAGAIN when it may be in a shard no
+ * replica answered for, or a replica's refusal (as LOOKALIKE_EINVAL). */
+int lookalike_svc_find(lookalike_svc_t *s, const char *coll, const char *id, json_t **out, char *err,
+                       size_t errlen);
+/* The photo bytes of a product (malloc'd, caller frees), found as lookalike_svc_find does. */
 int lookalike_svc_image(lookalike_svc_t *s, const char *coll, const char *id, void **data, size_t *len,
                         char *err, size_t errlen);
 /* {"items", "total", "next_cursor"} for one page of a collection. */
 int lookalike_svc_list(lookalike_svc_t *s, const char *coll, const char *cursor, size_t limit, json_t **out,
                        char *err, size_t errlen);
 
-/* Runs a search. query is the JSON request (text, product_id, filters, k, offset, weights,
- * min_seq; unknown fields are refused); image, when not NULL, is an uploaded photo. *out gets
- * {"results": [{"id", "score", "why", "product"}], "total", "took_ms"}. */
+/* Runs a search over every shard of the collection (those held elsewhere through the
+ * remote interface). query is the JSON request (text, product_id, filters, k, offset,
+ * weights, min_seq; unknown fields are refused); image, when not NULL, is an uploaded photo.
+ * *out gets {"results": [{"id", "score", "why", "product"}], "total", "took_ms"}, plus
+ * "partial": true and "missing_shards": [...] when some shard could not be asked. A replica's
+ * refusal comes back as LOOKALIKE_EINVAL (or LOOKALIKE_EEXIST for min_seq) with its message. */
 int lookalike_svc_search(lookalike_svc_t *s, const char *coll, json_t *query, const void *image,
                          size_t image_len, json_t **out, char *err, size_t errlen);
-/* Counts of live products per category, brand, colour (including dominant colours) and size:
- * {"total", "category": {...}, "brand": {...}, "colour": {...}, "size": {...}, "price": {min,max}} */
+/* Counts of live products per category, brand, colour (including dominant colours) and size,
+ * over every shard: {"total", "category": {...}, "brand": {...}, "colour": {...}, "size":
+ * {...}, "price": {min,max}}, plus "partial" and "missing_shards" as for a search. */
 int lookalike_svc_facets(lookalike_svc_t *s, const char *coll, json_t **out, char *err, size_t errlen);
-/* Live products in a collection. */
+/* Live products of a collection that this node holds. */
 uint64_t lookalike_svc_count(lookalike_svc_t *s, const char *coll);
 /* The last catalogue sequence number applied to the in-memory indexes. */
 uint64_t lookalike_svc_applied_seq(lookalike_svc_t *s);
+
+/* ---- Cluster (membership.c, cluster.c, api_cluster.c; in the `lookalike` program) ----
+ *
+ * The nodes of a cluster share one PostgreSQL catalogue; each holds some shards (above). A
+ * node learns who the other nodes are from a membership source, asks each of them what it is
+ * (GET /api/cluster: its name, URL, shards, applied and catalogue seq, readiness, request
+ * rate and latency) every probe interval, and keeps that view. A fan-out (the remote
+ * interface of the service) picks for each shard one replica among the peers that hold it:
+ * up (no failure in the last backoff_ms), ready and least behind first, spread over equals by
+ * the query's token; sends each replica one request for all the shards it was picked for, all
+ * in parallel over kept-alive connections (libcurl); a replica that fails (no connection,
+ * timeout, a 5xx, an answer that does not parse, "I do not hold that shard") is marked down
+ * for backoff_ms and its shards go to the next replica, until every shard is answered or has
+ * no replica left (then it is reported missing). A replica's 4xx about the request itself is
+ * passed on to the client, not retried.
+ *
+ * Membership sources sit behind lookalike_membership_t, so that another one plugs in without
+ * touching the rest: the static one (lookalike_membership_static, `--peers`) lists fixed
+ * names and URLs; one on etcd would list /lookalike/nodes/NAME keys held under leases, so that
+ * a dead node drops out of the list by itself. A source that cannot reach its store answers
+ * its last list: nodes keep working on the last known membership.
+ *
+ * Threading: the probe thread is the only writer of the view (under a mutex); fan-outs read
+ * it and mark failures from any thread. */
+
+/* From src/core (core.h), which the program links. */
+typedef struct core_http_server core_http_server;
+typedef struct core_log core_log;
+
+typedef struct {
+    char name[LOOKALIKE_NODE_NAME_MAX + 1];
+    char url[LOOKALIKE_NODE_URL_MAX + 1]; /* http://host:port, no trailing slash */
+} lookalike_member_t;
+
+typedef struct lookalike_membership lookalike_membership_t;
+struct lookalike_membership {
+    const char *kind; /* "static", "etcd", ... */
+    /* The members other than this node into a malloc'd *out (caller frees) of *n. */
+    int (*list)(lookalike_membership_t *m, lookalike_member_t **out, size_t *n, char *err, size_t errlen);
+    void (*free)(lookalike_membership_t *m);
+};
+
+/* Most members one source lists. */
+#define LOOKALIKE_MEMBERS_MAX 256
+
+/* A fixed list "name=http://host:port,name2=http://host2:port" (at most
+ * LOOKALIKE_MEMBERS_MAX; names as lookalike_node_name_valid, distinct); the entry named `self`
+ * is left out, so every node may be given the same list. NULL with a message naming the bad
+ * entry. Free with m->free(m). */
+lookalike_membership_t *lookalike_membership_static(const char *spec, const char *self, char *err,
+                                                    size_t errlen);
+
+typedef struct lookalike_cluster lookalike_cluster_t;
+
+typedef struct {
+    const char *name;                   /* this node's name */
+    const char *url;                    /* how the others reach it */
+    lookalike_svc_t *svc;               /* borrowed */
+    lookalike_membership_t *membership; /* taken: freed by lookalike_cluster_free */
+    core_http_server *server;           /* borrowed: this node's request figures */
+    core_log *log;                      /* borrowed */
+    int probe_ms;                       /* peers are asked what they are this often (default 1000) */
+    int timeout_ms;                     /* one fan-out request, connection included (default 5000) */
+    int backoff_ms;                     /* a replica that failed is skipped this long (default 2000) */
+    uint64_t max_lag;                   /* behind the change log by more: not ready (0: no bound) */
+} lookalike_cluster_opts_t;
+
+/* Starts the probe thread. Call once, from the main thread before others start (it sets up
+ * libcurl). NULL with a message on failure. */
+lookalike_cluster_t *lookalike_cluster_new(const lookalike_cluster_opts_t *o, char *err, size_t errlen);
+/* Stops the probe thread and frees everything; no fan-out may be running. NULL ignored. */
+void lookalike_cluster_free(lookalike_cluster_t *c);
+/* The remote interface for lookalike_svc_set_remote. */
+void lookalike_cluster_remote(lookalike_cluster_t *c, lookalike_svc_remote_t *out);
+/* 0 when this node is ready (within max_lag of the change log), else 1 with why in msg. Reads
+ * atomics only: safe on an event-loop thread. */
+int lookalike_cluster_ready(lookalike_cluster_t *c, char *msg, size_t msglen);
+/* This node as lookalike_node_info_t (its figures as of the last probe round). */
+void lookalike_cluster_self(lookalike_cluster_t *c, lookalike_node_info_t *out);
+/* The node's view: {"self", "peers": [...], "membership", "collections": [...]}
+ * (docs/cluster.md); with self_only, {"self"} alone (what peers probe). */
+json_t *lookalike_cluster_view(lookalike_cluster_t *c, int self_only);
+/* Where a server finds its cluster object, which can only be made once the server listens
+ * (its port names it). Until it is set, /api/cluster and /status answer 503, the node is not
+ * ready, and searches report the shards held elsewhere missing. */
+typedef struct {
+    _Atomic(lookalike_cluster_t *) cluster;
+} lookalike_cluster_slot_t;
+
+/* Adds GET /api/cluster and GET /status (a small HTML page of the same view) to srv. */
+int lookalike_cluster_routes(lookalike_cluster_slot_t *slot, core_http_server *srv, char *err, size_t errlen);
+/* A remote interface that goes through the slot (for lookalike_svc_set_remote before start). */
+void lookalike_cluster_slot_remote(lookalike_cluster_slot_t *slot, lookalike_svc_remote_t *out);
+/* A /readyz check (core_http_ready_fn) on the slot's cluster: lookalike_cluster_ready. */
+int lookalike_cluster_slot_ready(void *slot, char *msg, size_t msglen);
 
 /* ---- end Service ---- */
 

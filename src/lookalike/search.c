@@ -1,16 +1,14 @@
-/* Query planning and execution: filters as a doc-id bitmap passed into every signal, the
- * image / product / text / filter signals, reciprocal rank fusion with "why", and facets. */
+/* Query execution on the shards this node holds: filters as a doc-id bitmap passed into every
+ * signal, the image / product / text / filter signals of each shard, their BM25 statistics,
+ * facets, and the fan-out operations other nodes send (design in lookalike.h, section
+ * Service; the coordinating side is in search_fanout.c). */
 #include "lookalike/service_internal.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-enum { SIG_IMAGE, SIG_PRODUCT, SIG_TEXT, SIG_FILTERS, SIG_COUNT };
-static const char *const sig_names[SIG_COUNT] = {"image", "product", "text", "filters"};
-
-typedef svc_filter_t filter_t;
+const char *const svc_sig_names[SIG_COUNT] = {"image", "product", "text", "filters"};
 
 static void serr(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -29,7 +27,7 @@ static void strlist_release(strlist_t *l)
     l->n = 0;
 }
 
-static void filter_release(filter_t *f)
+void svc_filter_release(svc_filter_t *f)
 {
     strlist_release(&f->category);
     strlist_release(&f->brand);
@@ -73,7 +71,7 @@ static int parse_strlist(json_t *v, const char *name, strlist_t *out, char *err,
     return 0;
 }
 
-static int parse_filters(json_t *o, filter_t *f, char *err, size_t errlen)
+int svc_filter_parse(json_t *o, svc_filter_t *f, char *err, size_t errlen)
 {
     const char *key;
     json_t *v;
@@ -170,20 +168,93 @@ typedef struct {
     uint64_t nbits;
 } bitmap_t;
 
-/* The text signal through BM25, filtered by the same bitmap as the vector signal. */
-static int text_search(svc_coll_t *c, const char *text, size_t k, bitmap_t *bm, lookalike_hit_t *out,
-                       size_t *n, char *err, size_t errlen)
+int svc_hits_push(svc_hits_t *l, lookalike_shard_hit_t h)
 {
-    lookalike_filter_t f = {0};
-    if (bm) {
-        f.bitmap = bm->bits;
-        f.bitmap_bits = bm->nbits;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        lookalike_shard_hit_t *n = realloc(l->hits, cap * sizeof *n);
+        if (!n)
+            return LOOKALIKE_ENOMEM;
+        l->hits = n;
+        l->cap = cap;
     }
-    return lookalike_bm25_search(c->bm, text, k, bm ? &f : NULL, out, n, err, errlen);
+    l->hits[l->n++] = h;
+    return 0;
 }
 
-static int vector_search(svc_coll_t *c, const float *q, size_t k, bitmap_t *bm, lookalike_hit_t *out,
-                         size_t *n, char *err, size_t errlen)
+void svc_hits_release(svc_hits_t *l)
+{
+    free(l->hits);
+    memset(l, 0, sizeof *l);
+}
+
+/* Orders of the merged lists: better first, then the smaller doc_id. */
+static int cmp_desc(const void *a, const void *b)
+{
+    const lookalike_shard_hit_t *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score > y->score ? -1 : 1;
+    return x->doc < y->doc ? -1 : x->doc > y->doc;
+}
+
+static int cmp_asc(const void *a, const void *b)
+{
+    const lookalike_shard_hit_t *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score < y->score ? -1 : 1;
+    return x->doc < y->doc ? -1 : x->doc > y->doc;
+}
+
+static int cmp_newest(const void *a, const void *b)
+{
+    const lookalike_shard_hit_t *x = a, *y = b;
+    return x->doc > y->doc ? -1 : x->doc < y->doc;
+}
+
+void svc_hits_merge(svc_hits_t *l, int sig, vindex_metric_t metric, size_t cand)
+{
+    /* Vector scores of an L2 index are distances: smaller is better. */
+    int (*cmp)(const void *, const void *) = sig == SIG_FILTERS ? cmp_newest
+                                             : (sig == SIG_IMAGE || sig == SIG_PRODUCT) && metric == VINDEX_L2
+                                                 ? cmp_asc
+                                                 : cmp_desc;
+    if (l->n > 1)
+        qsort(l->hits, l->n, sizeof *l->hits, cmp);
+    if (l->n > cand)
+        l->n = cand;
+}
+
+void svc_plan_release(svc_plan_t *p)
+{
+    svc_filter_release(&p->f);
+    free(p->qvec);
+    free(p->pvec);
+    memset(p, 0, sizeof *p);
+    p->exclude = UINT64_MAX;
+}
+
+int svc_text_stats_local(svc_coll_t *c, const char *text, const uint8_t *want, lookalike_bm25_stats_t *out,
+                         char *err, size_t errlen)
+{
+    lookalike_bm25_stats_init(out);
+    for (uint32_t i = 0; i < c->nshards; i++) {
+        if (!want[i] || !c->shards[i])
+            continue;
+        lookalike_bm25_stats_t st;
+        int rc = lookalike_bm25_stats(c->shards[i]->bm, text, &st, err, errlen);
+        if (rc == 0)
+            rc = lookalike_bm25_stats_add(out, &st, err, errlen);
+        lookalike_bm25_stats_release(&st);
+        if (rc != 0) {
+            lookalike_bm25_stats_release(out);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static int vector_search(svc_shard_t *u, const float *q, size_t k, bitmap_t *bm, svc_hits_t *out, char *err,
+                         size_t errlen)
 {
     vindex_filter_t vf = {0};
     if (bm) {
@@ -192,276 +263,85 @@ static int vector_search(svc_coll_t *c, const float *q, size_t k, bitmap_t *bm, 
     }
     vindex_search_params_t sp = {
         .k = (uint32_t)k, .ef = (uint32_t)(k < 64 ? 64 : k), .filter = bm ? &vf : NULL};
+    lookalike_hit_t *hits = malloc(k * sizeof *hits);
+    if (!hits)
+        return LOOKALIKE_ENOMEM;
     char verr[512];
-    int got = vindex_search(c->vx, q, &sp, out, verr, sizeof verr);
+    int got = vindex_search(u->vx, q, &sp, hits, verr, sizeof verr);
     if (got < 0) {
+        free(hits);
         serr(err, errlen, "vector search: %s", verr);
         return LOOKALIKE_EIO;
     }
-    *n = (size_t)got;
-    return 0;
-}
-
-/* The vector of a product: the one the vector index holds, else the one the catalogue keeps
- * (a product the index lacks), else its stored photo embedded again. */
-static int product_vector(lookalike_svc_t *s, svc_coll_t *c, const char *id, float *vec, uint64_t *doc,
-                          char *err, size_t errlen)
-{
-    char sha[65] = "";
-    pthread_rwlock_rdlock(&c->lock);
-    svc_rec_t *r = svc_rec_find(c, id);
-    if (r) {
-        *doc = r->doc_id;
-        memcpy(sha, r->image_sha256, sizeof sha);
-    }
-    pthread_rwlock_unlock(&c->lock);
-    if (!r) {
-        serr(err, errlen, "product_id: no product \"%s\" in \"%s\"", id, c->info.name);
-        return LOOKALIKE_ENOTFOUND;
-    }
-    if (vindex_get(c->vx, *doc, vec) == 0)
-        return 0;
-    int rc = lookalike_catalog_get_vector(s->cat, *doc, vec, s->dim, err, errlen);
-    if (rc != 0 && !sha[0]) {
-        serr(err, errlen, "product_id: product \"%s\" has neither a photo nor a vector", id);
-        return LOOKALIKE_EINVAL;
-    }
-    if (rc != 0) {
-        /* Written before the catalogue kept vectors: embed its stored photo again. */
-        void *img = NULL;
-        size_t len = 0;
-        rc = lookalike_catalog_get_image(s->cat, sha, &img, &len, err, errlen);
-        if (rc == 0)
-            rc = svc_embed(s, img, len, vec, err, errlen);
-        free(img);
-    }
-    return rc == LOOKALIKE_SVC_EIMAGE ? LOOKALIKE_EIO : rc;
-}
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int parse_int(json_t *q, const char *key, long long lo, long long hi, long long *out, char *err,
-                     size_t errlen)
-{
-    json_t *v = json_object_get(q, key);
-    if (!v || json_is_null(v))
-        return 0;
-    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
-        serr(err, errlen, "field \"%s\": expected an integer in %lld..%lld", key, lo, hi);
-        return LOOKALIKE_EINVAL;
-    }
-    *out = json_integer_value(v);
-    return 0;
-}
-
-static int parse_weights(json_t *w, float weights[SIG_COUNT], char *err, size_t errlen)
-{
-    const char *key;
-    json_t *v;
-    if (!json_is_object(w)) {
-        serr(err, errlen, "field \"weights\": expected an object");
-        return LOOKALIKE_EINVAL;
-    }
-    json_object_foreach(w, key, v)
-    {
-        int s = 0;
-        while (s < SIG_COUNT && strcmp(sig_names[s], key) != 0)
-            s++;
-        if (s == SIG_COUNT) {
-            serr(err, errlen, "weights: unknown signal \"%s\" (expected image, product, text, filters)", key);
-            return LOOKALIKE_EINVAL;
-        }
-        if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 1e6) {
-            serr(err, errlen, "weights.%s: expected a number in 0..1000000", key);
-            return LOOKALIKE_EINVAL;
-        }
-        weights[s] = (float)json_number_value(v);
-    }
-    return 0;
-}
-
-int lookalike_svc_search(lookalike_svc_t *s, const char *coll, json_t *query, const void *image,
-                         size_t image_len, json_t **out, char *err, size_t errlen)
-{
-    static const char *const allowed[] = {"text",   "product_id", "filters", "k",
-                                          "offset", "weights",    "min_seq"};
-    double t0 = now_ms();
-    filter_t f = {0};
-    bitmap_t bm = {0};
-    float *qvec = NULL, *pvec = NULL;
-    lookalike_hit_t *hits[SIG_COUNT] = {0};
-    size_t nhits[SIG_COUNT] = {0};
-    lookalike_fused_t *fused = NULL;
-    float weights[SIG_COUNT] = {1, 1, 1, 1};
-    long long k = 10, offset = 0, min_seq = 0;
-    const char *text = NULL, *product_id = NULL, *key;
-    json_t *v;
     int rc = 0;
-    svc_coll_t *c = svc_coll_find(s, coll);
-    if (!c) {
-        serr(err, errlen, "no collection named \"%s\"", coll);
-        return LOOKALIKE_ENOTFOUND;
+    for (int i = 0; rc == 0 && i < got; i++)
+        rc = svc_hits_push(out, (lookalike_shard_hit_t){hits[i].id, hits[i].score, u->no});
+    free(hits);
+    return rc;
+}
+
+static int text_search(svc_shard_t *u, const char *text, const lookalike_bm25_stats_t *g, size_t k,
+                       bitmap_t *bm, svc_hits_t *out, char *err, size_t errlen)
+{
+    lookalike_filter_t f = {0};
+    if (bm) {
+        f.bitmap = bm->bits;
+        f.bitmap_bits = bm->nbits;
     }
-    if (!json_is_object(query)) {
-        serr(err, errlen, "the query must be a JSON object");
-        return LOOKALIKE_EINVAL;
-    }
-    json_object_foreach(query, key, v)
-    {
-        size_t i = 0;
-        while (i < sizeof allowed / sizeof *allowed && strcmp(allowed[i], key) != 0)
-            i++;
-        if (i == sizeof allowed / sizeof *allowed) {
-            serr(err, errlen, "unknown field \"%s\"", key);
-            return LOOKALIKE_EINVAL;
-        }
-    }
-    if ((v = json_object_get(query, "text")) && !json_is_null(v)) {
-        if (!(text = json_string_value(v))) {
-            serr(err, errlen, "field \"text\": expected a string");
-            return LOOKALIKE_EINVAL;
-        }
-        if (strlen(text) > LOOKALIKE_QUERY_MAX) {
-            serr(err, errlen, "field \"text\": too large (at most %d bytes)", LOOKALIKE_QUERY_MAX);
-            return LOOKALIKE_ETOOLARGE;
-        }
-        if (!text[strspn(text, " \t\r\n")])
-            text = NULL;
-    }
-    if ((v = json_object_get(query, "product_id")) && !json_is_null(v)) {
-        if (!(product_id = json_string_value(v)) || !lookalike_product_id_valid(product_id)) {
-            serr(err, errlen, "field \"product_id\": expected a product id string");
-            return LOOKALIKE_EINVAL;
-        }
-    }
-    if ((rc = parse_int(query, "k", 1, LOOKALIKE_SVC_K_MAX, &k, err, errlen)) ||
-        (rc = parse_int(query, "offset", 0, LOOKALIKE_SVC_OFFSET_MAX, &offset, err, errlen)) ||
-        (rc = parse_int(query, "min_seq", 0, INT64_MAX, &min_seq, err, errlen)))
-        return rc;
-    if ((v = json_object_get(query, "weights")) && !json_is_null(v) &&
-        (rc = parse_weights(v, weights, err, errlen)) != 0)
-        return rc;
-    /* Read-your-writes across nodes: a write acknowledged elsewhere is committed, so catching
-     * up with the change log now brings it here (one query when there is nothing new). */
-    if ((uint64_t)min_seq > lookalike_svc_applied_seq(s) && (rc = svc_catch_up(s, err, errlen)) != 0)
-        return rc;
-    if ((uint64_t)min_seq > lookalike_svc_applied_seq(s)) {
-        serr(err, errlen, "min_seq %lld is ahead of this node (at %llu)", min_seq,
-             (unsigned long long)lookalike_svc_applied_seq(s));
-        return LOOKALIKE_EEXIST;
-    }
-    if ((v = json_object_get(query, "filters")) && !json_is_null(v) &&
-        (rc = parse_filters(v, &f, err, errlen)) != 0)
-        goto out;
-    if (!image && !text && !product_id && !f.active) {
-        serr(err, errlen, "empty query: give an image, text, product_id or filters");
-        rc = LOOKALIKE_EINVAL;
-        goto out;
-    }
-    size_t cand = (size_t)(offset + k);
-    if (cand < 100)
-        cand = 100;
-    if (cand > LOOKALIKE_SVC_CANDIDATES_MAX)
-        cand = LOOKALIKE_SVC_CANDIDATES_MAX;
-    for (int i = 0; i < SIG_COUNT; i++)
-        if (!(hits[i] = malloc(cand * sizeof *hits[i]))) {
-            rc = LOOKALIKE_ENOMEM;
-            goto out;
-        }
-    if (image) {
-        if (!(qvec = malloc(s->dim * sizeof *qvec))) {
-            rc = LOOKALIKE_ENOMEM;
-            goto out;
-        }
-        if ((rc = svc_embed(s, image, image_len, qvec, err, errlen)) != 0)
-            goto out;
-    }
-    uint64_t self = UINT64_MAX;
-    if (product_id) {
-        if (!(pvec = malloc(s->dim * sizeof *pvec))) {
-            rc = LOOKALIKE_ENOMEM;
-            goto out;
-        }
-        if ((rc = product_vector(s, c, product_id, pvec, &self, err, errlen)) != 0)
-            goto out;
-    }
-    int use_bitmap = f.active || product_id;
+    lookalike_hit_t *hits = malloc(k * sizeof *hits);
+    size_t n = 0;
+    if (!hits)
+        return LOOKALIKE_ENOMEM;
+    int rc = g ? lookalike_bm25_search_global(u->bm, text, g, k, bm ? &f : NULL, hits, &n, err, errlen)
+               : lookalike_bm25_search(u->bm, text, k, bm ? &f : NULL, hits, &n, err, errlen);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = svc_hits_push(out, (lookalike_shard_hit_t){hits[i].id, hits[i].score, u->no});
+    free(hits);
+    return rc;
+}
+
+int svc_run_local(lookalike_svc_t *s, svc_coll_t *c, const svc_plan_t *p, const lookalike_bm25_stats_t *g,
+                  const uint8_t *want, svc_hits_t lists[SIG_COUNT], char *err, size_t errlen)
+{
+    (void)s;
+    bitmap_t bm = {0};
+    int filters_only = !p->qvec && !p->text && !p->pvec;
+    int use_bitmap = p->f.active || p->exclude != UINT64_MAX;
+    int rc = 0;
     pthread_rwlock_rdlock(&c->lock);
-    /* The filter's postings give the passing doc ids (the product itself left out). */
+    /* The filter's postings give the passing doc ids (the excluded product left out); they span
+     * every shard held here, and each shard's index only holds its own. */
     if (use_bitmap)
-        rc = svc_findex_eval(c->fx, &f, self, c->by_doc_cap, &bm.bits, &bm.nbits);
-    if (rc == 0 && !image && !text && !product_id) {
-        /* Filters alone: the passing products, newest first. */
-        for (uint64_t w = (bm.nbits + 63) / 64; w-- > 0 && nhits[SIG_FILTERS] < cand;)
-            for (uint64_t x = bm.bits[w]; x && nhits[SIG_FILTERS] < cand;
-                 x &= ~(1ull << (63 - __builtin_clzll(x))))
-                hits[SIG_FILTERS][nhits[SIG_FILTERS]++] =
-                    (lookalike_hit_t){.id = w * 64 + (uint64_t)(63 - __builtin_clzll(x)), .score = 1};
+        rc = svc_findex_eval(c->fx, &p->f, p->exclude, c->by_doc_cap, &bm.bits, &bm.nbits);
+    if (rc == 0 && filters_only && bm.bits) {
+        /* Filters alone: the passing products of the wanted shards, newest first (doc_id order,
+         * the same on every shard, so the lists merge into the one-index order). */
+        size_t n = 0;
+        for (uint64_t w = (bm.nbits + 63) / 64; rc == 0 && w-- > 0 && n < p->cand;)
+            for (uint64_t x = bm.bits[w]; rc == 0 && x && n < p->cand;) {
+                uint64_t bit = 63 - (uint64_t)__builtin_clzll(x);
+                x &= ~(1ull << bit);
+                svc_rec_t *r = c->by_doc[w * 64 + bit];
+                if (!r || !want[r->shard])
+                    continue;
+                rc = svc_hits_push(&lists[SIG_FILTERS], (lookalike_shard_hit_t){r->doc_id, 1.0f, r->shard});
+                n++;
+            }
     }
     pthread_rwlock_unlock(&c->lock);
-    if (rc != 0) {
-        serr(err, errlen, "out of memory");
-        goto out;
-    }
     bitmap_t *bmp = use_bitmap ? &bm : NULL;
-    if ((qvec && (rc = vector_search(c, qvec, cand, bmp, hits[SIG_IMAGE], &nhits[SIG_IMAGE], err, errlen))) ||
-        (pvec &&
-         (rc = vector_search(c, pvec, cand, bmp, hits[SIG_PRODUCT], &nhits[SIG_PRODUCT], err, errlen))) ||
-        (text && (rc = text_search(c, text, cand, bmp, hits[SIG_TEXT], &nhits[SIG_TEXT], err, errlen))))
-        goto out;
-    lookalike_signal_t sigs[SIG_COUNT];
-    int sig_of[SIG_COUNT];
-    size_t nsig = 0;
-    int present[SIG_COUNT] = {qvec != NULL, pvec != NULL, text != NULL, !image && !text && !product_id};
-    for (int i = 0; i < SIG_COUNT; i++) {
-        if (!present[i])
+    for (uint32_t i = 0; rc == 0 && i < c->nshards; i++) {
+        svc_shard_t *u = c->shards[i];
+        if (!u || !want[i])
             continue;
-        sigs[nsig] = (lookalike_signal_t){sig_names[i], hits[i], nhits[i], weights[i]};
-        sig_of[nsig++] = i;
+        if ((p->qvec && (rc = vector_search(u, p->qvec, p->cand, bmp, &lists[SIG_IMAGE], err, errlen))) ||
+            (p->pvec && (rc = vector_search(u, p->pvec, p->cand, bmp, &lists[SIG_PRODUCT], err, errlen))) ||
+            (p->text && (rc = text_search(u, p->text, g, p->cand, bmp, &lists[SIG_TEXT], err, errlen))))
+            break;
     }
-    if (!(fused = calloc((size_t)k, sizeof *fused))) {
-        rc = LOOKALIKE_ENOMEM;
-        goto out;
-    }
-    size_t nf = 0, total = 0;
-    lookalike_fuse_opts_t fo = {.k_rrf = LOOKALIKE_RRF_K, .k = (size_t)k, .offset = (size_t)offset};
-    if ((rc = lookalike_fuse(sigs, nsig, &fo, fused, &nf, &total, err, errlen)) != 0)
-        goto out;
-    json_t *results = json_array();
-    pthread_rwlock_rdlock(&c->lock);
-    for (size_t i = 0; results && i < nf; i++) {
-        svc_rec_t *r = fused[i].id < c->by_doc_cap ? c->by_doc[fused[i].id] : NULL;
-        if (!r)
-            continue; /* deleted since the signals ran */
-        json_t *why = json_object();
-        for (size_t si = 0; why && si < nsig; si++)
-            if (fused[i].rank[si])
-                json_object_set_new(why, sig_names[sig_of[si]],
-                                    json_pack("{s:i,s:f}", "rank", (int)fused[i].rank[si], "score",
-                                              (double)fused[i].signal_score[si]));
-        json_t *prod = json_loads(r->json, 0, NULL);
-        json_array_append_new(results,
-                              json_pack("{s:s,s:f,s:o,s:o}", "id", r->id, "score", fused[i].score, "why",
-                                        why ? why : json_object(), "product", prod ? prod : json_null()));
-    }
-    pthread_rwlock_unlock(&c->lock);
-    *out = json_pack("{s:o,s:I,s:f}", "results", results ? results : json_array(), "total", (json_int_t)total,
-                     "took_ms", now_ms() - t0);
-    if (!*out)
-        rc = LOOKALIKE_ENOMEM;
-out:
-    filter_release(&f);
     free(bm.bits);
-    free(qvec);
-    free(pvec);
-    for (int i = 0; i < SIG_COUNT; i++)
-        free(hits[i]);
-    free(fused);
+    if (rc == LOOKALIKE_ENOMEM)
+        serr(err, errlen, "out of memory");
     return rc;
 }
 
@@ -471,13 +351,8 @@ static void count_in(json_t *o, const char *key)
     json_object_set_new(o, key, json_integer(v ? json_integer_value(v) + 1 : 1));
 }
 
-int lookalike_svc_facets(lookalike_svc_t *s, const char *coll, json_t **out, char *err, size_t errlen)
+json_t *svc_facets_local(svc_coll_t *c, const uint8_t *want)
 {
-    svc_coll_t *c = svc_coll_find(s, coll);
-    if (!c) {
-        serr(err, errlen, "no collection named \"%s\"", coll);
-        return LOOKALIKE_ENOTFOUND;
-    }
     json_t *cat = json_object(), *brand = json_object(), *colour = json_object(), *size = json_object();
     double pmin = 0, pmax = 0;
     int has_price = 0;
@@ -485,7 +360,7 @@ int lookalike_svc_facets(lookalike_svc_t *s, const char *coll, json_t **out, cha
     pthread_rwlock_rdlock(&c->lock);
     for (size_t d = 0; d < c->by_doc_cap; d++) {
         svc_rec_t *r = c->by_doc[d];
-        if (!r)
+        if (!r || !want[r->shard])
             continue;
         total++;
         if (r->category)
@@ -506,8 +381,202 @@ int lookalike_svc_facets(lookalike_svc_t *s, const char *coll, json_t **out, cha
         }
     }
     pthread_rwlock_unlock(&c->lock);
-    *out = json_pack("{s:I,s:o,s:o,s:o,s:o,s:o}", "total", (json_int_t)total, "category", cat, "brand", brand,
-                     "colour", colour, "size", size, "price",
+    return json_pack("{s:I,s:o*,s:o*,s:o*,s:o*,s:o*}", "total", (json_int_t)total, "category", cat, "brand",
+                     brand, "colour", colour, "size", size, "price",
                      has_price ? json_pack("{s:f,s:f}", "min", pmin, "max", pmax) : json_null());
+}
+
+/* ---- the operations other nodes send (lookalike_svc_shard_op) ---- */
+
+/* req["shards"] into want[]: each a shard of c held here. */
+static int op_shards(svc_coll_t *c, json_t *req, uint8_t *want, char *err, size_t errlen)
+{
+    json_t *a = json_object_get(req, "shards"), *v;
+    size_t i;
+    memset(want, 0, LOOKALIKE_SHARDS_MAX);
+    if (!json_is_array(a) || json_array_size(a) < 1 || json_array_size(a) > c->nshards) {
+        serr(err, errlen, "field \"shards\": expected an array of 1..%u shard numbers", c->nshards);
+        return LOOKALIKE_EINVAL;
+    }
+    json_array_foreach(a, i, v)
+    {
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= c->nshards) {
+            serr(err, errlen, "field \"shards\": expected shard numbers 0..%u", c->nshards - 1);
+            return LOOKALIKE_EINVAL;
+        }
+        uint32_t sh = (uint32_t)json_integer_value(v);
+        if (!c->shards[sh]) {
+            serr(err, errlen, "this node does not hold shard %u of \"%s\"", sh, c->info.name);
+            return LOOKALIKE_SVC_ENOTHELD;
+        }
+        want[sh] = 1;
+    }
+    return 0;
+}
+
+static int op_search(lookalike_svc_t *s, svc_coll_t *c, json_t *req, const uint8_t *want, json_t **out,
+                     char *err, size_t errlen)
+{
+    svc_plan_t p = {.exclude = UINT64_MAX};
+    svc_hits_t lists[SIG_COUNT] = {{0}};
+    lookalike_bm25_stats_t g;
+    int have_g = 0, rc = 0;
+    json_t *v;
+    long long cand = 0;
+    if (!json_is_integer(v = json_object_get(req, "cand")) || (cand = json_integer_value(v)) < 1 ||
+        cand > LOOKALIKE_SVC_CANDIDATES_MAX) {
+        serr(err, errlen, "field \"cand\": expected an integer in 1..%d", LOOKALIKE_SVC_CANDIDATES_MAX);
+        return LOOKALIKE_EINVAL;
+    }
+    p.cand = (size_t)cand;
+    if ((v = json_object_get(req, "text")) && !(p.text = json_string_value(v))) {
+        serr(err, errlen, "field \"text\": expected a string");
+        return LOOKALIKE_EINVAL;
+    }
+    if (p.text && strlen(p.text) > LOOKALIKE_QUERY_MAX) {
+        serr(err, errlen, "field \"text\": too large (at most %d bytes)", LOOKALIKE_QUERY_MAX);
+        return LOOKALIKE_ETOOLARGE;
+    }
+    if ((v = json_object_get(req, "exclude"))) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0) {
+            serr(err, errlen, "field \"exclude\": expected a doc_id");
+            return LOOKALIKE_EINVAL;
+        }
+        p.exclude = (uint64_t)json_integer_value(v);
+    }
+    static const char *const vecs[2] = {"image", "product"};
+    for (int i = 0; i < 2; i++) {
+        if (!(v = json_object_get(req, vecs[i])))
+            continue;
+        float **dst = i ? &p.pvec : &p.qvec;
+        if (!(*dst = malloc(s->dim * sizeof **dst))) {
+            rc = LOOKALIKE_ENOMEM;
+            goto out;
+        }
+        if ((rc = lookalike_wire_vector_decode(v, *dst, s->dim, err, errlen)) != 0)
+            goto out;
+    }
+    if ((v = json_object_get(req, "filters")) && !json_is_null(v) &&
+        (rc = svc_filter_parse(v, &p.f, err, errlen)) != 0)
+        goto out;
+    if (!p.qvec && !p.pvec && !p.text && !p.f.active) {
+        serr(err, errlen, "empty query: give an image, text, product or filters");
+        rc = LOOKALIKE_EINVAL;
+        goto out;
+    }
+    if (p.text && (v = json_object_get(req, "text_stats"))) {
+        if ((rc = lookalike_wire_stats_decode(v, &g, err, errlen)) != 0)
+            goto out;
+        have_g = 1;
+    }
+    if ((rc = svc_run_local(s, c, &p, have_g ? &g : NULL, want, lists, err, errlen)) != 0)
+        goto out;
+    json_t *sig = json_object();
+    for (int i = 0; sig && i < SIG_COUNT; i++)
+        if (lists[i].n)
+            json_object_set_new(sig, svc_sig_names[i], lookalike_wire_hits_encode(lists[i].hits, lists[i].n));
+    *out = json_pack("{s:o*,s:I}", "signals", sig, "applied_seq", (json_int_t)lookalike_svc_applied_seq(s));
+    rc = *out ? 0 : LOOKALIKE_ENOMEM;
+out:
+    if (have_g)
+        lookalike_bm25_stats_release(&g);
+    for (int i = 0; i < SIG_COUNT; i++)
+        svc_hits_release(&lists[i]);
+    svc_plan_release(&p);
+    return rc;
+}
+
+/* Most products one fetch may ask for. */
+#define FETCH_MAX LOOKALIKE_SVC_K_MAX
+
+static int op_fetch(svc_coll_t *c, json_t *req, const uint8_t *want, json_t **out, char *err, size_t errlen)
+{
+    json_t *docs = json_object_get(req, "docs"), *v;
+    size_t i;
+    if (!json_is_array(docs) || json_array_size(docs) > FETCH_MAX) {
+        serr(err, errlen, "field \"docs\": expected an array of at most %d doc_ids", FETCH_MAX);
+        return LOOKALIKE_EINVAL;
+    }
+    json_t *items = json_array();
+    pthread_rwlock_rdlock(&c->lock);
+    json_array_foreach(docs, i, v)
+    {
+        if (!json_is_integer(v) || json_integer_value(v) < 0)
+            continue;
+        uint64_t d = (uint64_t)json_integer_value(v);
+        svc_rec_t *r = d < c->by_doc_cap ? c->by_doc[d] : NULL;
+        if (!r || !want[r->shard])
+            continue;
+        json_t *prod = json_loads(r->json, 0, NULL);
+        if (prod)
+            json_array_append_new(items, json_pack("{s:I,s:o}", "doc", (json_int_t)d, "product", prod));
+    }
+    pthread_rwlock_unlock(&c->lock);
+    *out = json_pack("{s:o*}", "products", items);
     return *out ? 0 : LOOKALIKE_ENOMEM;
+}
+
+static int op_get(svc_coll_t *c, json_t *req, const uint8_t *want, json_t **out, char *err, size_t errlen)
+{
+    const char *id = json_string_value(json_object_get(req, "id"));
+    if (!id || !lookalike_product_id_valid(id)) {
+        serr(err, errlen, "field \"id\": expected a product id");
+        return LOOKALIKE_EINVAL;
+    }
+    json_t *prod = NULL;
+    pthread_rwlock_rdlock(&c->lock);
+    svc_rec_t *r = svc_rec_find(c, id);
+    if (r && want[r->shard])
+        prod = json_loads(r->json, 0, NULL);
+    pthread_rwlock_unlock(&c->lock);
+    *out = json_pack("{s:o}", "product", prod ? prod : json_null());
+    return *out ? 0 : LOOKALIKE_ENOMEM;
+}
+
+int lookalike_svc_shard_op(lookalike_svc_t *s, const char *coll, const char *op, json_t *req, json_t **out,
+                           char *err, size_t errlen)
+{
+    svc_coll_t *c = svc_coll_find(s, coll);
+    uint8_t want[LOOKALIKE_SHARDS_MAX];
+    int rc;
+    if (!c) {
+        serr(err, errlen, "no collection named \"%s\"", coll);
+        return LOOKALIKE_ENOTFOUND;
+    }
+    if (!json_is_object(req)) {
+        serr(err, errlen, "the request body must be a JSON object");
+        return LOOKALIKE_EINVAL;
+    }
+    if ((rc = op_shards(c, req, want, err, errlen)) != 0)
+        return rc;
+    json_t *v = json_object_get(req, "min_seq");
+    if (v && (!json_is_integer(v) || json_integer_value(v) < 0)) {
+        serr(err, errlen, "field \"min_seq\": expected a sequence number");
+        return LOOKALIKE_EINVAL;
+    }
+    if (v && (rc = svc_wait_seq(s, (uint64_t)json_integer_value(v), err, errlen)) != 0)
+        return rc;
+    if (strcmp(op, "search") == 0)
+        return op_search(s, c, req, want, out, err, errlen);
+    if (strcmp(op, "fetch") == 0)
+        return op_fetch(c, req, want, out, err, errlen);
+    if (strcmp(op, "get") == 0)
+        return op_get(c, req, want, out, err, errlen);
+    if (strcmp(op, "facets") == 0)
+        return (*out = svc_facets_local(c, want)) ? 0 : LOOKALIKE_ENOMEM;
+    if (strcmp(op, "stats") == 0) {
+        const char *text = json_string_value(json_object_get(req, "text"));
+        lookalike_bm25_stats_t st;
+        if (!text || strlen(text) > LOOKALIKE_QUERY_MAX) {
+            serr(err, errlen, "field \"text\": expected a string of at most %d bytes", LOOKALIKE_QUERY_MAX);
+            return LOOKALIKE_EINVAL;
+        }
+        if ((rc = svc_text_stats_local(c, text, want, &st, err, errlen)) != 0)
+            return rc;
+        *out = lookalike_wire_stats_encode(&st);
+        lookalike_bm25_stats_release(&st);
+        return *out ? 0 : LOOKALIKE_ENOMEM;
+    }
+    serr(err, errlen, "unknown operation \"%s\" (expected stats, search, fetch, facets, get)", op);
+    return LOOKALIKE_ENOTFOUND;
 }

@@ -303,24 +303,34 @@ svc_coll_t *svc_coll_find(lookalike_svc_t *s, const char *name)
     return c;
 }
 
-static void coll_free(svc_coll_t *c)
+static void shard_free(svc_shard_t *u, const char *coll)
 {
-    if (!c)
+    if (!u)
         return;
     char err[256], wal[4200];
     struct stat st;
     /* A long log is checkpointed, so the next start maps a snapshot instead of inserting every
      * logged vector into the graph again (minutes for 100,000 vectors); a short one is synced. */
-    snprintf(wal, sizeof wal, "%s/wal.log", c->vx_dir ? c->vx_dir : "");
-    if (c->vx && c->vx_dir && stat(wal, &st) == 0 && st.st_size > CHECKPOINT_LOG_BYTES) {
-        if (vindex_save(c->vx, c->vx_dir, err, sizeof err) != 0)
-            fprintf(stderr, "lookalike: collection %s: checkpoint: %s\n", c->info.name, err);
-    } else if (c->vx && vindex_sync(c->vx, err, sizeof err) != 0) {
-        fprintf(stderr, "lookalike: collection %s: %s\n", c->info.name, err);
+    snprintf(wal, sizeof wal, "%s/wal.log", u->vx_dir ? u->vx_dir : "");
+    if (u->vx && u->vx_dir && stat(wal, &st) == 0 && st.st_size > CHECKPOINT_LOG_BYTES) {
+        if (vindex_save(u->vx, u->vx_dir, err, sizeof err) != 0)
+            fprintf(stderr, "lookalike: collection %s shard %u: checkpoint: %s\n", coll, u->no, err);
+    } else if (u->vx && vindex_sync(u->vx, err, sizeof err) != 0) {
+        fprintf(stderr, "lookalike: collection %s shard %u: %s\n", coll, u->no, err);
     }
-    vindex_free(c->vx);
-    free(c->vx_dir);
-    lookalike_bm25_free(c->bm);
+    vindex_free(u->vx);
+    free(u->vx_dir);
+    lookalike_bm25_free(u->bm);
+    free(u);
+}
+
+static void coll_free(svc_coll_t *c)
+{
+    if (!c)
+        return;
+    for (uint32_t i = 0; c->shards && i < c->nshards; i++)
+        shard_free(c->shards[i], c->info.name);
+    free(c->shards);
     svc_findex_free(c->fx);
     for (size_t i = 0; i < c->ids_cap; i++)
         rec_free(c->ids[i]);
@@ -332,7 +342,8 @@ static void coll_free(svc_coll_t *c)
 
 /* Reads the index settings a collection was created with (index_params JSON). */
 static int index_params_read(const lookalike_collection_t *col, uint32_t dim, vindex_params_t *vp,
-                             char kind_out[16], char *err, size_t errlen)
+                             char kind_out[16], uint32_t *nshards, lookalike_shard_key_t *key, char *err,
+                             size_t errlen)
 {
     json_error_t je;
     json_t *o = json_loads(col->index_params, 0, &je);
@@ -367,6 +378,22 @@ static int index_params_read(const lookalike_collection_t *col, uint32_t dim, vi
     if ((v = json_object_get(o, "ef_search")) && json_is_integer(v))
         vp->ef_search = (uint32_t)json_integer_value(v);
     snprintf(kind_out, 16, "%s", kind);
+    /* Collections created before sharding have one shard. */
+    *nshards = 1;
+    *key = LOOKALIKE_SHARD_KEY_CATEGORY;
+    if ((v = json_object_get(o, "shards")) &&
+        (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > LOOKALIKE_SHARDS_MAX)) {
+        json_decref(o);
+        serr(err, errlen, "collection %s: \"shards\" must be 1..%d", col->name, LOOKALIKE_SHARDS_MAX);
+        return LOOKALIKE_EINVAL;
+    }
+    if (v)
+        *nshards = (uint32_t)json_integer_value(v);
+    if ((v = json_object_get(o, "shard_key")) &&
+        lookalike_shard_key_parse(json_string_value(v), key, err, errlen) != 0) {
+        json_decref(o);
+        return LOOKALIKE_EINVAL;
+    }
     json_decref(o);
     return 0;
 }
@@ -388,22 +415,13 @@ static int coll_open(lookalike_svc_t *s, const lookalike_collection_t *col, svc_
         rc = LOOKALIKE_EINVAL;
         goto fail;
     }
-    if ((rc = index_params_read(col, col->dim, &vp, c->index_kind, err, errlen)) != 0)
+    if ((rc = index_params_read(col, col->dim, &vp, c->index_kind, &c->nshards, &c->shard_key, err,
+                                errlen)) != 0)
         goto fail;
+    c->metric = vp.metric;
     snprintf(dir, sizeof dir, "%s/vindex", s->data_dir);
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
         serr(err, errlen, "%s: %s", dir, strerror(errno));
-        rc = LOOKALIKE_EIO;
-        goto fail;
-    }
-    snprintf(dir, sizeof dir, "%s/vindex/%s", s->data_dir, col->name);
-    char verr[512];
-    if (!(c->vx_dir = strdup(dir))) {
-        rc = LOOKALIKE_ENOMEM;
-        goto fail;
-    }
-    if (!(c->vx = vindex_open(dir, &vp, VINDEX_DURABILITY_BATCH, verr, sizeof verr))) {
-        serr(err, errlen, "collection %s: %s", col->name, verr);
         rc = LOOKALIKE_EIO;
         goto fail;
     }
@@ -412,9 +430,39 @@ static int coll_open(lookalike_svc_t *s, const lookalike_collection_t *col, svc_
         rc = LOOKALIKE_ENOMEM;
         goto fail;
     }
-    if (!(c->bm = lookalike_bm25_new(NULL, err, errlen))) {
+    if (!(c->shards = calloc(c->nshards, sizeof *c->shards))) {
         rc = LOOKALIKE_ENOMEM;
         goto fail;
+    }
+    for (uint32_t i = 0; i < c->nshards; i++) {
+        if (!lookalike_shard_set_has(&s->held, i))
+            continue;
+        svc_shard_t *u = calloc(1, sizeof *u);
+        if (!u) {
+            rc = LOOKALIKE_ENOMEM;
+            goto fail;
+        }
+        u->no = i;
+        c->shards[i] = u;
+        /* A collection of one shard keeps the directory it always had. */
+        if (c->nshards == 1)
+            snprintf(dir, sizeof dir, "%s/vindex/%s", s->data_dir, col->name);
+        else
+            snprintf(dir, sizeof dir, "%s/vindex/%s.shard%u", s->data_dir, col->name, i);
+        char verr[512];
+        if (!(u->vx_dir = strdup(dir))) {
+            rc = LOOKALIKE_ENOMEM;
+            goto fail;
+        }
+        if (!(u->vx = vindex_open(dir, &vp, VINDEX_DURABILITY_BATCH, verr, sizeof verr))) {
+            serr(err, errlen, "collection %s: %s", col->name, verr);
+            rc = LOOKALIKE_EIO;
+            goto fail;
+        }
+        if (!(u->bm = lookalike_bm25_new(NULL, err, errlen))) {
+            rc = LOOKALIKE_ENOMEM;
+            goto fail;
+        }
     }
     *out = c;
     return 0;
@@ -505,13 +553,52 @@ static int extract_colours(lookalike_svc_t *s, const void *img, size_t len, look
     return 0;
 }
 
-/* Puts a catalogue product into a collection's memory tables and BM25 (caller holds
- * write_mu). vec, when not NULL, goes into the vindex first. */
-static int coll_apply(svc_coll_t *c, const lookalike_product_t *p, const float *vec, char *err, size_t errlen)
+uint32_t svc_shard_of(const svc_coll_t *c, const lookalike_product_t *p)
 {
+    return lookalike_shard_of(c->shard_key, c->nshards, p->id, p->category);
+}
+
+int svc_holds(const svc_coll_t *c, uint32_t shard)
+{
+    return shard < c->nshards && c->shards[shard] != NULL;
+}
+
+/* Removes doc_id from every shard index held except `keep` (caller holds write_mu): a product
+ * lives in one shard, and an index of another may still have it from before it moved, or
+ * from a time this node held other shards. */
+static void purge_doc(svc_coll_t *c, uint64_t doc_id, const svc_shard_t *keep)
+{
+    for (uint32_t i = 0; i < c->nshards; i++) {
+        svc_shard_t *u = c->shards[i];
+        if (!u || u == keep)
+            continue;
+        lookalike_bm25_remove(u->bm, doc_id);
+        if (vindex_contains(u->vx, doc_id))
+            vindex_delete(u->vx, doc_id, NULL, 0);
+    }
+}
+
+/* Removes product id's record and its index entries (caller holds write_mu). */
+static void coll_unapply(svc_coll_t *c, const char *id, uint64_t doc_id)
+{
+    purge_doc(c, doc_id, NULL);
+    pthread_rwlock_wrlock(&c->lock);
+    coll_remove(c, id);
+    pthread_rwlock_unlock(&c->lock);
+}
+
+int svc_coll_apply(svc_coll_t *c, const lookalike_product_t *p, const float *vec, char *err, size_t errlen)
+{
+    uint32_t sh = svc_shard_of(c, p);
+    svc_shard_t *u = c->shards[sh];
+    if (!u) {
+        /* Held elsewhere; a change of category may have moved it away from here. */
+        coll_unapply(c, p->id, p->doc_id);
+        return 0;
+    }
     if (vec) {
         char verr[512];
-        if (vindex_upsert(c->vx, p->doc_id, vec, verr, sizeof verr) != 0) {
+        if (vindex_upsert(u->vx, p->doc_id, vec, verr, sizeof verr) != 0) {
             serr(err, errlen, "vector index: %s", verr);
             return LOOKALIKE_EIO;
         }
@@ -519,13 +606,14 @@ static int coll_apply(svc_coll_t *c, const lookalike_product_t *p, const float *
     svc_rec_t *rec = rec_new(p);
     if (!rec)
         return LOOKALIKE_ENOMEM;
+    rec->shard = sh;
     char *attrs = lookalike_product_attrs_text(p);
     if (!attrs) {
         rec_free(rec);
         return LOOKALIKE_ENOMEM;
     }
     const char *fields[LOOKALIKE_FIELD_COUNT] = {p->title, p->description, p->brand, p->category, attrs};
-    int rc = lookalike_bm25_put(c->bm, p->doc_id, fields, err, errlen);
+    int rc = lookalike_bm25_put(u->bm, p->doc_id, fields, err, errlen);
     free(attrs);
     if (rc != 0) {
         rec_free(rec);
@@ -534,6 +622,7 @@ static int coll_apply(svc_coll_t *c, const lookalike_product_t *p, const float *
     pthread_rwlock_wrlock(&c->lock);
     svc_rec_t *old = svc_rec_find(c, p->id);
     uint64_t old_doc = old ? old->doc_id : 0;
+    uint32_t old_shard = old ? old->shard : sh;
     rc = coll_install(c, rec);
     pthread_rwlock_unlock(&c->lock);
     if (rc != 0) {
@@ -541,30 +630,18 @@ static int coll_apply(svc_coll_t *c, const lookalike_product_t *p, const float *
         serr(err, errlen, "out of memory");
         return rc;
     }
-    /* doc_id is stable across upserts, so this only happens if the catalogue said otherwise. */
-    if (old && old_doc != p->doc_id) {
-        lookalike_bm25_remove(c->bm, old_doc);
-        vindex_delete(c->vx, old_doc, NULL, 0);
-    }
+    /* doc_id is stable across upserts, so a different one only comes from the catalogue saying
+     * otherwise; a different shard is a change of category. Either way the old entries go. */
+    if (old && old_doc != p->doc_id)
+        purge_doc(c, old_doc, NULL);
+    else if (old && old_shard != sh)
+        purge_doc(c, old_doc, u);
     return 0;
-}
-
-static void coll_unapply(svc_coll_t *c, const char *id, uint64_t doc_id)
-{
-    lookalike_bm25_remove(c->bm, doc_id);
-    if (vindex_contains(c->vx, doc_id))
-        vindex_delete(c->vx, doc_id, NULL, 0);
-    pthread_rwlock_wrlock(&c->lock);
-    coll_remove(c, id);
-    pthread_rwlock_unlock(&c->lock);
 }
 
 /* ---- start-up ---- */
 
-/* The vector of a stored product into vec: the one stored with it (1), else its photo embedded
- * again (2); 0 with the reason in err when it has neither. */
-static int stored_vector(lookalike_svc_t *s, const lookalike_product_t *p, float *vec, char *err,
-                         size_t errlen)
+int svc_stored_vector(lookalike_svc_t *s, const lookalike_product_t *p, float *vec, char *err, size_t errlen)
 {
     if (lookalike_catalog_get_vector(s->cat, p->doc_id, vec, s->dim, err, errlen) == 0)
         return 1;
@@ -578,12 +655,20 @@ static int stored_vector(lookalike_svc_t *s, const lookalike_product_t *p, float
     return got ? 2 : 0;
 }
 
+/* With shard key "id", whether a change is for a shard held elsewhere can be told without
+ * reading the product. */
+static int change_held_elsewhere(const svc_coll_t *c, const lookalike_change_t *ch)
+{
+    return c->shard_key == LOOKALIKE_SHARD_KEY_ID &&
+           !svc_holds(c, lookalike_shard_of(LOOKALIKE_SHARD_KEY_ID, c->nshards, ch->id, NULL));
+}
+
 static int rebuild(lookalike_svc_t *s, FILE *progress, char *err, size_t errlen)
 {
     lookalike_change_t *ch = calloc(LOOKALIKE_PAGE_MAX, sizeof *ch);
     float *vec = malloc(s->dim * sizeof *vec);
     int rc = 0;
-    uint64_t since = 0, live = 0, restored = 0, reembedded = 0, removed = 0;
+    uint64_t since = 0, live = 0, restored = 0, reembedded = 0, removed = 0, elsewhere = 0;
     if (!ch || !vec) {
         rc = LOOKALIKE_ENOMEM;
         goto fail;
@@ -597,11 +682,13 @@ static int rebuild(lookalike_svc_t *s, FILE *progress, char *err, size_t errlen)
             svc_coll_t *c = svc_coll_find(s, ch[i].collection);
             if (!c)
                 continue;
-            if (ch[i].deleted) {
-                if (vindex_contains(c->vx, ch[i].doc_id)) {
-                    vindex_delete(c->vx, ch[i].doc_id, NULL, 0);
-                    removed++;
-                }
+            if (ch[i].deleted || change_held_elsewhere(c, &ch[i])) {
+                for (uint32_t u = 0; u < c->nshards; u++)
+                    if (c->shards[u] && vindex_contains(c->shards[u]->vx, ch[i].doc_id)) {
+                        vindex_delete(c->shards[u]->vx, ch[i].doc_id, NULL, 0);
+                        removed++;
+                    }
+                elsewhere += !ch[i].deleted;
                 continue;
             }
             char cname[LOOKALIKE_COLLECTION_NAME_MAX + 1];
@@ -612,10 +699,11 @@ static int rebuild(lookalike_svc_t *s, FILE *progress, char *err, size_t errlen)
                 continue;
             if (rc != 0)
                 goto fail;
+            svc_shard_t *u = c->shards[svc_shard_of(c, &p)];
             const float *v = NULL;
             char e[512];
-            if (!vindex_contains(c->vx, p.doc_id)) {
-                int got = stored_vector(s, &p, vec, e, sizeof e);
+            if (u && !vindex_contains(u->vx, p.doc_id)) {
+                int got = svc_stored_vector(s, &p, vec, e, sizeof e);
                 if (got)
                     v = vec;
                 restored += got == 1;
@@ -623,11 +711,19 @@ static int rebuild(lookalike_svc_t *s, FILE *progress, char *err, size_t errlen)
                 if (!got && progress)
                     fprintf(progress, "lookalike: product %s: not indexed: %s\n", p.id, e);
             }
-            rc = coll_apply(c, &p, v, err, errlen);
+            for (uint32_t o = 0; o < c->nshards; o++)
+                if (c->shards[o] && c->shards[o] != u && vindex_contains(c->shards[o]->vx, p.doc_id)) {
+                    vindex_delete(c->shards[o]->vx, p.doc_id, NULL, 0);
+                    removed++;
+                }
+            rc = svc_coll_apply(c, &p, v, err, errlen);
             lookalike_product_release(&p);
             if (rc != 0)
                 goto fail;
-            live++;
+            if (u)
+                live++;
+            else
+                elsewhere++;
         }
         if (n < LOOKALIKE_PAGE_MAX)
             break;
@@ -635,10 +731,10 @@ static int rebuild(lookalike_svc_t *s, FILE *progress, char *err, size_t errlen)
     atomic_store(&s->applied_seq, since);
     if (progress)
         fprintf(progress,
-                "lookalike: loaded %" PRIu64 " products (%" PRIu64
+                "lookalike: loaded %" PRIu64 " products from the catalogue (%" PRIu64
                 " vectors read from the catalogue, %" PRIu64 " photos embedded again, %" PRIu64
-                " stale vectors removed)\n",
-                live, restored, reembedded, removed);
+                " stale vectors removed, %" PRIu64 " products of shards held elsewhere)\n",
+                live, restored, reembedded, removed, elsewhere);
 fail:
     free(ch);
     free(vec);
@@ -649,6 +745,21 @@ fail:
 
 /* How long the tailer waits for a notification before it looks anyway. */
 #define TAIL_WAIT_MS 500
+
+/* Applies this node's own write of p with the vector of its new photo (own_vec; NULL when it
+ * kept its photo). A product that kept its photo but moved to another shard held here needs
+ * its vector in that shard's index: it is read back into scratch. */
+static int apply_own(lookalike_svc_t *s, svc_coll_t *c, const lookalike_product_t *p, const float *own_vec,
+                     float *scratch, char *err, size_t errlen)
+{
+    svc_shard_t *u = c->shards[svc_shard_of(c, p)];
+    if (!own_vec && u && p->image_sha256[0] && !vindex_contains(u->vx, p->doc_id)) {
+        char e[512];
+        if (svc_stored_vector(s, p, scratch, e, sizeof e))
+            own_vec = scratch;
+    }
+    return svc_coll_apply(c, p, own_vec, err, errlen);
+}
 
 /* Applies one change to the memory indexes (caller holds write_mu). When it is the caller's
  * own write, own and own_vec are that product and its vector, so nothing is read back. */
@@ -665,19 +776,19 @@ static int apply_change(lookalike_svc_t *s, const lookalike_change_t *ch, const 
     pthread_rwlock_rdlock(&c->lock);
     svc_rec_t *r = svc_rec_find(c, ch->id);
     uint64_t mem_doc = r ? r->doc_id : 0;
+    uint32_t mem_shard = r ? r->shard : 0;
     char mem_image[65] = "";
     if (r)
         memcpy(mem_image, r->image_sha256, sizeof mem_image);
     pthread_rwlock_unlock(&c->lock);
-    if (ch->deleted) {
+    if (ch->deleted || change_held_elsewhere(c, ch)) {
         if (mem_doc)
             coll_unapply(c, ch->id, mem_doc);
-        if (vindex_contains(c->vx, ch->doc_id))
-            vindex_delete(c->vx, ch->doc_id, NULL, 0);
+        purge_doc(c, ch->doc_id, NULL);
         return 0;
     }
     if (own && own->seq == ch->seq)
-        return coll_apply(c, own, own_vec, err, errlen);
+        return apply_own(s, c, own, own_vec, vec, err, errlen);
     lookalike_product_t p;
     char cname[LOOKALIKE_COLLECTION_NAME_MAX + 1];
     rc = lookalike_catalog_get_by_doc(s->cat, ch->doc_id, cname, &p, err, errlen);
@@ -685,25 +796,29 @@ static int apply_change(lookalike_svc_t *s, const lookalike_change_t *ch, const 
         return 0; /* deleted since the change was read: a later change says so */
     if (rc != 0)
         return rc;
+    uint32_t sh = svc_shard_of(c, &p);
+    svc_shard_t *u = c->shards[sh];
     const float *v = NULL;
-    int same_photo = mem_doc == p.doc_id && strcmp(mem_image, p.image_sha256) == 0;
+    int same_photo = mem_doc == p.doc_id && mem_shard == sh && strcmp(mem_image, p.image_sha256) == 0;
     /* Without a photo the vector is the caller's and may have changed: read it every time. */
-    if (!p.image_sha256[0] || !same_photo || !vindex_contains(c->vx, p.doc_id)) {
+    if (u && (!p.image_sha256[0] || !same_photo || !vindex_contains(u->vx, p.doc_id))) {
         char e[512];
-        if (stored_vector(s, &p, vec, e, sizeof e))
+        if (svc_stored_vector(s, &p, vec, e, sizeof e))
             v = vec;
         else if (s->progress)
             fprintf(s->progress, "lookalike: product %s: not indexed: %s\n", p.id, e);
     }
-    rc = coll_apply(c, &p, v, err, errlen);
+    rc = svc_coll_apply(c, &p, v, err, errlen);
     lookalike_product_release(&p);
     return rc;
 }
 
-/* Applies every change after applied_seq in seq order, so applied_seq never passes a change
- * it has not applied (caller holds write_mu). */
+/* Applies the changes after applied_seq in seq order, so applied_seq never passes a change it
+ * has not applied (caller holds write_mu): every one, or with one_page a page of at most
+ * LOOKALIKE_PAGE_MAX. *napplied (may be NULL) gets how many were applied; returns 1 when a
+ * page was full (there may be more), 0 when the log is exhausted, < 0 on failure. */
 static int catch_up_locked(lookalike_svc_t *s, const lookalike_product_t *own, const float *own_vec,
-                           char *err, size_t errlen)
+                           int one_page, uint64_t *napplied, char *err, size_t errlen)
 {
     lookalike_change_t *ch = calloc(LOOKALIKE_PAGE_MAX, sizeof *ch);
     float *vec = malloc(s->dim * sizeof *vec);
@@ -718,11 +833,20 @@ static int catch_up_locked(lookalike_svc_t *s, const lookalike_product_t *own, c
         rc = lookalike_catalog_changes(s->cat, atomic_load(&s->applied_seq), LOOKALIKE_PAGE_MAX, ch, &n, err,
                                        errlen);
         for (size_t i = 0; rc == 0 && i < n; i++)
-            if ((rc = apply_change(s, &ch[i], own, own_vec, vec, err, errlen)) == 0)
+            if ((rc = apply_change(s, &ch[i], own, own_vec, vec, err, errlen)) == 0) {
                 atomic_store(&s->applied_seq, ch[i].seq);
+                if (napplied)
+                    ++*napplied;
+            }
         if (rc != 0 || n < LOOKALIKE_PAGE_MAX)
             break;
+        if (one_page) {
+            rc = 1;
+            break;
+        }
     }
+    if (rc == 0 && atomic_load(&s->applied_seq) > atomic_load(&s->catalog_seq))
+        atomic_store(&s->catalog_seq, atomic_load(&s->applied_seq));
 out:
     free(ch);
     free(vec);
@@ -732,22 +856,76 @@ out:
 int svc_catch_up(lookalike_svc_t *s, char *err, size_t errlen)
 {
     pthread_mutex_lock(&s->write_mu);
-    int rc = catch_up_locked(s, NULL, NULL, err, errlen);
+    int rc = catch_up_locked(s, NULL, NULL, 0, NULL, err, errlen);
     pthread_mutex_unlock(&s->write_mu);
     return rc;
 }
 
-/* Wakes on every committed change (NOTIFY), or every TAIL_WAIT_MS, and applies what is new. */
+/* Applies everything after applied_seq a page at a time, letting writers in between pages. */
+static int catch_up_paged(lookalike_svc_t *s, uint64_t *napplied, char *err, size_t errlen)
+{
+    int rc;
+    do {
+        pthread_mutex_lock(&s->write_mu);
+        rc = catch_up_locked(s, NULL, NULL, 1, napplied, err, errlen);
+        pthread_mutex_unlock(&s->write_mu);
+    } while (rc > 0 && !atomic_load(&s->stopping));
+    return rc < 0 ? rc : 0;
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double thread_cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* The tail after a loaded snapshot: applied, timed and said. */
+static int catch_up_after_snapshot(lookalike_svc_t *s, char *err, size_t errlen)
+{
+    uint64_t from = atomic_load(&s->applied_seq), n = 0;
+    double t0 = mono_s(), c0 = thread_cpu_s();
+    int rc = catch_up_paged(s, &n, err, errlen);
+    if (rc == 0 && s->progress)
+        fprintf(s->progress,
+                "lookalike: caught up from the snapshot at seq %" PRIu64 ": %" PRIu64
+                " changes applied, now at seq %" PRIu64 " (%.3f s, %.3f s CPU)\n",
+                from, n, atomic_load(&s->applied_seq), mono_s() - t0, thread_cpu_s() - c0);
+    return rc;
+}
+
+/* Wakes on every committed change (NOTIFY), or every TAIL_WAIT_MS, and applies what is new;
+ * first the tail a loaded snapshot lacks; writes a snapshot every snapshot_ms. */
 static void *tailer_main(void *arg)
 {
     lookalike_svc_t *s = arg;
     char err[512];
     int failing = 0;
+    double last_snap = mono_s(), last_max = 0;
     while (!atomic_load(&s->stopping)) {
-        int rc = lookalike_catalog_changes_wait(s->cat, atomic_load(&s->applied_seq), TAIL_WAIT_MS, err,
+        int rc = 0;
+        if (atomic_load(&s->catch_up_pending)) {
+            if ((rc = catch_up_after_snapshot(s, err, sizeof err)) == 0)
+                atomic_store(&s->catch_up_pending, 0);
+        } else {
+            rc = lookalike_catalog_changes_wait(s->cat, atomic_load(&s->applied_seq), TAIL_WAIT_MS, err,
                                                 sizeof err);
-        if (rc > 0)
-            rc = svc_catch_up(s, err, sizeof err);
+            if (rc > 0)
+                rc = catch_up_paged(s, NULL, err, sizeof err);
+        }
+        uint64_t max = 0;
+        if (rc >= 0 && mono_s() - last_max >= 0.25 &&
+            lookalike_catalog_max_seq(s->cat, &max, err, sizeof err) == 0) {
+            last_max = mono_s();
+            atomic_store(&s->catalog_seq, max);
+        }
         if (rc < 0) {
             /* Say it once per outage; the store may be failing over. */
             if (!failing && s->progress)
@@ -757,6 +935,13 @@ static void *tailer_main(void *arg)
             nanosleep(&ts, NULL);
         } else if (rc > 0 || failing) {
             failing = 0;
+        }
+        if (s->snapshot_ms > 0 && !atomic_load(&s->catch_up_pending) &&
+            (mono_s() - last_snap) * 1000 >= s->snapshot_ms) {
+            last_snap = mono_s();
+            if (atomic_load(&s->applied_seq) != atomic_load(&s->snapshot_seq) &&
+                svc_snapshot_write(s, err, sizeof err) != 0 && s->progress)
+                fprintf(s->progress, "lookalike: snapshot: %s\n", err);
         }
     }
     return NULL;
@@ -843,11 +1028,31 @@ lookalike_svc_t *lookalike_svc_open(const lookalike_svc_opts_t *opts, char *err,
         goto fail;
     s->shared = lookalike_store_is_pg(opts->store);
     s->progress = opts->progress;
+    s->snapshot_ms = opts->snapshot_ms;
+    if (lookalike_shard_set_parse(opts->shards && *opts->shards ? opts->shards : "all", &s->held, err,
+                                  errlen) != 0)
+        goto fail;
+    s->default_shards = opts->default_shards ? opts->default_shards : 1;
+    if (s->default_shards > LOOKALIKE_SHARDS_MAX) {
+        serr(err, errlen, "default collection: shards must be 1..%d", LOOKALIKE_SHARDS_MAX);
+        goto fail;
+    }
+    if (lookalike_shard_key_parse(
+            opts->default_shard_key && *opts->default_shard_key ? opts->default_shard_key : "category",
+            &s->default_shard_key, err, errlen) != 0)
+        goto fail;
     lookalike_collection_t def;
     int rc = lookalike_catalog_get_collection(s->cat, LOOKALIKE_DEFAULT_COLLECTION, &def, e, sizeof e);
     if (rc == LOOKALIKE_ENOTFOUND) {
         collection_defaults(s, &def, LOOKALIKE_DEFAULT_COLLECTION);
+        if (s->default_shards > 1)
+            snprintf(def.index_params, sizeof def.index_params,
+                     "{\"index\":\"hnsw\",\"shard_key\":\"%s\",\"shards\":%u}",
+                     lookalike_shard_key_name(s->default_shard_key), s->default_shards);
         rc = lookalike_catalog_create_collection(s->cat, &def, e, sizeof e);
+        /* Another node created it at the same moment. */
+        if (rc == LOOKALIKE_EEXIST)
+            rc = lookalike_catalog_get_collection(s->cat, LOOKALIKE_DEFAULT_COLLECTION, &def, e, sizeof e);
     }
     if (rc != 0) {
         serr(err, errlen, "default collection: %s", e);
@@ -866,20 +1071,94 @@ lookalike_svc_t *lookalike_svc_open(const lookalike_svc_opts_t *opts, char *err,
     }
     free(cols);
     cols = NULL;
-    if (rebuild(s, opts->progress, err, errlen) != 0)
-        goto fail;
-    if (s->shared) {
-        if (pthread_create(&s->tailer, NULL, tailer_main, s) != 0) {
-            serr(err, errlen, "cannot start the change-log tailer");
-            goto fail;
-        }
-        s->tailer_started = 1;
+    uint64_t max = 0;
+    if (lookalike_catalog_max_seq(s->cat, &max, e, sizeof e) == 0)
+        atomic_store(&s->catalog_seq, max);
+    int loaded = svc_snapshot_load(s, e, sizeof e);
+    if (loaded <= 0 && opts->progress && e[0])
+        fprintf(opts->progress, "lookalike: snapshot not used: %s\n", e);
+    if (loaded < 0) {
+        pthread_mutex_lock(&s->write_mu);
+        svc_clear_records(s);
+        pthread_mutex_unlock(&s->write_mu);
     }
+    if (loaded <= 0) {
+        if (rebuild(s, opts->progress, err, errlen) != 0)
+            goto fail;
+    } else if (s->shared && opts->follow_later) {
+        atomic_store(&s->catch_up_pending, 1);
+    } else if (catch_up_after_snapshot(s, err, errlen) != 0) {
+        goto fail;
+    }
+    s->opened = 1;
     return s;
 fail:
     free(cols);
     lookalike_svc_close(s);
     return NULL;
+}
+
+int lookalike_svc_follow(lookalike_svc_t *s, char *err, size_t errlen)
+{
+    if (!s->shared || s->tailer_started)
+        return 0;
+    if (pthread_create(&s->tailer, NULL, tailer_main, s) != 0) {
+        serr(err, errlen, "cannot start the change-log tailer");
+        return -1;
+    }
+    s->tailer_started = 1;
+    return 0;
+}
+
+void lookalike_svc_state(lookalike_svc_t *s, lookalike_svc_state_t *out)
+{
+    out->applied_seq = atomic_load(&s->applied_seq);
+    out->catalog_seq = atomic_load(&s->catalog_seq);
+    if (out->catalog_seq < out->applied_seq)
+        out->catalog_seq = out->applied_seq;
+    out->snapshot_seq = atomic_load(&s->snapshot_seq);
+    out->catching_up = atomic_load(&s->catch_up_pending);
+    out->held = s->held;
+}
+
+void lookalike_svc_set_remote(lookalike_svc_t *s, const lookalike_svc_remote_t *r)
+{
+    s->remote = *r;
+}
+
+int lookalike_svc_sharding(lookalike_svc_t *s, const char *coll, uint32_t *nshards,
+                           lookalike_shard_key_t *key)
+{
+    svc_coll_t *c = svc_coll_find(s, coll);
+    if (!c)
+        return LOOKALIKE_ENOTFOUND;
+    *nshards = c->nshards;
+    *key = c->shard_key;
+    return 0;
+}
+
+void svc_clear_records(lookalike_svc_t *s)
+{
+    pthread_rwlock_rdlock(&s->colls_lock);
+    for (size_t i = 0; i < s->ncolls; i++) {
+        svc_coll_t *c = s->colls[i];
+        pthread_rwlock_wrlock(&c->lock);
+        for (size_t j = 0; j < c->ids_cap; j++)
+            if (c->ids[j] && c->ids[j] != TOMB) {
+                for (uint32_t u = 0; u < c->nshards; u++)
+                    if (c->shards[u])
+                        lookalike_bm25_remove(c->shards[u]->bm, c->ids[j]->doc_id);
+                rec_free(c->ids[j]);
+            }
+        free(c->ids);
+        free(c->by_doc);
+        c->ids = NULL;
+        c->by_doc = NULL;
+        c->ids_cap = c->ids_used = c->nlive = c->by_doc_cap = 0;
+        pthread_rwlock_unlock(&c->lock);
+    }
+    pthread_rwlock_unlock(&s->colls_lock);
+    atomic_store(&s->applied_seq, 0);
 }
 
 void lookalike_svc_close(lookalike_svc_t *s)
@@ -890,6 +1169,10 @@ void lookalike_svc_close(lookalike_svc_t *s)
         atomic_store(&s->stopping, 1);
         pthread_join(s->tailer, NULL);
     }
+    char err[512];
+    if (s->opened && atomic_load(&s->applied_seq) != atomic_load(&s->snapshot_seq) &&
+        svc_snapshot_write(s, err, sizeof err) != 0 && s->progress)
+        fprintf(s->progress, "lookalike: snapshot: %s\n", err);
     for (size_t i = 0; i < s->ncolls; i++)
         coll_free(s->colls[i]);
     free(s->colls);
@@ -906,10 +1189,11 @@ void lookalike_svc_close(lookalike_svc_t *s)
 
 static json_t *coll_json(lookalike_svc_t *s, svc_coll_t *c)
 {
-    return json_pack("{s:s,s:s,s:s,s:i,s:s,s:I,s:I}", "name", c->info.name, "metric", c->info.metric, "index",
-                     c->index_kind, "dim", (int)c->info.dim, "model", c->info.model, "count",
+    return json_pack("{s:s,s:s,s:s,s:i,s:s,s:I,s:I,s:i,s:s}", "name", c->info.name, "metric", c->info.metric,
+                     "index", c->index_kind, "dim", (int)c->info.dim, "model", c->info.model, "count",
                      (json_int_t)lookalike_svc_count(s, c->info.name), "created_at",
-                     (json_int_t)c->info.created_at);
+                     (json_int_t)c->info.created_at, "shards", (int)c->nshards, "shard_key",
+                     lookalike_shard_key_name(c->shard_key));
 }
 
 json_t *lookalike_svc_list_collections(lookalike_svc_t *s)
@@ -934,8 +1218,8 @@ int lookalike_svc_has_collection(lookalike_svc_t *s, const char *name)
 
 int lookalike_svc_create_collection(lookalike_svc_t *s, json_t *spec, json_t **out, char *err, size_t errlen)
 {
-    static const char *const allowed[] = {"name",      "metric", "index", "M", "ef_construction",
-                                          "ef_search", "model"};
+    static const char *const allowed[] = {"name",      "metric", "index",  "M",        "ef_construction",
+                                          "ef_search", "model",  "shards", "shard_key"};
     const char *key;
     json_t *v;
     if (!json_is_object(spec)) {
@@ -999,6 +1283,25 @@ int lookalike_svc_create_collection(lookalike_svc_t *s, json_t *spec, json_t **o
             return LOOKALIKE_EINVAL;
         }
         json_object_set(params, ints[i].name, v);
+    }
+    /* Sharding is fixed for the collection's life: it goes with the index settings. */
+    if ((v = json_object_get(spec, "shards"))) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+            json_integer_value(v) > LOOKALIKE_SHARDS_MAX) {
+            json_decref(params);
+            serr(err, errlen, "field \"shards\": expected an integer in 1..%d", LOOKALIKE_SHARDS_MAX);
+            return LOOKALIKE_EINVAL;
+        }
+        json_object_set(params, "shards", v);
+    }
+    if ((v = json_object_get(spec, "shard_key"))) {
+        lookalike_shard_key_t key;
+        if (lookalike_shard_key_parse(json_string_value(v), &key, err, errlen) != 0) {
+            json_decref(params);
+            serr(err, errlen, "field \"shard_key\": expected \"category\" or \"id\"");
+            return LOOKALIKE_EINVAL;
+        }
+        json_object_set(params, "shard_key", v);
     }
     char *ptext = json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(params);
@@ -1098,11 +1401,14 @@ static void write_keep_photo(lookalike_svc_t *s, const char *coll, lookalike_svc
 static void commit_group(lookalike_svc_t *s, svc_group_item_t *const *g, size_t n)
 {
     lookalike_catalog_write_t *cw = calloc(n, sizeof *cw);
+    /* A product that kept its photo but moved to another shard held here reads its vector back
+     * into scratch (apply_own). */
+    float *scratch = malloc(s->dim * sizeof *scratch);
     pthread_mutex_lock(&s->write_mu);
     for (size_t i = 0; i < n; i++)
         if (g[i]->w->rc == 0)
             write_keep_photo(s, g[i]->c->info.name, g[i]->w, g[i]->vec);
-    if (s->shared || !cw) {
+    if (s->shared || !cw || !scratch) {
         /* Other nodes' writes may come before each one in the log: apply them all in order. */
         for (size_t i = 0; i < n; i++) {
             lookalike_svc_write_t *w = g[i]->w;
@@ -1110,8 +1416,9 @@ static void commit_group(lookalike_svc_t *s, svc_group_item_t *const *g, size_t 
                 w->rc = lookalike_catalog_put(s->cat, g[i]->c->info.name, w->p, w->mode, NULL, 0, g[i]->vec,
                                               s->dim, w->err, sizeof w->err);
             if (w->rc == 0)
-                w->rc = s->shared ? catch_up_locked(s, w->p, g[i]->vec, w->err, sizeof w->err)
-                                  : coll_apply(g[i]->c, w->p, g[i]->vec, w->err, sizeof w->err);
+                w->rc = s->shared ? catch_up_locked(s, w->p, g[i]->vec, 0, NULL, w->err, sizeof w->err)
+                        : scratch ? apply_own(s, g[i]->c, w->p, g[i]->vec, scratch, w->err, sizeof w->err)
+                                  : LOOKALIKE_ENOMEM;
             if (w->rc == 0 && !s->shared && w->p->seq > atomic_load(&s->applied_seq))
                 atomic_store(&s->applied_seq, w->p->seq);
         }
@@ -1136,7 +1443,7 @@ static void commit_group(lookalike_svc_t *s, svc_group_item_t *const *g, size_t 
         lookalike_svc_write_t *w = g[i]->w;
         if (w->rc != 0)
             continue;
-        w->rc = coll_apply(g[i]->c, w->p, g[i]->vec, w->err, sizeof w->err);
+        w->rc = apply_own(s, g[i]->c, w->p, g[i]->vec, scratch, w->err, sizeof w->err);
         /* A retried insert answers with the seq it had, which may be behind. */
         if (w->rc == 0 && w->p->seq > atomic_load(&s->applied_seq))
             atomic_store(&s->applied_seq, w->p->seq);
@@ -1144,6 +1451,7 @@ static void commit_group(lookalike_svc_t *s, svc_group_item_t *const *g, size_t 
 out:
     pthread_mutex_unlock(&s->write_mu);
     free(cw);
+    free(scratch);
 }
 
 int lookalike_svc_put_many(lookalike_svc_t *s, const char *coll, lookalike_svc_write_t *w, size_t n)
@@ -1240,7 +1548,7 @@ int lookalike_svc_delete(lookalike_svc_t *s, const char *coll, const char *id, u
     pthread_rwlock_unlock(&c->lock);
     int rc = lookalike_catalog_delete(s->cat, coll, id, seq, err, errlen);
     if (rc == 0 && s->shared) {
-        rc = catch_up_locked(s, NULL, NULL, err, errlen);
+        rc = catch_up_locked(s, NULL, NULL, 0, NULL, err, errlen);
     } else if (rc == 0) {
         if (r)
             coll_unapply(c, id, doc);
@@ -1280,15 +1588,15 @@ json_t *lookalike_svc_get(lookalike_svc_t *s, const char *coll, const char *id)
 int lookalike_svc_image(lookalike_svc_t *s, const char *coll, const char *id, void **data, size_t *len,
                         char *err, size_t errlen)
 {
-    svc_coll_t *c = svc_coll_find(s, coll);
+    json_t *prod = NULL;
+    int rc = lookalike_svc_find(s, coll, id, &prod, err, errlen);
+    if (rc != 0)
+        return rc;
     char sha[65] = "";
-    if (c) {
-        pthread_rwlock_rdlock(&c->lock);
-        svc_rec_t *r = svc_rec_find(c, id);
-        if (r)
-            memcpy(sha, r->image_sha256, sizeof sha);
-        pthread_rwlock_unlock(&c->lock);
-    }
+    const char *h = json_string_value(json_object_get(prod, "image_sha256"));
+    if (h)
+        snprintf(sha, sizeof sha, "%s", h);
+    json_decref(prod);
     if (!sha[0]) {
         serr(err, errlen, "no product \"%s\" with a photo in \"%s\"", id, coll);
         return LOOKALIKE_ENOTFOUND;

@@ -210,7 +210,7 @@ bad "unknown collection" 404 "$B/api/collections/nope/products/x"
 bad "similar: bad k" 400 "$B/api/products/vn-1/similar?k=abc"
 bad "list: bad limit" 400 "$B/api/products?limit=0"
 bad "collection: bad name" 400 "${J[@]}" -d '{"name":"a b"}' "$B/api/collections"
-bad "collection: unknown field" 400 "${J[@]}" -d '{"name":"x","shards":3}' "$B/api/collections"
+bad "collection: unknown field" 400 "${J[@]}" -d '{"name":"x","replicas":3}' "$B/api/collections"
 bad "collection: duplicate" 409 "${J[@]}" -d '{"name":"products"}' "$B/api/collections"
 expect_eq "server up after bad inputs" "$(status "$B/healthz")" 200
 expect_eq "nothing stored changed" "$(count)" "$before"
@@ -242,7 +242,7 @@ for path, ops in spec["paths"].items():
         bad.append(f"{path}: {e}")
 print(len(spec["paths"]), bad)
 PY
-)" "13 []"
+)" "16 []"
 
 # ---- restart keeps everything; API key ----
 before=$(count)
