@@ -39,8 +39,9 @@ struct lookalike_cluster {
     double rate, p50_ms, p99_ms; /* this node's, as of the last round */
     uint64_t last_requests;
     double last_round;
-    atomic_int rounds; /* probe rounds done: a node is not ready before the first */
-    pthread_key_t tls; /* the calling thread's CURLM * */
+    atomic_int rounds;  /* probe rounds done: a node is not ready before the first */
+    char list_err[256]; /* the membership's last failure, "" after a success (probe thread only) */
+    pthread_key_t tls;  /* the calling thread's CURLM * */
     pthread_t thread;
     int started;
     atomic_int stopping;
@@ -239,10 +240,14 @@ static void update_members(lookalike_cluster_t *c)
     size_t n = 0;
     char err[256];
     if (c->o.membership->list(c->o.membership, &m, &n, err, sizeof err) != 0) {
-        core_log_warn(c->o.log, "cluster", "membership (%s): %s; keeping the last list",
-                      c->o.membership->kind, err);
+        /* Once per kind of failure, not once per round while it lasts. */
+        if (strcmp(err, c->list_err) != 0)
+            core_log_warn(c->o.log, "cluster", "membership (%s): %s; keeping the last list",
+                          c->o.membership->kind, err);
+        snprintf(c->list_err, sizeof c->list_err, "%s", err);
         return;
     }
+    c->list_err[0] = '\0';
     peer_t *np = n ? calloc(n, sizeof *np) : NULL;
     if (n && !np) {
         free(m);
