@@ -60,7 +60,7 @@ typedef struct {
     double weight[K_COUNT], wsum;
     uint64_t *rng; /* one per connection */
     uint64_t inserts;
-    uint64_t partial; /* search answers that said "partial": true (counted as bad_body too) */
+    uint64_t partial;      /* search answers that said "partial": true (counted as bad_body too) */
     char coll_path[96];    /* /api/collections/C */
     char search_path[112]; /* /api/collections/C/search */
     char key_header[300];
