@@ -753,7 +753,7 @@ static int apply_own(lookalike_svc_t *s, svc_coll_t *c, const lookalike_product_
                      float *scratch, char *err, size_t errlen)
 {
     svc_shard_t *u = c->shards[svc_shard_of(c, p)];
-    if (!own_vec && u && p->image_sha256[0] && !vindex_contains(u->vx, p->doc_id)) {
+    if (!own_vec && u && !vindex_contains(u->vx, p->doc_id)) {
         char e[512];
         if (svc_stored_vector(s, p, scratch, e, sizeof e))
             own_vec = scratch;
@@ -1148,6 +1148,8 @@ void svc_clear_records(lookalike_svc_t *s)
                 for (uint32_t u = 0; u < c->nshards; u++)
                     if (c->shards[u])
                         lookalike_bm25_remove(c->shards[u]->bm, c->ids[j]->doc_id);
+                svc_fdoc_t fd = rec_fdoc(c->ids[j]);
+                svc_findex_remove(c->fx, &fd);
                 rec_free(c->ids[j]);
             }
         free(c->ids);

@@ -30,7 +30,7 @@ typedef struct {
     lookalike_svc_t *s;
     svc_coll_t *c; /* the collection whose records come now */
     float *vec;    /* scratch for a vector read back */
-    uint64_t seq, records, restored;
+    uint64_t seq, records, restored, reembedded;
     int applied; /* records went into the tables: a failure must clear them */
     char *err;
     size_t errlen;
@@ -87,15 +87,16 @@ static int on_record(void *ud, uint64_t doc_id, const char *json, size_t len)
     if (!u) {
         serr(l->err, l->errlen, "product %s is in a shard this node does not hold", p.id);
         rc = -1;
-    } else if (p.image_sha256[0] && !vindex_contains(u->vx, doc_id)) {
+    } else if (!vindex_contains(u->vx, doc_id)) {
         /* The vector index was made durable before the snapshot was written; one that lacks
          * the vector was replaced or damaged since: read it back. */
-        if (svc_stored_vector(l->s, &p, l->vec, e, sizeof e)) {
+        int got = svc_stored_vector(l->s, &p, l->vec, e, sizeof e);
+        if (got)
             v = l->vec;
-            l->restored++;
-        } else if (l->s->progress) {
-            fprintf(l->s->progress, "lookalike: product %s: photo not indexed: %s\n", p.id, e);
-        }
+        l->restored += got == 1;
+        l->reembedded += got == 2;
+        if (!got && l->s->progress)
+            fprintf(l->s->progress, "lookalike: product %s: not indexed: %s\n", p.id, e);
     }
     l->applied = 1;
     if (rc == 0 && svc_coll_apply(l->c, &p, v, e, sizeof e) != 0) {
@@ -134,8 +135,8 @@ int svc_snapshot_load(lookalike_svc_t *s, char *err, size_t errlen)
     if (s->progress)
         fprintf(s->progress,
                 "lookalike: loaded %" PRIu64 " products from the snapshot at seq %" PRIu64 " (%" PRIu64
-                " vectors read back, %.3f s)\n",
-                l.records, l.seq, l.restored, mono_s() - t0);
+                " vectors read from the catalogue, %" PRIu64 " photos embedded again, %.3f s)\n",
+                l.records, l.seq, l.restored, l.reembedded, mono_s() - t0);
     return 1;
 }
 

@@ -681,6 +681,14 @@ static void crowd(world *w)
         pump(w, 0);
     }
     check(w, n == CROWD, "%zu of %d WebSockets open with --connection-limit 8", n, CROWD);
+    /* The 101 goes out before the hub adopts the socket and joins it to its room; a pong comes
+     * from the hub, so once each has one, every member is in the room the broadcast goes to. */
+    size_t ponged = 0;
+    for (size_t i = 0; i < n; i++) {
+        int pongs = c[i]->pongs + 1;
+        ponged += queue_msg(w, c[i], WSLAY_PING, "in?", 3) && wait_for(w, c[i], has_pongs, &pongs, WAIT_MS);
+    }
+    check(w, ponged == n, "%zu of %zu answer a ping through the hub", ponged, n);
     static const char hi[] = "hello crowd";
     check(w, http_post(w->port, "/api/rooms/crowd/broadcast", "text/plain", hi, sizeof hi - 1) == 202,
           "HTTP still answers with them open");
