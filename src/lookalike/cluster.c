@@ -371,16 +371,23 @@ static void *probe_main(void *arg)
 
 /* ---- fan-out ---- */
 
-/* The replica for shard sh: up, not tried in this fan-out, holding it; ready before not
- * ready; the token picks among equals. -1 when there is none. */
+/* The replica for shard sh: not tried in this fan-out, holding it; up and ready first, then up
+ * and not ready, then one marked down. A down mark is a guess from a recent failure (often a
+ * probe that was slow on a loaded machine): trying such a replica costs at most the peer
+ * timeout, while leaving the shard out makes the answer partial for certain. The token picks
+ * among equals. -1 when there is none. */
 static long pick(const peer_t *ps, size_t n, const uint8_t *excluded, uint32_t sh, uint64_t token, double now)
 {
     size_t cand[LOOKALIKE_MEMBERS_MAX], nc = 0;
-    for (int want_ready = 1; want_ready >= 0 && !nc; want_ready--)
-        for (size_t i = 0; i < n; i++)
-            if (!excluded[i] && ps[i].have_info && ps[i].down_until <= now &&
-                lookalike_shard_set_has(&ps[i].info.shards, sh) && ps[i].info.ready == want_ready)
+    for (int tier = 0; tier < 3 && !nc; tier++)
+        for (size_t i = 0; i < n; i++) {
+            if (excluded[i] || !ps[i].have_info || !lookalike_shard_set_has(&ps[i].info.shards, sh))
+                continue;
+            int up = ps[i].down_until <= now;
+            if ((tier == 0 && up && ps[i].info.ready) || (tier == 1 && up && !ps[i].info.ready) ||
+                (tier == 2 && !up))
                 cand[nc++] = i;
+        }
     return nc ? (long)cand[token % nc] : -1;
 }
 

@@ -1300,13 +1300,13 @@ uint64_t lookalike_svc_applied_seq(lookalike_svc_t *s);
  * (GET /api/cluster: its name, URL, shards, applied and catalogue seq, readiness, request
  * rate and latency) every probe interval, and keeps that view. A fan-out (the remote
  * interface of the service) picks for each shard one replica among the peers that hold it:
- * up (no failure in the last backoff_ms), ready and least behind first, spread over equals by
- * the query's token; sends each replica one request for all the shards it was picked for, all
- * in parallel over kept-alive connections (libcurl); a replica that fails (no connection,
- * timeout, a 5xx, an answer that does not parse, "I do not hold that shard") is marked down
- * for backoff_ms and its shards go to the next replica, until every shard is answered or has
- * no replica left (then it is reported missing). A replica's 4xx about the request itself is
- * passed on to the client, not retried.
+ * up (no failure in the last backoff_ms) and ready first, then up and not ready, then one
+ * marked down as a last resort, spread over equals by the query's token; sends each replica one request for
+ * all the shards it was picked for, all in parallel over kept-alive connections (libcurl); a replica that
+ * fails (no connection, timeout, a 5xx, an answer that does not parse, "I do not hold that shard") is marked
+ * down for backoff_ms and its shards go to the next replica, until every shard is answered or has no replica
+ * left (then it is reported missing). A replica's 4xx about the request itself is passed on to the client,
+ * not retried.
  *
  * Membership sources sit behind lookalike_membership_t, so that another one plugs in without
  * touching the rest: the static one (lookalike_membership_static, `--peers`) lists fixed

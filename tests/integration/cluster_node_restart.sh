@@ -31,6 +31,14 @@ wait_until 30 in_etcd_all && ok "every node registered itself in etcd" || fail "
 expect_eq "the shards each node holds (node1 node2 node3)" \
     "$(for i in 1 2 3; do curl -s "http://127.0.0.1:$(node_port "$i")/api/cluster?view=self" |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["self"]["shards"], end=" ")'; done)" "0-1 0 1 "
+count_on() { # I: the products node I holds
+    curl -s "http://127.0.0.1:$(node_port "$1")/api/collections" | python3 -c 'import json,sys; c=json.load(sys.stdin)["collections"][0]; print(c["shards"], c["count"])'
+}
+read -r nshards c1 <<<"$(count_on 1)"
+read -r _ c2 <<<"$(count_on 2)"
+read -r _ c3 <<<"$(count_on 3)"
+expect_eq "products has 2 shards; node1 holds all 20, node2 and node3 a part each" \
+    "$nshards $c1 $((c2 + c3)) $([ "$c2" -gt 0 ] && [ "$c3" -gt 0 ] && echo split)" "2 20 20 split"
 peers_of() { # I: node I's peers, as it found them in etcd
     curl -s "http://127.0.0.1:$(node_port "$1")/api/cluster" |
         python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["membership"], " ".join(sorted(p["name"] + ":" + p["state"] for p in d["peers"])))'
@@ -87,7 +95,9 @@ wait_until 30 in_etcd 2 && ok "node2 is in etcd after its restarts" || fail "nod
 # ---- request classes with node3 down, Nginx on its own (its passive checks) ----
 "${CLUSTER[@]}" stop lbcheck >/dev/null
 "${CLUSTER[@]}" stop node3 >/dev/null
-in_etcd 3 && fail "node3 is still in etcd after a clean stop" || ok "node3 left etcd at once on a clean stop"
+not_in_etcd() { ! in_etcd "$1"; }
+wait_until 3 not_in_etcd 3 && ok "node3 left etcd on a clean stop (its lease revoked, not expired)" ||
+    fail "node3 is still in etcd 3 s after a clean stop"
 down=127.0.0.1:$(node_port 3)
 mark=$(wc -l <"$ACCESS")
 photo=$(find "$TMP/catalogue" -name '*.jpg' | head -1)

@@ -97,7 +97,8 @@ early=$(awk -v a="$restart_at" -v b="$in_at" -v up="upstream=127.0.0.1:$(node_po
     'index($0, up) { t = $NF; sub("t=", "", t); if (t > a && t < b) n++ } END { print n + 0 }' "$ACCESS")
 expect_eq "no request reached node3 through Nginx before lbcheck saw it ready" "$early" 0
 caught=$(grep -o 'caught up from the snapshot at seq [0-9]*: [0-9]* changes applied.*' "$CLUSTER_DIR/logs/node3.log" | tail -1)
-[ -n "$caught" ] && ok "node3 replayed the tail after its snapshot: $caught" || fail "node3 did not catch up from its snapshot"
+[ -n "$caught" ] && ok "node3 replayed the tail after its snapshot: $caught" ||
+    fail "node3 did not catch up from its snapshot: $(grep -v '"msg":"request"' "$CLUSTER_DIR/logs/node3.log" | tail -40)"
 measure lag_node_ready_seconds "$(elapsed "$restart_at" "$ready_at")" s
 measure lag_back_in_nginx_seconds "$(elapsed "$restart_at" "$back_at")" s
 expect_eq "lookalike-load: no search failed or came back partial while node3 caught up" "$LOAD_FAILED_READS" 0
