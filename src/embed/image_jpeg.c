@@ -109,19 +109,19 @@ static uint8_t clip8(int32_t v)
     return (uint8_t)(v >> PRECISION_BITS);
 }
 
-/* Reads the whole image as RGB rows into a new buffer; NULL when out of memory (a decoding
- * error jumps out). */
-static uint8_t *decode(struct jpeg_decompress_struct *c)
+/* Reads the whole image as RGB rows into a new buffer, stored in *out before the first row is
+ * decoded, so that the caller frees it when a decoding error jumps out; -1 when out of memory. */
+static int decode(struct jpeg_decompress_struct *c, uint8_t *volatile *out)
 {
     size_t stride = (size_t)c->output_width * 3;
     uint8_t *rgb = malloc(stride * c->output_height);
-    if (!rgb)
-        return NULL;
+    if (!(*out = rgb))
+        return -1;
     while (c->output_scanline < c->output_height) {
         JSAMPROW row = rgb + stride * c->output_scanline;
         jpeg_read_scanlines(c, &row, 1);
     }
-    return rgb;
+    return 0;
 }
 
 /* 1 if the header says the general path must take it: an EXIF block (orientation), an ICC
@@ -242,7 +242,7 @@ int embed_jpeg_tensor(const void *data, size_t len, const embed_image_opts_t *op
         goto done;
     c.out_color_space = JCS_RGB;
     jpeg_start_decompress(&c);
-    if (c.output_components != 3 || !(rgb = decode(&c)))
+    if (c.output_components != 3 || decode(&c, &rgb) != 0)
         goto done;
     jpeg_finish_decompress(&c);
     int side = (int)opts->crop;
