@@ -109,19 +109,15 @@ static uint8_t clip8(int32_t v)
     return (uint8_t)(v >> PRECISION_BITS);
 }
 
-/* Reads the whole image as RGB rows into a new buffer; NULL when out of memory (a decoding
- * error jumps out). */
-static uint8_t *decode(struct jpeg_decompress_struct *c)
+/* Reads the whole image as RGB rows into rgb (output_width * 3 * output_height bytes). The
+ * caller owns the buffer, so that a decoding error, which jumps out, cannot leak it. */
+static void decode(struct jpeg_decompress_struct *c, uint8_t *rgb)
 {
     size_t stride = (size_t)c->output_width * 3;
-    uint8_t *rgb = malloc(stride * c->output_height);
-    if (!rgb)
-        return NULL;
     while (c->output_scanline < c->output_height) {
         JSAMPROW row = rgb + stride * c->output_scanline;
         jpeg_read_scanlines(c, &row, 1);
     }
-    return rgb;
 }
 
 /* 1 if the header says the general path must take it: an EXIF block (orientation), an ICC
@@ -242,8 +238,9 @@ int embed_jpeg_tensor(const void *data, size_t len, const embed_image_opts_t *op
         goto done;
     c.out_color_space = JCS_RGB;
     jpeg_start_decompress(&c);
-    if (c.output_components != 3 || !(rgb = decode(&c)))
+    if (c.output_components != 3 || !(rgb = malloc((size_t)c.output_width * 3 * c.output_height)))
         goto done;
+    decode(&c, rgb);
     jpeg_finish_decompress(&c);
     int side = (int)opts->crop;
     if (!(crop = malloc((size_t)side * side * 3)) ||
