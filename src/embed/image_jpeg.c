@@ -145,13 +145,26 @@ static int crop_offset(int size, int crop)
 }
 
 /* acc[0..n) += row[0..n) * k: the vertical pass's inner loop. Compiled with -O3 (mk/embed.mk)
- * so that it is vectorised, and cloned for AVX2, whose 8-lane 32-bit multiply the baseline
- * x86-64 (SSE2) lacks. */
-__attribute__((target_clones("avx2", "default"))) static void
-madd_row(int32_t *restrict acc, const uint8_t *restrict row, int32_t k, int n)
-{
-    for (int i = 0; i < n; i++)
+ * so that it is vectorised, once for the baseline x86-64 (SSE2) and once for AVX2, whose 8-lane
+ * 32-bit multiply SSE2 lacks; chosen per call rather than by an ifunc (target_clones), whose
+ * resolver runs before a sanitizer's runtime is up. */
+#define MADD_ROW_BODY                                                                                        \
+    for (int i = 0; i < n; i++)                                                                              \
         acc[i] += row[i] * k;
+
+__attribute__((target("avx2"))) static void madd_row_avx2(int32_t *restrict acc, const uint8_t *restrict row,
+                                                          int32_t k, int n)
+{
+    MADD_ROW_BODY
+}
+
+static void madd_row(int32_t *restrict acc, const uint8_t *restrict row, int32_t k, int n)
+{
+    if (__builtin_cpu_supports("avx2")) {
+        madd_row_avx2(acc, row, k, n);
+        return;
+    }
+    MADD_ROW_BODY
 }
 
 /* Resamples the crop window of the (tw x th) resize of rgb (w x h) into crop (side x side RGB). */
