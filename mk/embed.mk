@@ -14,6 +14,9 @@ fuzz_onnx_load_MODULES := embed
 # Image pipeline (src/embed/image*.c): libvips, and libjpeg-turbo for the direct JPEG path.
 embed_PKGS += vips
 embed_LDLIBS += -ljpeg
+# The direct JPEG path's resampler loops are vectorised at -O3 (GCC's -O2 cost model leaves
+# loops of a run-time length scalar).
+$(BUILD)/obj/embed/image_jpeg.o: EXTRA_CFLAGS += -O3
 DEB_PKGS += libvips-dev libjpeg-dev
 FUZZERS += image_decode
 fuzz_image_decode_MODULES := embed

@@ -5,7 +5,7 @@
  *                  close), with connect and I/O timeouts and a capped response; the response
  *                  parser (status line, headers, Content-Length, chunked or close-delimited
  *                  body) is public so that it can be fuzzed on its own
- *   base64.c       RFC 4648 base64, which etcd's JSON gateway uses for keys and values
+ *   base64.c       core's base64 into malloc'd buffers, as etcd's JSON gateway wants keys and values
  *   etcd.c         an etcd v3 client over the JSON gateway (POST /v3/lease/grant,
  *                  /v3/lease/keepalive, /v3/lease/revoke, /v3/kv/put, /v3/kv/range,
  *                  /v3/kv/deleterange), failing over between endpoints

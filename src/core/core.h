@@ -8,6 +8,7 @@
  *   pool.c       worker threads with a bounded queue for blocking work
  *   router.c     path patterns with parameters, per-method handlers, 405 with Allow
  *   urlcodec.c   percent-decoding of path segments and query strings
+ *   base64.c     RFC 4648 base64 (the WebSocket handshake, etcd's JSON gateway)
  *   json.c       request-body JSON parsing with an error message a client can act on
  *   multipart.c  multipart/form-data parser into size-capped parts
  *   static.c     static files beneath one directory (ETag, 304, Content-Type, no traversal)
@@ -254,6 +255,15 @@ int core_pool_queued(core_pool *p);
  * Decodes %XX escapes (and '+' as space when plus_is_space) from s[0..n) into a new arena
  * string. Fails with CORE_EINVAL on a truncated or non-hex escape or on an escaped NUL. */
 int core_url_decode(core_arena *a, const char *s, size_t n, bool plus_is_space, char **out, size_t *out_len);
+
+/* ---- Base64 ------------------------------------------------------------------------------
+ * RFC 4648, standard alphabet, '=' padding. No allocation. */
+/* Writes base64 of data and a NUL; out needs 4 * ((len + 2) / 3) + 1 bytes. Returns the length
+ * written (without the NUL). */
+size_t core_base64_encode(const void *data, size_t len, char *out);
+/* Decodes strict padded base64 (no whitespace, no stray bits under the padding). Returns the
+ * decoded length, or -1 when the text is not base64 or would not fit in outcap. */
+long core_base64_decode(const char *in, size_t len, void *out, size_t outcap);
 
 /* ---- Router ------------------------------------------------------------------------------
  * Patterns are absolute paths made of segments: a literal ("products"), a parameter

@@ -1,5 +1,5 @@
-/* Private to core's WebSocket files and their tests: SHA-1 (RFC 3174) and base64 (RFC 4648),
- * just what the opening handshake needs, plus the encoder for the frames the server sends.
+/* Private to core's WebSocket files and their tests: SHA-1 (RFC 3174), what the opening
+ * handshake needs besides base64 (core.h), plus the encoder for the frames the server sends.
  * No state, no allocation. */
 #ifndef CORE_WS_CODEC_H
 #define CORE_WS_CODEC_H
@@ -12,13 +12,6 @@
 #define WS_FRAME_HEADER_MAX 10
 
 void ws_sha1(const void *data, size_t len, uint8_t out[WS_SHA1_LEN]);
-
-/* Writes base64 of in (with '=' padding) and a NUL; out needs 4 * ((len + 2) / 3) + 1 bytes.
- * Returns the length written (without the NUL). */
-size_t ws_base64_encode(const uint8_t *in, size_t len, char *out);
-/* Decodes strict padded base64 (no whitespace). Returns the decoded length, or -1 when the
- * text is not base64 or would not fit in outcap. */
-long ws_base64_decode(const char *in, size_t len, uint8_t *out, size_t outcap);
 
 /* Writes the header of one unmasked, final frame with this opcode and payload length into hdr
  * and returns its size (2, 4 or 10). */

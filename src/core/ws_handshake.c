@@ -77,86 +77,6 @@ void ws_sha1(const void *data, size_t len, uint8_t out[WS_SHA1_LEN])
     }
 }
 
-static const char b64_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-size_t ws_base64_encode(const uint8_t *in, size_t len, char *out)
-{
-    size_t o = 0, i = 0;
-    for (; i + 3 <= len; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        out[o++] = b64_alphabet[v >> 18];
-        out[o++] = b64_alphabet[(v >> 12) & 63];
-        out[o++] = b64_alphabet[(v >> 6) & 63];
-        out[o++] = b64_alphabet[v & 63];
-    }
-    if (len - i == 1) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        out[o++] = b64_alphabet[v >> 18];
-        out[o++] = b64_alphabet[(v >> 12) & 63];
-        out[o++] = '=';
-        out[o++] = '=';
-    } else if (len - i == 2) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-        out[o++] = b64_alphabet[v >> 18];
-        out[o++] = b64_alphabet[(v >> 12) & 63];
-        out[o++] = b64_alphabet[(v >> 6) & 63];
-        out[o++] = '=';
-    }
-    out[o] = '\0';
-    return o;
-}
-
-static int b64_value(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-long ws_base64_decode(const char *in, size_t len, uint8_t *out, size_t outcap)
-{
-    if (len % 4 != 0)
-        return -1;
-    size_t o = 0;
-    for (size_t i = 0; i < len; i += 4) {
-        int v[4];
-        int pad = 0;
-        for (int j = 0; j < 4; j++) {
-            char c = in[i + j];
-            /* '=' only in the last group: "xx==" or "xxx=". */
-            if (c == '=' && i + 4 == len && j >= 2 && (j == 3 || in[i + 3] == '=')) {
-                v[j] = 0;
-                pad++;
-                continue;
-            }
-            v[j] = b64_value(c);
-            if (v[j] < 0)
-                return -1;
-        }
-        uint32_t n = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
-        size_t nout = 3 - (size_t)pad;
-        /* Non-canonical encodings (stray bits under the padding) are refused. */
-        if ((pad == 1 && (n & 0xFF)) || (pad == 2 && (n & 0xFFFF)))
-            return -1;
-        if (o + nout > outcap)
-            return -1;
-        out[o++] = (uint8_t)(n >> 16);
-        if (nout > 1)
-            out[o++] = (uint8_t)(n >> 8);
-        if (nout > 2)
-            out[o++] = (uint8_t)n;
-    }
-    return (long)o;
-}
-
 size_t ws_frame_header(uint8_t hdr[WS_FRAME_HEADER_MAX], unsigned opcode, uint64_t payload_len)
 {
     hdr[0] = (uint8_t)(0x80 | (opcode & 0x0F));
@@ -185,7 +105,7 @@ void core_ws_accept_key(const char *key, char out[CORE_WS_ACCEPT_LEN + 1])
     memcpy(buf + klen, ws_guid, sizeof ws_guid - 1);
     uint8_t digest[WS_SHA1_LEN];
     ws_sha1(buf, klen + sizeof ws_guid - 1, digest);
-    ws_base64_encode(digest, sizeof digest, out);
+    core_base64_encode(digest, sizeof digest, out);
 }
 
 /* true if the comma-separated header value holds token (case-insensitive, spaces trimmed). */
@@ -226,7 +146,7 @@ int core_ws_handshake_check(const char *upgrade, const char *connection, const c
     }
     uint8_t raw[18];
     size_t klen = strlen(key);
-    if (klen != 24 || ws_base64_decode(key, klen, raw, sizeof raw) != 16) {
+    if (klen != 24 || core_base64_decode(key, klen, raw, sizeof raw) != 16) {
         snprintf(err, errlen, "Sec-WebSocket-Key must be base64 of 16 bytes");
         return CORE_EINVAL;
     }

@@ -454,7 +454,7 @@ static void progress(ingest_t *g, double t0, int tty, int final)
         if (final)
             fputc('\n', stderr);
     } else {
-        fprintf(stderr, "ingest: %zu/%zu (%.0f%%) %.1f photos/s ETA %.0fs\n", done, n,
+        fprintf(stderr, "ingest: %zu/%zu (%.0f%%) %.1f products/s ETA %.0fs\n", done, n,
                 n ? 100.0 * done / n : 100.0, rate, eta);
     }
     fflush(stderr);
@@ -602,7 +602,7 @@ int lookalike_cmd_ingest(int argc, char **argv)
         pthread_join(th[i], NULL);
     progress(&g, t0, tty, 1);
     double el = mono_s() - t0;
-    fprintf(stderr, "ingest: %zu added, %zu already in, %zu failed, in %.1f s (%.1f photos/s added)\n",
+    fprintf(stderr, "ingest: %zu added, %zu already in, %zu failed, in %.1f s (%.1f products/s added)\n",
             atomic_load(&g.added), atomic_load(&g.skipped), atomic_load(&g.failed), el,
             el > 0 ? atomic_load(&g.added) / el : 0.0);
     pthread_mutex_destroy(&g.out_mu);

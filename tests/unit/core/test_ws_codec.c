@@ -44,31 +44,31 @@ Test(ws_sha1, million_a_and_block_edges)
     free(a);
 }
 
-Test(ws_base64, rfc4648_vectors)
+Test(base64, rfc4648_vectors)
 {
     static const char *plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
     static const char *enc[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
     for (int i = 0; i < 7; i++) {
         char out[16];
-        size_t n = ws_base64_encode((const uint8_t *)plain[i], strlen(plain[i]), out);
+        size_t n = core_base64_encode((const uint8_t *)plain[i], strlen(plain[i]), out);
         cr_assert_eq(n, strlen(enc[i]));
         cr_assert_str_eq(out, enc[i]);
         uint8_t back[16];
-        long m = ws_base64_decode(enc[i], strlen(enc[i]), back, sizeof back);
+        long m = core_base64_decode(enc[i], strlen(enc[i]), back, sizeof back);
         cr_assert_eq(m, (long)strlen(plain[i]));
         cr_assert(memcmp(back, plain[i], (size_t)m) == 0);
     }
 }
 
-Test(ws_base64, rejects_bad_input)
+Test(base64, rejects_bad_input)
 {
     uint8_t out[16];
-    cr_assert_eq(ws_base64_decode("Zm9", 3, out, sizeof out), -1);      /* not a multiple of 4 */
-    cr_assert_eq(ws_base64_decode("Zm9v!A==", 8, out, sizeof out), -1); /* bad character */
-    cr_assert_eq(ws_base64_decode("Zg==Zg==", 8, out, sizeof out), -1); /* padding in the middle */
-    cr_assert_eq(ws_base64_decode("Z===", 4, out, sizeof out), -1);     /* too much padding */
-    cr_assert_eq(ws_base64_decode("Zh==", 4, out, sizeof out), -1);     /* stray bits */
-    cr_assert_eq(ws_base64_decode("Zm9vYmFy", 8, out, 5), -1);          /* does not fit */
+    cr_assert_eq(core_base64_decode("Zm9", 3, out, sizeof out), -1);      /* not a multiple of 4 */
+    cr_assert_eq(core_base64_decode("Zm9v!A==", 8, out, sizeof out), -1); /* bad character */
+    cr_assert_eq(core_base64_decode("Zg==Zg==", 8, out, sizeof out), -1); /* padding in the middle */
+    cr_assert_eq(core_base64_decode("Z===", 4, out, sizeof out), -1);     /* too much padding */
+    cr_assert_eq(core_base64_decode("Zh==", 4, out, sizeof out), -1);     /* stray bits */
+    cr_assert_eq(core_base64_decode("Zm9vYmFy", 8, out, 5), -1);          /* does not fit */
 }
 
 Test(ws_handshake, rfc6455_accept_example)
