@@ -23,7 +23,8 @@ PROGRAMS += lookalike
 prog_lookalike_SRCS := src/lookalike/main.c src/lookalike/service.c src/lookalike/search.c \
 	src/lookalike/api.c src/lookalike/api_openapi.c src/lookalike/cmd_serve.c src/lookalike/cmd_ingest.c \
 	src/lookalike/cmd_tools.c src/lookalike/cmd_embed.c src/lookalike/search_fanout.c \
-	src/lookalike/service_snapshot.c src/lookalike/cluster.c src/lookalike/api_cluster.c
+	src/lookalike/service_snapshot.c src/lookalike/cluster.c src/lookalike/api_cluster.c \
+	src/lookalike/membership_etcd.c
 prog_lookalike_MODULES := lookalike embed vindex cluster core
 # Fan-out to other nodes' shards over HTTP (src/lookalike/cluster.c).
 prog_lookalike_LDLIBS := -lcurl

@@ -11,6 +11,8 @@
  *                  /v3/kv/deleterange), failing over between endpoints
  *   member.c       a node's registration: a key under a lease, kept alive by a thread, put
  *                  back when the lease was lost, revoked on a clean stop
+ *   directory.c    the other side: the registrations under a prefix, read on demand, with the
+ *                  last list kept for when etcd cannot be reached
  *
  * Membership. A node registers KEY = VALUE (by convention /lookalike/nodes/NAME = a JSON
  * object with its URL) attached to a lease of ttl seconds, and renews the lease every ttl/3 s.
@@ -19,7 +21,10 @@
  * unreachable the node keeps trying every second (and keeps serving: membership is what the
  * others see, not a condition to serve); when the lease has expired meanwhile (keepalive
  * answers TTL 0, or a put names an unknown lease) it grants a new one and puts the key again.
- * Readers list the live members with cluster_etcd_get_prefix.
+ * Readers list the live members with a cluster_directory_t: each call reads the prefix once
+ * (no watch: a reader that polls every second sees a node within a second of its registration
+ * and at most ttl + 1 s after its death); when no endpoint answers, it returns the last list it
+ * read, marked stale, so that a cluster keeps its last known membership through an etcd outage.
  *
  * Wire format (etcd's gRPC gateway): requests and responses are JSON; keys and values are
  * base64 strings; 64-bit integers (lease ids, TTLs, revisions) are decimal strings in responses
@@ -121,5 +126,32 @@ bool cluster_member_registered(cluster_member_t *m);
 /* Stops the thread, revokes the lease (so the key goes at once; best effort when etcd is down)
  * and frees m. NULL is a no-op. */
 void cluster_member_stop(cluster_member_t *m);
+
+/* ---- directory -------------------------------------------------------------------------- */
+
+#define CLUSTER_DIR_NAME_MAX 64
+#define CLUSTER_DIR_URL_MAX 256
+/* Most members a directory lists; more fail "too large". */
+#define CLUSTER_DIR_MAX 256
+
+typedef struct {
+    char name[CLUSTER_DIR_NAME_MAX + 1]; /* the key after the prefix */
+    char url[CLUSTER_DIR_URL_MAX + 1];   /* the value's "url", as registered (checked by the reader) */
+} cluster_dir_entry_t;
+
+typedef struct cluster_directory cluster_directory_t;
+
+/* Reads registrations under prefix (e.g. "/lookalike/nodes/") from endpoints (as for
+ * cluster_etcd_new). Used by one thread at a time. */
+cluster_directory_t *cluster_directory_new(const char *endpoints, const char *prefix, int timeout_ms,
+                                           char *err, size_t errlen);
+void cluster_directory_free(cluster_directory_t *d);
+/* The members now: every key under the prefix held under a lease whose rest is a name of 1..64
+ * bytes without '/' and whose value is a JSON object with a string "url"; other keys are passed
+ * over. *out is malloc'd (the caller frees; NULL when empty), in key order. When etcd cannot be
+ * read but a list was read before, returns 0 with that list, *stale set and why in err;
+ * otherwise the error. */
+int cluster_directory_list(cluster_directory_t *d, cluster_dir_entry_t **out, size_t *n, bool *stale,
+                           char *err, size_t errlen);
 
 #endif

@@ -39,8 +39,9 @@ struct lookalike_cluster {
     double rate, p50_ms, p99_ms; /* this node's, as of the last round */
     uint64_t last_requests;
     double last_round;
-    atomic_int rounds; /* probe rounds done: a node is not ready before the first */
-    pthread_key_t tls; /* the calling thread's CURLM * */
+    atomic_int rounds;  /* probe rounds done: a node is not ready before the first */
+    char list_err[256]; /* the membership's last failure, "" after a success (probe thread only) */
+    pthread_key_t tls;  /* the calling thread's CURLM * */
     pthread_t thread;
     int started;
     atomic_int stopping;
@@ -239,10 +240,14 @@ static void update_members(lookalike_cluster_t *c)
     size_t n = 0;
     char err[256];
     if (c->o.membership->list(c->o.membership, &m, &n, err, sizeof err) != 0) {
-        core_log_warn(c->o.log, "cluster", "membership (%s): %s; keeping the last list",
-                      c->o.membership->kind, err);
+        /* Once per kind of failure, not once per round while it lasts. */
+        if (strcmp(err, c->list_err) != 0)
+            core_log_warn(c->o.log, "cluster", "membership (%s): %s; keeping the last list",
+                          c->o.membership->kind, err);
+        snprintf(c->list_err, sizeof c->list_err, "%s", err);
         return;
     }
+    c->list_err[0] = '\0';
     peer_t *np = n ? calloc(n, sizeof *np) : NULL;
     if (n && !np) {
         free(m);
@@ -366,16 +371,23 @@ static void *probe_main(void *arg)
 
 /* ---- fan-out ---- */
 
-/* The replica for shard sh: up, not tried in this fan-out, holding it; ready before not
- * ready; the token picks among equals. -1 when there is none. */
+/* The replica for shard sh: not tried in this fan-out, holding it; up and ready first, then up
+ * and not ready, then one marked down. A down mark is a guess from a recent failure (often a
+ * probe that was slow on a loaded machine): trying such a replica costs at most the peer
+ * timeout, while leaving the shard out makes the answer partial for certain. The token picks
+ * among equals. -1 when there is none. */
 static long pick(const peer_t *ps, size_t n, const uint8_t *excluded, uint32_t sh, uint64_t token, double now)
 {
     size_t cand[LOOKALIKE_MEMBERS_MAX], nc = 0;
-    for (int want_ready = 1; want_ready >= 0 && !nc; want_ready--)
-        for (size_t i = 0; i < n; i++)
-            if (!excluded[i] && ps[i].have_info && ps[i].down_until <= now &&
-                lookalike_shard_set_has(&ps[i].info.shards, sh) && ps[i].info.ready == want_ready)
+    for (int tier = 0; tier < 3 && !nc; tier++)
+        for (size_t i = 0; i < n; i++) {
+            if (excluded[i] || !ps[i].have_info || !lookalike_shard_set_has(&ps[i].info.shards, sh))
+                continue;
+            int up = ps[i].down_until <= now;
+            if ((tier == 0 && up && ps[i].info.ready) || (tier == 1 && up && !ps[i].info.ready) ||
+                (tier == 2 && !up))
                 cand[nc++] = i;
+        }
     return nc ? (long)cand[token % nc] : -1;
 }
 

@@ -491,7 +491,8 @@ static int split_folder(const core_flag *flags, size_t nflags, int argc, char **
 int lookalike_cmd_ingest(int argc, char **argv)
 {
     const char *data = NULL, *store = NULL, *coll = NULL, *meta = NULL, *model = NULL, *folder = NULL;
-    int threads = 2;
+    int threads = 2, default_shards = 1;
+    const char *default_key = NULL;
     bool print_ids = false;
     core_flag flags[] = {
         {"data", CORE_FLAG_STR, &data, "", 0, 0, "data directory (as for serve); created if missing"},
@@ -504,6 +505,10 @@ int lookalike_cmd_ingest(int argc, char **argv)
          "\"vector\"; FOLDER may then be left out)"},
         {"model", CORE_FLAG_STR, &model, LOOKALIKE_DEFAULT_MODEL, 0, 0, "ONNX image model"},
         {"threads", CORE_FLAG_INT, &threads, "2", 1, INGEST_THREADS_MAX, "photos embedded at once"},
+        {"default-shards", CORE_FLAG_INT, &default_shards, "1", 1, LOOKALIKE_SHARDS_MAX,
+         "shards of the default collection \"products\" when this creates it (as for serve)"},
+        {"default-shard-key", CORE_FLAG_STR, &default_key, "category", 0, 0,
+         "its shard key when this creates it: category or id"},
         {"print-ids", CORE_FLAG_BOOL, &print_ids, "false", 0, 0,
          "print the id of each product added, on stdout, as soon as it is durable"},
     };
@@ -553,7 +558,9 @@ int lookalike_cmd_ingest(int argc, char **argv)
                                .store = store,
                                .model_path = model,
                                .embed_threads = threads > 1 ? 1 : 0,
-                               .progress = stderr};
+                               .progress = stderr,
+                               .default_shards = (uint32_t)default_shards,
+                               .default_shard_key = default_key};
     if (!(svc = lookalike_svc_open(&so, err, sizeof err)))
         goto fail;
     if (!lookalike_svc_has_collection(svc, coll)) {

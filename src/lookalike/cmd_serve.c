@@ -51,11 +51,21 @@ static int node_identity(const char *name, const char *advertise, const char *bi
     return 0;
 }
 
-static lookalike_cluster_t *join_cluster(const char *name, const char *url, const char *peers,
-                                         int peer_timeout_ms, int max_lag, lookalike_svc_t *svc,
-                                         core_http_server *srv, core_log *log, char *err, size_t errlen)
+/* Membership: from etcd when --etcd is given (with --peers as the list used until etcd first
+ * answers), else the fixed --peers. */
+static lookalike_cluster_t *join_cluster(const char *name, const char *url, const char *etcd,
+                                         const char *peers, int peer_timeout_ms, int max_lag,
+                                         lookalike_svc_t *svc, core_http_server *srv, core_log *log,
+                                         char *err, size_t errlen)
 {
     lookalike_membership_t *m = lookalike_membership_static(peers, name, err, errlen);
+    if (m && *etcd) {
+        if (!*peers) {
+            m->free(m);
+            m = NULL;
+        }
+        m = lookalike_membership_etcd(etcd, name, m, log, err, errlen);
+    }
     if (!m)
         return NULL;
     lookalike_cluster_opts_t o = {.name = name,
@@ -69,15 +79,18 @@ static lookalike_cluster_t *join_cluster(const char *name, const char *url, cons
     return lookalike_cluster_new(&o, err, errlen);
 }
 
-/* Registers this node as /lookalike/nodes/NAME = {"name","url","started_at"} under a lease. */
-static cluster_member_t *register_node(const char *etcd, const char *name, const char *url, int ttl,
-                                       core_log *log, char *err, size_t errlen)
+/* Registers this node as /lookalike/nodes/NAME = {"name","url","shards","started_at"} under a
+ * lease. The shard set is there for operators (etcdctl get --prefix /lookalike/nodes/); peers
+ * learn it from the node itself, which is always current. */
+static cluster_member_t *register_node(const char *etcd, const char *name, const char *url,
+                                       const char *shards, int ttl, core_log *log, char *err, size_t errlen)
 {
     char *key = NULL, *value = NULL;
-    json_t *v =
-        json_pack("{s:s, s:s, s:I}", "name", name, "url", url, "started_at", (json_int_t)time(NULL) * 1000);
+    json_t *v = json_pack("{s:s, s:s, s:s, s:I}", "name", name, "url", url, "shards", shards, "started_at",
+                          (json_int_t)time(NULL) * 1000);
     cluster_member_t *m = NULL;
-    if (!v || !(value = json_dumps(v, JSON_COMPACT)) || asprintf(&key, "/lookalike/nodes/%s", name) < 0) {
+    if (!v || !(value = json_dumps(v, JSON_COMPACT)) ||
+        asprintf(&key, "%s%s", LOOKALIKE_ETCD_PREFIX, name) < 0) {
         key = NULL;
         snprintf(err, errlen, "out of memory");
         goto done;
@@ -156,8 +169,8 @@ int lookalike_cmd_serve(int argc, char **argv)
                     "",
                     0,
                     0,
-                    "etcd endpoints (http://host:port,...) to register this node in; empty = no "
-                    "registration"};
+                    "etcd endpoints (http://host:port,...): this node registers there and finds its "
+                    "peers there (--peers then only until etcd first answers); empty = neither"};
     flags[nflags++] =
         (core_flag){"shards",
                     CORE_FLAG_STR,
@@ -175,7 +188,7 @@ int lookalike_cmd_serve(int argc, char **argv)
                     0,
                     0,
                     "the other nodes, NAME=http://HOST:PORT,... (this node's own entry is skipped); "
-                    "searches ask them for the shards not held here"};
+                    "searches ask them for the shards not held here; with --etcd, a fallback"};
     flags[nflags++] = (core_flag){
         "node-name",
         CORE_FLAG_STR,
@@ -322,7 +335,7 @@ int lookalike_cmd_serve(int argc, char **argv)
                       sizeof err) != 0)
         goto fail;
     lookalike_cluster_t *cluster =
-        join_cluster(name, url, peers, peer_timeout_ms, max_lag, svc, srv, log, err, sizeof err);
+        join_cluster(name, url, etcd, peers, peer_timeout_ms, max_lag, svc, srv, log, err, sizeof err);
     if (!cluster)
         goto fail;
     atomic_store(&slot.cluster, cluster);
@@ -333,7 +346,7 @@ int lookalike_cmd_serve(int argc, char **argv)
                   "serving %llu products on http://%s:%d/ (data %s, store %s, model %s, web %s)",
                   (unsigned long long)lookalike_svc_count(svc, LOOKALIKE_DEFAULT_COLLECTION), cfg.bind,
                   core_http_server_port(srv), data, store_desc, model, *web ? web : "off");
-    if (*etcd && !(member = register_node(etcd, name, url, member_ttl, log, err, sizeof err)))
+    if (*etcd && !(member = register_node(etcd, name, url, shards, member_ttl, log, err, sizeof err)))
         goto fail;
     core_http_server_wait(srv);
     exit_code = 0;

@@ -589,7 +589,8 @@ int svc_findex_eval(const svc_findex_t *x, const svc_filter_t *f, uint64_t exclu
     }
 #undef GROUP
     free(g);
-    if (!groups)
+    /* x->live is NULL while the index has held nothing (a node whose shards are empty). */
+    if (!groups && x->live)
         memcpy(out, x->live, (x->live_words < nwords ? x->live_words : nwords) * sizeof *out);
     if (exclude / 64 < nwords)
         out[exclude / 64] &= ~(1ull << (exclude % 64));

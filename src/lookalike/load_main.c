@@ -60,6 +60,7 @@ typedef struct {
     double weight[K_COUNT], wsum;
     uint64_t *rng; /* one per connection */
     uint64_t inserts;
+    uint64_t partial;      /* search answers that said "partial": true (counted as bad_body too) */
     char coll_path[96];    /* /api/collections/C */
     char search_path[112]; /* /api/collections/C/search */
     char key_header[300];
@@ -491,6 +492,12 @@ static int check_response(void *ud, const load_req_t *req, int status, const cha
     json_t *j = core_json_parse(body, len, NULL, 0);
     int ok = req->kind == K_INSERT ? json_is_string(json_object_get(j, "id")) && status == 201
                                    : json_is_array(json_object_get(j, "results"));
+    /* A sharded cluster answers without the shards no replica answered for, and says so: not a
+     * full answer, so not a success. */
+    if (ok && json_is_true(json_object_get(j, "partial"))) {
+        m->partial++;
+        ok = 0;
+    }
     json_decref(j);
     return ok ? 0 : -1;
 }
@@ -544,8 +551,9 @@ static void print_text(const load_result_t *r, const load_opts_t *o, const mix_t
            "over %.3f s\n",
            (r->longest_gap.end_ms - r->longest_gap.start_ms) / 1e3, r->longest_gap.start_ms / 1e3,
            r->longest_gap.end_ms / 1e3, r->ngaps, o->gap_ms / 1e3);
-    printf("connections opened: %llu; requests sent again after a keep-alive close: %llu\n",
-           (unsigned long long)r->connects, (unsigned long long)r->retried);
+    printf("connections opened: %llu; requests sent again after a keep-alive close: %llu; partial answers "
+           "(some shard missing, counted in bad_body): %llu\n",
+           (unsigned long long)r->connects, (unsigned long long)r->retried, (unsigned long long)m->partial);
 }
 
 static void print_json(const load_result_t *r, const load_opts_t *o, const mix_t *m)
@@ -567,6 +575,7 @@ static void print_json(const load_result_t *r, const load_opts_t *o, const mix_t
                  "gaps_s", gaps, "first_ok_s", r->first_ok_ms < 0 ? -1.0 : r->first_ok_ms / 1e3, "last_ok_s",
                  r->last_ok_ms < 0 ? -1.0 : r->last_ok_ms / 1e3, "connects", (json_int_t)r->connects,
                  "retried", (json_int_t)r->retried, "kinds", kinds));
+    json_object_set_new(all, "partial", json_integer((json_int_t)m->partial));
     char *s = json_dumps(all, JSON_COMPACT | JSON_PRESERVE_ORDER);
     printf("%s\n", s ? s : "{}");
     free(s);

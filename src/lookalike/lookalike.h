@@ -1300,19 +1300,21 @@ uint64_t lookalike_svc_applied_seq(lookalike_svc_t *s);
  * (GET /api/cluster: its name, URL, shards, applied and catalogue seq, readiness, request
  * rate and latency) every probe interval, and keeps that view. A fan-out (the remote
  * interface of the service) picks for each shard one replica among the peers that hold it:
- * up (no failure in the last backoff_ms), ready and least behind first, spread over equals by
- * the query's token; sends each replica one request for all the shards it was picked for, all
- * in parallel over kept-alive connections (libcurl); a replica that fails (no connection,
- * timeout, a 5xx, an answer that does not parse, "I do not hold that shard") is marked down
- * for backoff_ms and its shards go to the next replica, until every shard is answered or has
- * no replica left (then it is reported missing). A replica's 4xx about the request itself is
- * passed on to the client, not retried.
+ * up (no failure in the last backoff_ms) and ready first, then up and not ready, then one
+ * marked down as a last resort, spread over equals by the query's token; sends each replica one request for
+ * all the shards it was picked for, all in parallel over kept-alive connections (libcurl); a replica that
+ * fails (no connection, timeout, a 5xx, an answer that does not parse, "I do not hold that shard") is marked
+ * down for backoff_ms and its shards go to the next replica, until every shard is answered or has no replica
+ * left (then it is reported missing). A replica's 4xx about the request itself is passed on to the client,
+ * not retried.
  *
  * Membership sources sit behind lookalike_membership_t, so that another one plugs in without
  * touching the rest: the static one (lookalike_membership_static, `--peers`) lists fixed
- * names and URLs; one on etcd would list /lookalike/nodes/NAME keys held under leases, so that
- * a dead node drops out of the list by itself. A source that cannot reach its store answers
- * its last list: nodes keep working on the last known membership.
+ * names and URLs; the etcd one (lookalike_membership_etcd, `--etcd`; membership_etcd.c) lists
+ * the /lookalike/nodes/NAME keys that nodes hold under leases (src/cluster), so that a dead
+ * node drops out of the list by itself and a new one is found within a probe interval. A
+ * source that cannot reach its store answers its last list: nodes keep working on the last
+ * known membership.
  *
  * Threading: the probe thread is the only writer of the view (under a mutex); fan-outs read
  * it and mark failures from any thread. */
@@ -1337,12 +1339,31 @@ struct lookalike_membership {
 /* Most members one source lists. */
 #define LOOKALIKE_MEMBERS_MAX 256
 
+/* Checks a node URL, "http://host:port" (host: letters, digits, '.', '-', or an IPv6 literal in
+ * brackets; port 1..65535), of n bytes, and copies it into out without a trailing slash. 1 when
+ * valid, else 0. */
+int lookalike_node_url_parse(const char *u, size_t n, char out[LOOKALIKE_NODE_URL_MAX + 1]);
+
 /* A fixed list "name=http://host:port,name2=http://host2:port" (at most
  * LOOKALIKE_MEMBERS_MAX; names as lookalike_node_name_valid, distinct); the entry named `self`
  * is left out, so every node may be given the same list. NULL with a message naming the bad
  * entry. Free with m->free(m). */
 lookalike_membership_t *lookalike_membership_static(const char *spec, const char *self, char *err,
                                                     size_t errlen);
+
+/* Where nodes register in etcd: LOOKALIKE_ETCD_PREFIX NAME = {"name", "url", "shards",
+ * "started_at"}. */
+#define LOOKALIKE_ETCD_PREFIX "/lookalike/nodes/"
+
+/* The members registered in etcd under LOOKALIKE_ETCD_PREFIX (endpoints as for --etcd), this
+ * node (`self`) left out, read at every list. Entries with an invalid name or URL are passed
+ * over. When etcd cannot be read: the last list read from it (logged once per outage, to log);
+ * before etcd ever answered, the fallback's list (taken: freed with the source; NULL for none),
+ * so that a node started during an outage with --peers still finds its peers. In the lookalike
+ * program (membership_etcd.c). Free with m->free(m). */
+lookalike_membership_t *lookalike_membership_etcd(const char *endpoints, const char *self,
+                                                  lookalike_membership_t *fallback, core_log *log, char *err,
+                                                  size_t errlen);
 
 typedef struct lookalike_cluster lookalike_cluster_t;
 

@@ -48,9 +48,7 @@ static void static_free(lookalike_membership_t *m)
     free(s);
 }
 
-/* Checks "http://host:port" (host: letters, digits, '.', '-', or an IPv6 literal in brackets;
- * port 1..65535) and copies it without a trailing slash. */
-static int url_ok(const char *u, size_t n, char out[LOOKALIKE_NODE_URL_MAX + 1])
+int lookalike_node_url_parse(const char *u, size_t n, char out[LOOKALIKE_NODE_URL_MAX + 1])
 {
     if (n && u[n - 1] == '/')
         n--;
@@ -110,7 +108,7 @@ lookalike_membership_t *lookalike_membership_static(const char *spec, const char
         }
         memcpy(m.name, p, nl);
         m.name[nl] = '\0';
-        if (!lookalike_node_name_valid(m.name) || !url_ok(eq + 1, len - nl - 1, m.url)) {
+        if (!lookalike_node_name_valid(m.name) || !lookalike_node_url_parse(eq + 1, len - nl - 1, m.url)) {
             serr(err, errlen,
                  "peers: \"%.*s\" is not NAME=http://HOST:PORT (a name of 1..%d of A-Z a-z 0-9 . _ -)",
                  (int)(len > 80 ? 80 : len), p, LOOKALIKE_NODE_NAME_MAX);

@@ -7,10 +7,13 @@
 # Then `kill primary-host` kills Patroni too, as when the machine dies: the standby takes over
 # when the leader key expires, and `restart` brings the old primary back. Every acknowledged
 # write (before, during and after each failover) must be there exactly once, on both servers.
+# Meanwhile lookalike-load runs searches and inserts through Nginx and two query nodes: no
+# search may fail, inserts resume after each failover (the time is printed), and every insert it
+# saw acknowledged is in the catalogue once.
 # Prints, per fault, the write outage, the promotion and rejoin times, and the failed attempts.
 source "$(dirname "$0")/cluster_lib.inc"
 
-cluster_up NODES=1
+cluster_up NODES=2
 URI=$(cat "$CLUSTER_DIR/etc/store.uri")
 ETCD="127.0.0.1:$BASE_PORT"
 # ---- leader election and synchronous streaming ----
@@ -27,6 +30,9 @@ expect_eq "a write through the read-write URI lands on the primary" \
 
 start_pg_writer
 wait_until 60 acks_at_least 10 || fail "the writer got no 10 acknowledgements in 60 s"
+start_load pgfail 75
+inserted() { wc -l <"$TMP/inserted-pgfail"; }
+inserted_at_least() { [ "$(inserted)" -ge "$1" ]; }
 
 # failover FAULT NAME: inject `deploy/cluster kill FAULT` on the primary P; the standby S must
 # be promoted and writes resume; then the old primary must come back as synchronous standby
@@ -39,10 +45,19 @@ failover() {
     "${CLUSTER[@]}" kill "$fault"
     killed_at=$(now)
     KILLS+=("$killed_at")
+    local inserted_at_kill
+    inserted_at_kill=$(inserted)
     new_primary() { [ "$(api $S /primary)" = 200 ]; }
     wait_until 60 new_primary && ok "$name: Patroni promoted pg$S" || fail "$name: pg$S was not promoted within 60 s"
     promoted_at=$(now)
     wait_until 60 acks_after "$killed_at" 5 || fail "$name: writes did not resume within 60 s"
+    # Through Nginx and the nodes: the 10th insert acknowledged after the kill (the first few may
+    # have been committed before it).
+    if wait_until 60 inserted_at_least $((inserted_at_kill + 10)); then
+        measure "${name}_inserts_through_nginx_resumed_seconds" "$(elapsed "$killed_at")" s
+    else
+        fail "$name: inserts through Nginx did not resume within 60 s"
+    fi
     [ "$fault" = primary-host ] && "${CLUSTER[@]}" restart "pg$P"
     old_rejoined() { [ "$(api $P /sync)" = 200 ]; }
     wait_until 120 old_rejoined && ok "$name: pg$P came back as the synchronous standby" ||
@@ -68,6 +83,8 @@ failover primary pg_postmaster_kill
 # A dead machine (Patroni too): the standby waits for the leader key to expire (ttl).
 failover primary-host pg_host_kill
 stop_pg_writer
+finish_load
+expect_eq "lookalike-load: no search through Nginx failed during the failovers" "$LOAD_FAILED_READS" 0
 
 # ---- every acknowledged write is there, once, on both servers ----
 awk '{print $1}' "$TMP/acks" | sort >"$TMP/acked"

@@ -3,8 +3,10 @@
 # loopback port): a registered key is listed; a clean stop deletes it at once; after kill -9 it
 # stays until its lease expires (ttl) and then goes; when etcd loses the lease (restarted on an
 # empty data directory) the node registers again by itself; a dead endpoint before a live one
-# in the list is skipped. Prints how long a killed node stayed listed and how long
-# re-registration took.
+# in the list is skipped. The directory that nodes read (cluster_directory_list) lists live
+# registrations only, drops a killed member, finds a new one, and answers its last list, marked
+# stale, while etcd is down. Prints how long a killed node stayed listed, how long a new one
+# took to be found, and how long re-registration took.
 set -uo pipefail
 BUILD=${BUILD:-build}
 HELPER=$BUILD/tests/etcd_member
@@ -97,12 +99,49 @@ else
     fail "a killed node is still listed 10 s later"
 fi
 
+# ---- the directory (what other nodes read): who is listed, found and dropped ----
+WATCH=$TMP/watch.out
+"$HELPER" watch "$EP" /lookalike/dir/ >"$WATCH" 2>"$TMP/watch.log" &
+PIDS+=($!)
+watch_shows() { [ "$(tail -1 "$WATCH")" = "$1" ]; }
+register /lookalike/dir/a '{"url":"http://127.0.0.1:9101","shards":"0,1"}' 3
+register /lookalike/dir/b '{"url":"http://127.0.0.1:9102"}' 3
+B=$M
+ETCDCTL_API=3 etcdctl --endpoints "$EP" put /lookalike/dir/nolease '{"url":"http://127.0.0.1:9"}' >/dev/null
+ETCDCTL_API=3 etcdctl --endpoints "$EP" put /lookalike/dir/junk 'not json' >/dev/null
+wait_until 5 watch_shows "fresh a=http://127.0.0.1:9101 b=http://127.0.0.1:9102" &&
+    ok "the directory lists both members, and neither a key without a lease nor a value without a url" ||
+    fail "directory: [$(tail -1 "$WATCH")]"
+kill -9 "$B"
+killed_at=$EPOCHREALTIME
+wait "$B" 2>/dev/null
+if wait_until 10 watch_shows "fresh a=http://127.0.0.1:9101"; then
+    measure directory_dead_member_dropped_seconds "$(awk -v a="$killed_at" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')" s
+    ok "a killed member drops out of the directory"
+else
+    fail "the killed member is still in the directory: [$(tail -1 "$WATCH")]"
+fi
+started_at=$EPOCHREALTIME
+register /lookalike/dir/c '{"url":"http://127.0.0.1:9103"}' 3
+if wait_until 5 watch_shows "fresh a=http://127.0.0.1:9101 c=http://127.0.0.1:9103"; then
+    measure directory_new_member_found_seconds "$(awk -v a="$started_at" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')" s
+    ok "a new member is found"
+else
+    fail "the new member was not found: [$(tail -1 "$WATCH")]"
+fi
+
 # ---- etcd loses the lease: the node registers again by itself ----
 register /lookalike/nodes/node3 y 3 "http://127.0.0.1:1,$EP"
 ok "a dead endpoint before a live one is skipped"
 kill -9 "$ETCD_PID"
 wait "$ETCD_PID" 2>/dev/null
 wait_until 10 grep -q '^unregistered' "$OUT" && ok "the member notices etcd is gone" || fail "the member still claims to be registered"
+wait_until 5 watch_shows "stale a=http://127.0.0.1:9101 c=http://127.0.0.1:9103" &&
+    ok "with etcd down the directory answers its last list, marked stale" ||
+    fail "directory during the outage: [$(tail -1 "$WATCH")]"
+sleep 4 # longer than the leases' ttl: the last list is kept however long the outage lasts
+watch_shows "stale a=http://127.0.0.1:9101 c=http://127.0.0.1:9103" && ok "still the last list after the ttl" ||
+    fail "directory after the ttl: [$(tail -1 "$WATCH")]"
 restarted_at=$EPOCHREALTIME
 start_etcd "$TMP/etcd-2"
 if wait_until 15 listed /lookalike/nodes/node3; then
@@ -112,6 +151,9 @@ else
     fail "the member did not register again: $(tail -3 "$TMP/member-$N.log")"
 fi
 kill -0 "$M" 2>/dev/null && ok "the member process lived through etcd's outage" || fail "the member process died"
+wait_until 15 watch_shows "fresh a=http://127.0.0.1:9101 c=http://127.0.0.1:9103" &&
+    ok "the directory reads etcd again, with the members registered again" ||
+    fail "directory after etcd's restart: [$(tail -1 "$WATCH")]"
 kill -TERM "$M"
 wait "$M"
 not_listed /lookalike/nodes/node3 || fail "node3 still listed after leaving"
