@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,19 +102,9 @@ typedef struct {
     sqlite3_stmt *st[S_COUNT];
 } sqlite_catalog_t;
 
-static void serr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static int db_fail(sqlite_catalog_t *s, const char *what, char *err, size_t errlen)
 {
-    serr(err, errlen, "catalog: %s: %s", what, sqlite3_errmsg(s->db));
+    lookalike_errf(err, errlen, "catalog: %s: %s", what, sqlite3_errmsg(s->db));
     return LOOKALIKE_EIO;
 }
 
@@ -181,7 +170,7 @@ static int col_create(lookalike_catalog_t *c, lookalike_collection_t *col, char 
     done(st);
     int ret = 0;
     if ((rc & 0xff) == SQLITE_CONSTRAINT && ext == SQLITE_CONSTRAINT_PRIMARYKEY) {
-        serr(err, errlen, "collection %s already exists", col->name);
+        lookalike_errf(err, errlen, "collection %s already exists", col->name);
         ret = LOOKALIKE_EEXIST;
     } else if (rc != SQLITE_DONE) {
         ret = db_fail(s, "create collection", err, errlen);
@@ -201,7 +190,7 @@ static int col_get_locked(sqlite_catalog_t *s, const char *name, lookalike_colle
         if (out)
             read_collection(st, out);
     } else if (rc == SQLITE_DONE) {
-        serr(err, errlen, "no collection %s", name);
+        lookalike_errf(err, errlen, "no collection %s", name);
         ret = LOOKALIKE_ENOTFOUND;
     } else {
         ret = db_fail(s, "get collection", err, errlen);
@@ -233,7 +222,7 @@ static int col_list(lookalike_catalog_t *c, lookalike_collection_t **out, size_t
             size_t ncap = cap ? cap * 2 : 8;
             lookalike_collection_t *nv = realloc(v, ncap * sizeof *nv);
             if (!nv) {
-                serr(err, errlen, "out of memory");
+                lookalike_errf(err, errlen, "out of memory");
                 ret = LOOKALIKE_ENOMEM;
                 break;
             }
@@ -300,8 +289,8 @@ static int put_locked(sqlite_catalog_t *s, const char *collection, lookalike_pro
     if ((ret = col_get_locked(s, collection, &col, err, errlen)) != 0)
         return ret;
     if (vec && dim != col.dim) {
-        serr(err, errlen, "vector has %u values but collection %s has dimension %u", dim, collection,
-             col.dim);
+        lookalike_errf(err, errlen, "vector has %u values but collection %s has dimension %u", dim,
+                       collection, col.dim);
         return LOOKALIKE_EINVAL;
     }
     sqlite3_stmt *st = stmt(s, S_PROD_FIND);
@@ -334,7 +323,7 @@ static int put_locked(sqlite_catalog_t *s, const char *collection, lookalike_pro
             p->updated_at = old_updated;
             return 0;
         }
-        serr(err, errlen, "product %s already exists in collection %s", p->id, collection);
+        lookalike_errf(err, errlen, "product %s already exists in collection %s", p->id, collection);
         return LOOKALIKE_EEXIST;
     }
     uint64_t seq;
@@ -348,7 +337,7 @@ static int put_locked(sqlite_catalog_t *s, const char *collection, lookalike_pro
     if (!p->image_sha256[0] && old_image[0])
         memcpy(p->image_sha256, old_image, sizeof old_image);
     if (!(body = lookalike_product_to_json(p, LOOKALIKE_PRODUCT_STORED))) {
-        serr(err, errlen, "out of memory");
+        lookalike_errf(err, errlen, "out of memory");
         return LOOKALIKE_ENOMEM;
     }
     if (log_change(s, seq, collection, p->id, p->doc_id, 0) != 0) {
@@ -414,7 +403,7 @@ static int prod_put_batch(lookalike_catalog_t *c, lookalike_catalog_write_t *w, 
     lookalike_product_t *saved = malloc((n ? n : 1) * sizeof *saved);
     int ret = 0;
     if (!saved) {
-        serr(err, errlen, "out of memory");
+        lookalike_errf(err, errlen, "out of memory");
         return LOOKALIKE_ENOMEM;
     }
     size_t upto = 0; /* writes tried */
@@ -474,7 +463,7 @@ static int load_product(sqlite3_stmt *st, lookalike_product_t *out, char *err, s
     char perr[192];
     if (!body ||
         lookalike_product_parse(body, (size_t)len, LOOKALIKE_PRODUCT_STORED, out, perr, sizeof perr) != 0) {
-        serr(err, errlen, "catalog: a stored product is damaged: %s", body ? perr : "no body");
+        lookalike_errf(err, errlen, "catalog: a stored product is damaged: %s", body ? perr : "no body");
         return LOOKALIKE_EIO;
     }
     out->doc_id = (uint64_t)sqlite3_column_int64(st, 1);
@@ -493,7 +482,7 @@ static int prod_get(lookalike_catalog_t *c, const char *collection, const char *
     if (rc == SQLITE_ROW) {
         ret = load_product(st, out, err, errlen);
     } else if (rc == SQLITE_DONE) {
-        serr(err, errlen, "no product %s in collection %s", id, collection);
+        lookalike_errf(err, errlen, "no product %s in collection %s", id, collection);
         ret = LOOKALIKE_ENOTFOUND;
     } else {
         ret = db_fail(s, "get product", err, errlen);
@@ -518,7 +507,7 @@ static int prod_get_doc(lookalike_catalog_t *c, uint64_t doc_id,
             snprintf(collection, LOOKALIKE_COLLECTION_NAME_MAX + 1, "%s",
                      (const char *)sqlite3_column_text(st, 2));
     } else if (rc == SQLITE_DONE) {
-        serr(err, errlen, "no product with doc_id %llu", (unsigned long long)doc_id);
+        lookalike_errf(err, errlen, "no product with doc_id %llu", (unsigned long long)doc_id);
         ret = LOOKALIKE_ENOTFOUND;
     } else {
         ret = db_fail(s, "get product", err, errlen);
@@ -545,7 +534,7 @@ static int prod_delete(lookalike_catalog_t *c, const char *collection, const cha
     uint64_t doc_id = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
     done(st);
     if (rc == SQLITE_DONE) {
-        serr(err, errlen, "no product %s in collection %s", id, collection);
+        lookalike_errf(err, errlen, "no product %s in collection %s", id, collection);
         ret = LOOKALIKE_ENOTFOUND;
         goto fail;
     }
@@ -714,14 +703,14 @@ static int vector_get(lookalike_catalog_t *c, uint64_t doc_id, uint8_t *out, uin
     if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_BLOB) {
         int n = sqlite3_column_bytes(st, 0);
         if ((size_t)n != (size_t)dim * 4) {
-            serr(err, errlen, "the stored vector of doc_id %llu has %d values, not %u",
-                 (unsigned long long)doc_id, n / 4, dim);
+            lookalike_errf(err, errlen, "the stored vector of doc_id %llu has %d values, not %u",
+                           (unsigned long long)doc_id, n / 4, dim);
             ret = LOOKALIKE_EINVAL;
         } else {
             memcpy(out, sqlite3_column_blob(st, 0), (size_t)n);
         }
     } else if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
-        serr(err, errlen, "no vector stored for doc_id %llu", (unsigned long long)doc_id);
+        lookalike_errf(err, errlen, "no vector stored for doc_id %llu", (unsigned long long)doc_id);
         ret = LOOKALIKE_ENOTFOUND;
     } else {
         ret = db_fail(s, "get vector", err, errlen);
@@ -780,8 +769,9 @@ static int migrate(sqlite_catalog_t *s, char *err, size_t errlen)
     if (pragma_int(s->db, "PRAGMA user_version", &version) != 0)
         return db_fail(s, "read schema version", err, errlen);
     if (version > SCHEMA_VERSION) {
-        serr(err, errlen, "catalog: schema version %d is newer than this program's (%d); upgrade lookalike",
-             version, SCHEMA_VERSION);
+        lookalike_errf(err, errlen,
+                       "catalog: schema version %d is newer than this program's (%d); upgrade lookalike",
+                       version, SCHEMA_VERSION);
         return LOOKALIKE_EINVAL;
     }
     for (; version < SCHEMA_VERSION; version++) {
@@ -805,7 +795,7 @@ lookalike_catalog_t *lookalike_catalog_open_sqlite(const char *dir, char *err, s
 {
     sqlite_catalog_t *s = calloc(1, sizeof *s);
     if (!s) {
-        serr(err, errlen, "out of memory");
+        lookalike_errf(err, errlen, "out of memory");
         return NULL;
     }
     s->base.ops = &sqlite_ops;
@@ -813,23 +803,23 @@ lookalike_catalog_t *lookalike_catalog_open_sqlite(const char *dir, char *err, s
     char path[4096];
     s->dir = strdup(dir);
     if (!s->dir) {
-        serr(err, errlen, "out of memory");
+        lookalike_errf(err, errlen, "out of memory");
         goto fail;
     }
     if ((size_t)snprintf(path, sizeof path, "%s/catalog.db", dir) >= sizeof path) {
-        serr(err, errlen, "data directory path too large");
+        lookalike_errf(err, errlen, "data directory path too large");
         goto fail;
     }
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        serr(err, errlen, "cannot create data directory %s: %s", dir, strerror(errno));
+        lookalike_errf(err, errlen, "cannot create data directory %s: %s", dir, strerror(errno));
         goto fail;
     }
     if (image_store_init(dir, err, errlen) != 0)
         goto fail;
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                         NULL) != SQLITE_OK) {
-        serr(err, errlen, "catalog: cannot open %s: %s", path,
-             s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        lookalike_errf(err, errlen, "catalog: cannot open %s: %s", path,
+                       s->db ? sqlite3_errmsg(s->db) : "out of memory");
         goto fail;
     }
     sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
@@ -842,7 +832,7 @@ lookalike_catalog_t *lookalike_catalog_open_sqlite(const char *dir, char *err, s
         int wal = mode && strcmp(mode, "wal") == 0;
         sqlite3_finalize(st);
         if (!wal) {
-            serr(err, errlen, "catalog: cannot switch %s to WAL mode", path);
+            lookalike_errf(err, errlen, "catalog: cannot switch %s to WAL mode", path);
             goto fail;
         }
     } else {

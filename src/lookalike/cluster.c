@@ -9,7 +9,6 @@
 #include <curl/curl.h>
 #include <math.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,16 +47,6 @@ struct lookalike_cluster {
     pthread_mutex_t wake_mu;
     pthread_cond_t wake;
 };
-
-static void serr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static double mono_s(void)
 {
@@ -520,7 +509,7 @@ lookalike_cluster_t *lookalike_cluster_new(const lookalike_cluster_opts_t *o, ch
 {
     lookalike_cluster_t *c = calloc(1, sizeof *c);
     if (!c) {
-        serr(err, errlen, "out of memory");
+        lookalike_errf(err, errlen, "out of memory");
         o->membership->free(o->membership);
         return NULL;
     }
@@ -535,17 +524,17 @@ lookalike_cluster_t *lookalike_cluster_new(const lookalike_cluster_opts_t *o, ch
     pthread_mutex_init(&c->wake_mu, NULL);
     pthread_cond_init(&c->wake, NULL);
     if (curl_global_init(CURL_GLOBAL_NOTHING) != CURLE_OK || pthread_key_create(&c->tls, multi_free) != 0) {
-        serr(err, errlen, "cannot set up libcurl");
+        lookalike_errf(err, errlen, "cannot set up libcurl");
         goto fail;
     }
     if (!(c->name = strdup(o->name)) || !(c->url = strdup(o->url))) {
-        serr(err, errlen, "out of memory");
+        lookalike_errf(err, errlen, "out of memory");
         goto fail;
     }
     c->o.name = c->name;
     c->o.url = c->url;
     if (pthread_create(&c->thread, NULL, probe_main, c) != 0) {
-        serr(err, errlen, "cannot start the cluster probe thread");
+        lookalike_errf(err, errlen, "cannot start the cluster probe thread");
         goto fail;
     }
     c->started = 1;
@@ -596,13 +585,14 @@ int lookalike_cluster_ready(lookalike_cluster_t *c, char *msg, size_t msglen)
     lookalike_svc_state(c->o.svc, &st);
     uint64_t lag = st.catalog_seq - st.applied_seq;
     if (!atomic_load(&c->rounds)) {
-        serr(msg, msglen, "has not heard from its peers yet");
+        lookalike_errf(msg, msglen, "has not heard from its peers yet");
         return 1;
     }
     if (c->o.max_lag && lag > c->o.max_lag) {
-        serr(msg, msglen, "behind the change log by %llu changes (at seq %llu of %llu; bound %llu)%s",
-             (unsigned long long)lag, (unsigned long long)st.applied_seq, (unsigned long long)st.catalog_seq,
-             (unsigned long long)c->o.max_lag, st.catching_up ? ", catching up from its snapshot" : "");
+        lookalike_errf(
+            msg, msglen, "behind the change log by %llu changes (at seq %llu of %llu; bound %llu)%s",
+            (unsigned long long)lag, (unsigned long long)st.applied_seq, (unsigned long long)st.catalog_seq,
+            (unsigned long long)c->o.max_lag, st.catching_up ? ", catching up from its snapshot" : "");
         return 1;
     }
     return 0;

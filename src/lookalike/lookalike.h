@@ -93,6 +93,10 @@ enum {
     LOOKALIKE_EAGAIN = -8,    /* the store is unreachable or the connection to it was lost: retry */
 };
 
+/* Formats a message into err[errlen], as every function here fills its caller's error buffer;
+ * nothing when err is NULL or errlen is 0 (errf.c). */
+void lookalike_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* ---- text analysis (text.c) ---- */
 
 /* Longest word kept, in bytes of folded UTF-8; longer words are cut at a code point. */

@@ -2,7 +2,6 @@
  * Cluster). The static source holds a fixed list given at start. */
 #include "lookalike/lookalike.h"
 
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,16 +10,6 @@ typedef struct {
     lookalike_member_t *members;
     size_t n;
 } static_src_t;
-
-static void serr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static int static_list(lookalike_membership_t *m, lookalike_member_t **out, size_t *n, char *err,
                        size_t errlen)
@@ -31,7 +20,7 @@ static int static_list(lookalike_membership_t *m, lookalike_member_t **out, size
     if (!s->n)
         return 0;
     if (!(*out = malloc(s->n * sizeof **out))) {
-        serr(err, errlen, "out of memory");
+        lookalike_errf(err, errlen, "out of memory");
         return LOOKALIKE_ENOMEM;
     }
     memcpy(*out, s->members, s->n * sizeof **out);
@@ -90,7 +79,7 @@ lookalike_membership_t *lookalike_membership_static(const char *spec, const char
     static_src_t *s = calloc(1, sizeof *s);
     if (!s || !(s->members = calloc(LOOKALIKE_MEMBERS_MAX, sizeof *s->members))) {
         free(s);
-        serr(err, errlen, "out of memory");
+        lookalike_errf(err, errlen, "out of memory");
         return NULL;
     }
     s->base.kind = "static";
@@ -103,25 +92,27 @@ lookalike_membership_t *lookalike_membership_static(const char *spec, const char
         lookalike_member_t m;
         size_t nl = eq ? (size_t)(eq - p) : 0;
         if (!eq || nl > LOOKALIKE_NODE_NAME_MAX) {
-            serr(err, errlen, "peers: \"%.*s\" is not NAME=http://HOST:PORT", (int)(len > 80 ? 80 : len), p);
+            lookalike_errf(err, errlen, "peers: \"%.*s\" is not NAME=http://HOST:PORT",
+                           (int)(len > 80 ? 80 : len), p);
             goto fail;
         }
         memcpy(m.name, p, nl);
         m.name[nl] = '\0';
         if (!lookalike_node_name_valid(m.name) || !lookalike_node_url_parse(eq + 1, len - nl - 1, m.url)) {
-            serr(err, errlen,
-                 "peers: \"%.*s\" is not NAME=http://HOST:PORT (a name of 1..%d of A-Z a-z 0-9 . _ -)",
-                 (int)(len > 80 ? 80 : len), p, LOOKALIKE_NODE_NAME_MAX);
+            lookalike_errf(
+                err, errlen,
+                "peers: \"%.*s\" is not NAME=http://HOST:PORT (a name of 1..%d of A-Z a-z 0-9 . _ -)",
+                (int)(len > 80 ? 80 : len), p, LOOKALIKE_NODE_NAME_MAX);
             goto fail;
         }
         for (size_t i = 0; i < s->n; i++)
             if (strcmp(s->members[i].name, m.name) == 0) {
-                serr(err, errlen, "peers: %s is listed twice", m.name);
+                lookalike_errf(err, errlen, "peers: %s is listed twice", m.name);
                 goto fail;
             }
         if (!self || strcmp(self, m.name) != 0) {
             if (s->n == LOOKALIKE_MEMBERS_MAX) {
-                serr(err, errlen, "peers: too large (at most %d)", LOOKALIKE_MEMBERS_MAX);
+                lookalike_errf(err, errlen, "peers: too large (at most %d)", LOOKALIKE_MEMBERS_MAX);
                 goto fail;
             }
             s->members[s->n++] = m;

@@ -4,21 +4,10 @@
  * Service; the coordinating side is in search_fanout.c). */
 #include "lookalike/service_internal.h"
 
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 const char *const svc_sig_names[SIG_COUNT] = {"image", "product", "text", "filters"};
-
-static void serr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static void strlist_release(strlist_t *l)
 {
@@ -44,26 +33,27 @@ static int parse_strlist(json_t *v, const char *name, strlist_t *out, char *err,
 {
     size_t n = json_is_array(v) ? json_array_size(v) : 1;
     if (!json_is_array(v) && !json_is_string(v)) {
-        serr(err, errlen, "filters.%s: expected a string or an array of strings", name);
+        lookalike_errf(err, errlen, "filters.%s: expected a string or an array of strings", name);
         return LOOKALIKE_EINVAL;
     }
     if (n > FILTER_VALUES_MAX) {
-        serr(err, errlen, "filters.%s: too large (at most %d values)", name, FILTER_VALUES_MAX);
+        lookalike_errf(err, errlen, "filters.%s: too large (at most %d values)", name, FILTER_VALUES_MAX);
         return LOOKALIKE_ETOOLARGE;
     }
     for (size_t i = 0; i < n; i++) {
         json_t *e = json_is_array(v) ? json_array_get(v, i) : v;
         const char *sv = json_string_value(e);
         if (!sv) {
-            serr(err, errlen, "filters.%s: expected a string or an array of strings", name);
+            lookalike_errf(err, errlen, "filters.%s: expected a string or an array of strings", name);
             return LOOKALIKE_EINVAL;
         }
         if (strlen(sv) > LOOKALIKE_NAME_MAX) {
-            serr(err, errlen, "filters.%s: value too large (at most %d bytes)", name, LOOKALIKE_NAME_MAX);
+            lookalike_errf(err, errlen, "filters.%s: value too large (at most %d bytes)", name,
+                           LOOKALIKE_NAME_MAX);
             return LOOKALIKE_ETOOLARGE;
         }
         if (!(out->v[out->n] = svc_fold(sv))) {
-            serr(err, errlen, "filters.%s: not valid UTF-8", name);
+            lookalike_errf(err, errlen, "filters.%s: not valid UTF-8", name);
             return LOOKALIKE_EINVAL;
         }
         out->n++;
@@ -77,7 +67,7 @@ int svc_filter_parse(json_t *o, svc_filter_t *f, char *err, size_t errlen)
     json_t *v;
     int rc;
     if (!json_is_object(o)) {
-        serr(err, errlen, "field \"filters\": expected an object");
+        lookalike_errf(err, errlen, "field \"filters\": expected an object");
         return LOOKALIKE_EINVAL;
     }
     json_object_foreach(o, key, v)
@@ -97,7 +87,7 @@ int svc_filter_parse(json_t *o, svc_filter_t *f, char *err, size_t errlen)
             for (size_t i = 0; rc == 0 && i < l.n; i++) {
                 int c = lookalike_colour_lookup(l.v[i]);
                 if (c < 0) {
-                    serr(err, errlen, "filters.%s: \"%s\" is not a palette colour", key, l.v[i]);
+                    lookalike_errf(err, errlen, "filters.%s: \"%s\" is not a palette colour", key, l.v[i]);
                     rc = LOOKALIKE_EINVAL;
                 } else {
                     f->colours |= 1u << c;
@@ -106,7 +96,7 @@ int svc_filter_parse(json_t *o, svc_filter_t *f, char *err, size_t errlen)
             strlist_release(&l);
         } else if (strcmp(key, "price_min") == 0 || strcmp(key, "price_max") == 0) {
             if (!json_is_number(v)) {
-                serr(err, errlen, "filters.%s: expected a number", key);
+                lookalike_errf(err, errlen, "filters.%s: expected a number", key);
                 return LOOKALIKE_EINVAL;
             }
             if (key[6] == 'i') {
@@ -122,11 +112,12 @@ int svc_filter_parse(json_t *o, svc_filter_t *f, char *err, size_t errlen)
             json_t *av;
             rc = 0;
             if (!json_is_object(v)) {
-                serr(err, errlen, "filters.attributes: expected an object");
+                lookalike_errf(err, errlen, "filters.attributes: expected an object");
                 return LOOKALIKE_EINVAL;
             }
             if (json_object_size(v) > FILTER_ATTRS_MAX) {
-                serr(err, errlen, "filters.attributes: too large (at most %d keys)", FILTER_ATTRS_MAX);
+                lookalike_errf(err, errlen, "filters.attributes: too large (at most %d keys)",
+                               FILTER_ATTRS_MAX);
                 return LOOKALIKE_ETOOLARGE;
             }
             json_object_foreach(v, ak, av)
@@ -143,7 +134,8 @@ int svc_filter_parse(json_t *o, svc_filter_t *f, char *err, size_t errlen)
                 } else if (json_is_boolean(av))
                     text = strdup(json_is_true(av) ? "true" : "false");
                 if (!text) {
-                    serr(err, errlen, "filters.attributes.%s: expected a string, number or boolean", ak);
+                    lookalike_errf(err, errlen, "filters.attributes.%s: expected a string, number or boolean",
+                                   ak);
                     return LOOKALIKE_EINVAL;
                 }
                 f->aval[f->nattrs] = text;
@@ -151,10 +143,11 @@ int svc_filter_parse(json_t *o, svc_filter_t *f, char *err, size_t errlen)
                     return LOOKALIKE_ENOMEM;
             }
         } else {
-            serr(err, errlen,
-                 "filters: unknown field \"%s\" (expected category, colour, size, brand, price_min, "
-                 "price_max, attributes)",
-                 key);
+            lookalike_errf(
+                err, errlen,
+                "filters: unknown field \"%s\" (expected category, colour, size, brand, price_min, "
+                "price_max, attributes)",
+                key);
             return LOOKALIKE_EINVAL;
         }
         if (rc != 0)
@@ -270,7 +263,7 @@ static int vector_search(svc_shard_t *u, const float *q, size_t k, bitmap_t *bm,
     int got = vindex_search(u->vx, q, &sp, hits, verr, sizeof verr);
     if (got < 0) {
         free(hits);
-        serr(err, errlen, "vector search: %s", verr);
+        lookalike_errf(err, errlen, "vector search: %s", verr);
         return LOOKALIKE_EIO;
     }
     int rc = 0;
@@ -341,7 +334,7 @@ int svc_run_local(lookalike_svc_t *s, svc_coll_t *c, const svc_plan_t *p, const 
     }
     free(bm.bits);
     if (rc == LOOKALIKE_ENOMEM)
-        serr(err, errlen, "out of memory");
+        lookalike_errf(err, errlen, "out of memory");
     return rc;
 }
 
@@ -395,18 +388,18 @@ static int op_shards(svc_coll_t *c, json_t *req, uint8_t *want, char *err, size_
     size_t i;
     memset(want, 0, LOOKALIKE_SHARDS_MAX);
     if (!json_is_array(a) || json_array_size(a) < 1 || json_array_size(a) > c->nshards) {
-        serr(err, errlen, "field \"shards\": expected an array of 1..%u shard numbers", c->nshards);
+        lookalike_errf(err, errlen, "field \"shards\": expected an array of 1..%u shard numbers", c->nshards);
         return LOOKALIKE_EINVAL;
     }
     json_array_foreach(a, i, v)
     {
         if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= c->nshards) {
-            serr(err, errlen, "field \"shards\": expected shard numbers 0..%u", c->nshards - 1);
+            lookalike_errf(err, errlen, "field \"shards\": expected shard numbers 0..%u", c->nshards - 1);
             return LOOKALIKE_EINVAL;
         }
         uint32_t sh = (uint32_t)json_integer_value(v);
         if (!c->shards[sh]) {
-            serr(err, errlen, "this node does not hold shard %u of \"%s\"", sh, c->info.name);
+            lookalike_errf(err, errlen, "this node does not hold shard %u of \"%s\"", sh, c->info.name);
             return LOOKALIKE_SVC_ENOTHELD;
         }
         want[sh] = 1;
@@ -425,21 +418,22 @@ static int op_search(lookalike_svc_t *s, svc_coll_t *c, json_t *req, const uint8
     long long cand = 0;
     if (!json_is_integer(v = json_object_get(req, "cand")) || (cand = json_integer_value(v)) < 1 ||
         cand > LOOKALIKE_SVC_CANDIDATES_MAX) {
-        serr(err, errlen, "field \"cand\": expected an integer in 1..%d", LOOKALIKE_SVC_CANDIDATES_MAX);
+        lookalike_errf(err, errlen, "field \"cand\": expected an integer in 1..%d",
+                       LOOKALIKE_SVC_CANDIDATES_MAX);
         return LOOKALIKE_EINVAL;
     }
     p.cand = (size_t)cand;
     if ((v = json_object_get(req, "text")) && !(p.text = json_string_value(v))) {
-        serr(err, errlen, "field \"text\": expected a string");
+        lookalike_errf(err, errlen, "field \"text\": expected a string");
         return LOOKALIKE_EINVAL;
     }
     if (p.text && strlen(p.text) > LOOKALIKE_QUERY_MAX) {
-        serr(err, errlen, "field \"text\": too large (at most %d bytes)", LOOKALIKE_QUERY_MAX);
+        lookalike_errf(err, errlen, "field \"text\": too large (at most %d bytes)", LOOKALIKE_QUERY_MAX);
         return LOOKALIKE_ETOOLARGE;
     }
     if ((v = json_object_get(req, "exclude"))) {
         if (!json_is_integer(v) || json_integer_value(v) < 0) {
-            serr(err, errlen, "field \"exclude\": expected a doc_id");
+            lookalike_errf(err, errlen, "field \"exclude\": expected a doc_id");
             return LOOKALIKE_EINVAL;
         }
         p.exclude = (uint64_t)json_integer_value(v);
@@ -460,7 +454,7 @@ static int op_search(lookalike_svc_t *s, svc_coll_t *c, json_t *req, const uint8
         (rc = svc_filter_parse(v, &p.f, err, errlen)) != 0)
         goto out;
     if (!p.qvec && !p.pvec && !p.text && !p.f.active) {
-        serr(err, errlen, "empty query: give an image, text, product or filters");
+        lookalike_errf(err, errlen, "empty query: give an image, text, product or filters");
         rc = LOOKALIKE_EINVAL;
         goto out;
     }
@@ -494,7 +488,7 @@ static int op_fetch(svc_coll_t *c, json_t *req, const uint8_t *want, json_t **ou
     json_t *docs = json_object_get(req, "docs"), *v;
     size_t i;
     if (!json_is_array(docs) || json_array_size(docs) > FETCH_MAX) {
-        serr(err, errlen, "field \"docs\": expected an array of at most %d doc_ids", FETCH_MAX);
+        lookalike_errf(err, errlen, "field \"docs\": expected an array of at most %d doc_ids", FETCH_MAX);
         return LOOKALIKE_EINVAL;
     }
     json_t *items = json_array();
@@ -520,7 +514,7 @@ static int op_get(svc_coll_t *c, json_t *req, const uint8_t *want, json_t **out,
 {
     const char *id = json_string_value(json_object_get(req, "id"));
     if (!id || !lookalike_product_id_valid(id)) {
-        serr(err, errlen, "field \"id\": expected a product id");
+        lookalike_errf(err, errlen, "field \"id\": expected a product id");
         return LOOKALIKE_EINVAL;
     }
     json_t *prod = NULL;
@@ -540,18 +534,18 @@ int lookalike_svc_shard_op(lookalike_svc_t *s, const char *coll, const char *op,
     uint8_t want[LOOKALIKE_SHARDS_MAX];
     int rc;
     if (!c) {
-        serr(err, errlen, "no collection named \"%s\"", coll);
+        lookalike_errf(err, errlen, "no collection named \"%s\"", coll);
         return LOOKALIKE_ENOTFOUND;
     }
     if (!json_is_object(req)) {
-        serr(err, errlen, "the request body must be a JSON object");
+        lookalike_errf(err, errlen, "the request body must be a JSON object");
         return LOOKALIKE_EINVAL;
     }
     if ((rc = op_shards(c, req, want, err, errlen)) != 0)
         return rc;
     json_t *v = json_object_get(req, "min_seq");
     if (v && (!json_is_integer(v) || json_integer_value(v) < 0)) {
-        serr(err, errlen, "field \"min_seq\": expected a sequence number");
+        lookalike_errf(err, errlen, "field \"min_seq\": expected a sequence number");
         return LOOKALIKE_EINVAL;
     }
     if (v && (rc = svc_wait_seq(s, (uint64_t)json_integer_value(v), err, errlen)) != 0)
@@ -568,7 +562,8 @@ int lookalike_svc_shard_op(lookalike_svc_t *s, const char *coll, const char *op,
         const char *text = json_string_value(json_object_get(req, "text"));
         lookalike_bm25_stats_t st;
         if (!text || strlen(text) > LOOKALIKE_QUERY_MAX) {
-            serr(err, errlen, "field \"text\": expected a string of at most %d bytes", LOOKALIKE_QUERY_MAX);
+            lookalike_errf(err, errlen, "field \"text\": expected a string of at most %d bytes",
+                           LOOKALIKE_QUERY_MAX);
             return LOOKALIKE_EINVAL;
         }
         if ((rc = svc_text_stats_local(c, text, want, &st, err, errlen)) != 0)
@@ -577,6 +572,6 @@ int lookalike_svc_shard_op(lookalike_svc_t *s, const char *coll, const char *op,
         lookalike_bm25_stats_release(&st);
         return *out ? 0 : LOOKALIKE_ENOMEM;
     }
-    serr(err, errlen, "unknown operation \"%s\" (expected stats, search, fetch, facets, get)", op);
+    lookalike_errf(err, errlen, "unknown operation \"%s\" (expected stats, search, fetch, facets, get)", op);
     return LOOKALIKE_ENOTFOUND;
 }

@@ -3,20 +3,9 @@
  * shards, fuse, and fetch the products of the page (design in lookalike.h, section Service). */
 #include "lookalike/service_internal.h"
 
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static void serr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 void lookalike_fanout_release(lookalike_fanout_t *f)
 {
@@ -67,7 +56,7 @@ static int fan(lookalike_svc_t *s, const svc_coll_t *c, const char *op, json_t *
             missing[out->missing[i]] = 1;
     if (!out->status)
         return 0;
-    serr(err, errlen, "%s", out->message);
+    lookalike_errf(err, errlen, "%s", out->message);
     switch (out->status) {
     case 400:
         return LOOKALIKE_EINVAL;
@@ -124,8 +113,8 @@ int svc_wait_seq(lookalike_svc_t *s, uint64_t min_seq, char *err, size_t errlen)
     if (min_seq > lookalike_svc_applied_seq(s) && (rc = svc_catch_up(s, err, errlen)) != 0)
         return rc;
     if (min_seq > lookalike_svc_applied_seq(s)) {
-        serr(err, errlen, "min_seq %llu is ahead of this node (at %llu)", (unsigned long long)min_seq,
-             (unsigned long long)lookalike_svc_applied_seq(s));
+        lookalike_errf(err, errlen, "min_seq %llu is ahead of this node (at %llu)",
+                       (unsigned long long)min_seq, (unsigned long long)lookalike_svc_applied_seq(s));
         return LOOKALIKE_EEXIST;
     }
     return 0;
@@ -151,11 +140,11 @@ static int product_vector(lookalike_svc_t *s, svc_coll_t *c, const char *id, flo
     char e[256];
     int rc = lookalike_catalog_get(s->cat, c->info.name, id, &p, e, sizeof e);
     if (rc == LOOKALIKE_ENOTFOUND) {
-        serr(err, errlen, "product_id: no product \"%s\" in \"%s\"", id, c->info.name);
+        lookalike_errf(err, errlen, "product_id: no product \"%s\" in \"%s\"", id, c->info.name);
         return rc;
     }
     if (rc != 0) {
-        serr(err, errlen, "product_id: %s", e);
+        lookalike_errf(err, errlen, "product_id: %s", e);
         return rc;
     }
     *doc = p.doc_id;
@@ -165,10 +154,10 @@ static int product_vector(lookalike_svc_t *s, svc_coll_t *c, const char *id, flo
     if (got)
         return 0;
     if (!has_photo) {
-        serr(err, errlen, "product_id: product \"%s\" has neither a photo nor a vector", id);
+        lookalike_errf(err, errlen, "product_id: product \"%s\" has neither a photo nor a vector", id);
         return LOOKALIKE_EINVAL;
     }
-    serr(err, errlen, "product_id: %s", e);
+    lookalike_errf(err, errlen, "product_id: %s", e);
     return LOOKALIKE_EIO;
 }
 
@@ -186,7 +175,7 @@ static int parse_int(json_t *q, const char *key, long long lo, long long hi, lon
     if (!v || json_is_null(v))
         return 0;
     if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
-        serr(err, errlen, "field \"%s\": expected an integer in %lld..%lld", key, lo, hi);
+        lookalike_errf(err, errlen, "field \"%s\": expected an integer in %lld..%lld", key, lo, hi);
         return LOOKALIKE_EINVAL;
     }
     *out = json_integer_value(v);
@@ -198,7 +187,7 @@ static int parse_weights(json_t *w, float weights[SIG_COUNT], char *err, size_t 
     const char *key;
     json_t *v;
     if (!json_is_object(w)) {
-        serr(err, errlen, "field \"weights\": expected an object");
+        lookalike_errf(err, errlen, "field \"weights\": expected an object");
         return LOOKALIKE_EINVAL;
     }
     json_object_foreach(w, key, v)
@@ -207,11 +196,12 @@ static int parse_weights(json_t *w, float weights[SIG_COUNT], char *err, size_t 
         while (s < SIG_COUNT && strcmp(svc_sig_names[s], key) != 0)
             s++;
         if (s == SIG_COUNT) {
-            serr(err, errlen, "weights: unknown signal \"%s\" (expected image, product, text, filters)", key);
+            lookalike_errf(err, errlen,
+                           "weights: unknown signal \"%s\" (expected image, product, text, filters)", key);
             return LOOKALIKE_EINVAL;
         }
         if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 1e6) {
-            serr(err, errlen, "weights.%s: expected a number in 0..1000000", key);
+            lookalike_errf(err, errlen, "weights.%s: expected a number in 0..1000000", key);
             return LOOKALIKE_EINVAL;
         }
         weights[s] = (float)json_number_value(v);
@@ -237,7 +227,7 @@ static int gather_stats(lookalike_svc_t *s, svc_coll_t *c, const char *text, con
         lookalike_bm25_stats_t st;
         char e[256];
         if ((rc = lookalike_wire_stats_decode(f.answers[i].reply, &st, e, sizeof e)) != 0) {
-            serr(err, errlen, "node %s: %s", f.answers[i].node, e);
+            lookalike_errf(err, errlen, "node %s: %s", f.answers[i].node, e);
             rc = LOOKALIKE_EIO;
             break;
         }
@@ -262,7 +252,7 @@ static int remote_signals(lookalike_svc_t *s, svc_coll_t *c, json_t *body, const
         const lookalike_fanout_answer_t *a = &f.answers[i];
         json_t *sig = json_object_get(a->reply, "signals");
         if (!json_is_object(sig)) {
-            serr(err, errlen, "node %s: a search answer without \"signals\"", a->node);
+            lookalike_errf(err, errlen, "node %s: a search answer without \"signals\"", a->node);
             rc = LOOKALIKE_EIO;
             break;
         }
@@ -274,7 +264,7 @@ static int remote_signals(lookalike_svc_t *s, svc_coll_t *c, json_t *body, const
             if (!arr)
                 continue;
             if (lookalike_wire_hits_decode(arr, c->nshards, cand * a->nshards, &hits, &n, e, sizeof e) != 0) {
-                serr(err, errlen, "node %s: %s", a->node, e);
+                lookalike_errf(err, errlen, "node %s: %s", a->node, e);
                 rc = LOOKALIKE_EIO;
                 break;
             }
@@ -336,7 +326,7 @@ static int fetch_page(lookalike_svc_t *s, svc_coll_t *c, const lookalike_fused_t
         json_t *items = json_object_get(f.answers[a].reply, "products"), *it;
         size_t j;
         if (!json_is_array(items)) {
-            serr(err, errlen, "node %s: a fetch answer without \"products\"", f.answers[a].node);
+            lookalike_errf(err, errlen, "node %s: a fetch answer without \"products\"", f.answers[a].node);
             rc = LOOKALIKE_EIO;
             break;
         }
@@ -375,11 +365,11 @@ int lookalike_svc_search(lookalike_svc_t *s, const char *coll, json_t *query, co
     int rc = 0;
     svc_coll_t *c = svc_coll_find(s, coll);
     if (!c) {
-        serr(err, errlen, "no collection named \"%s\"", coll);
+        lookalike_errf(err, errlen, "no collection named \"%s\"", coll);
         return LOOKALIKE_ENOTFOUND;
     }
     if (!json_is_object(query)) {
-        serr(err, errlen, "the query must be a JSON object");
+        lookalike_errf(err, errlen, "the query must be a JSON object");
         return LOOKALIKE_EINVAL;
     }
     json_object_foreach(query, key, v)
@@ -388,17 +378,17 @@ int lookalike_svc_search(lookalike_svc_t *s, const char *coll, json_t *query, co
         while (i < sizeof allowed / sizeof *allowed && strcmp(allowed[i], key) != 0)
             i++;
         if (i == sizeof allowed / sizeof *allowed) {
-            serr(err, errlen, "unknown field \"%s\"", key);
+            lookalike_errf(err, errlen, "unknown field \"%s\"", key);
             return LOOKALIKE_EINVAL;
         }
     }
     if ((v = json_object_get(query, "text")) && !json_is_null(v)) {
         if (!(p.text = json_string_value(v))) {
-            serr(err, errlen, "field \"text\": expected a string");
+            lookalike_errf(err, errlen, "field \"text\": expected a string");
             return LOOKALIKE_EINVAL;
         }
         if (strlen(p.text) > LOOKALIKE_QUERY_MAX) {
-            serr(err, errlen, "field \"text\": too large (at most %d bytes)", LOOKALIKE_QUERY_MAX);
+            lookalike_errf(err, errlen, "field \"text\": too large (at most %d bytes)", LOOKALIKE_QUERY_MAX);
             return LOOKALIKE_ETOOLARGE;
         }
         if (!p.text[strspn(p.text, " \t\r\n")])
@@ -406,7 +396,7 @@ int lookalike_svc_search(lookalike_svc_t *s, const char *coll, json_t *query, co
     }
     if ((v = json_object_get(query, "product_id")) && !json_is_null(v)) {
         if (!(product_id = json_string_value(v)) || !lookalike_product_id_valid(product_id)) {
-            serr(err, errlen, "field \"product_id\": expected a product id string");
+            lookalike_errf(err, errlen, "field \"product_id\": expected a product id string");
             return LOOKALIKE_EINVAL;
         }
     }
@@ -425,7 +415,7 @@ int lookalike_svc_search(lookalike_svc_t *s, const char *coll, json_t *query, co
             goto out;
     }
     if (!image && !p.text && !product_id && !p.f.active) {
-        serr(err, errlen, "empty query: give an image, text, product_id or filters");
+        lookalike_errf(err, errlen, "empty query: give an image, text, product_id or filters");
         rc = LOOKALIKE_EINVAL;
         goto out;
     }
@@ -559,7 +549,7 @@ int lookalike_svc_facets(lookalike_svc_t *s, const char *coll, json_t **out, cha
     svc_coll_t *c = svc_coll_find(s, coll);
     uint8_t held[LOOKALIKE_SHARDS_MAX], need[LOOKALIKE_SHARDS_MAX], missing[LOOKALIKE_SHARDS_MAX] = {0};
     if (!c) {
-        serr(err, errlen, "no collection named \"%s\"", coll);
+        lookalike_errf(err, errlen, "no collection named \"%s\"", coll);
         return LOOKALIKE_ENOTFOUND;
     }
     split_shards(c, held, need);
@@ -571,7 +561,7 @@ int lookalike_svc_facets(lookalike_svc_t *s, const char *coll, json_t **out, cha
     for (size_t i = 0; rc == 0 && i < f.nanswers; i++) {
         char e[256];
         if (lookalike_wire_facets_add(acc, f.answers[i].reply, e, sizeof e) != 0) {
-            serr(err, errlen, "node %s: %s", f.answers[i].node, e);
+            lookalike_errf(err, errlen, "node %s: %s", f.answers[i].node, e);
             rc = LOOKALIKE_EIO;
         }
     }
@@ -593,7 +583,7 @@ int lookalike_svc_find(lookalike_svc_t *s, const char *coll, const char *id, jso
     uint8_t held[LOOKALIKE_SHARDS_MAX], need[LOOKALIKE_SHARDS_MAX], missing[LOOKALIKE_SHARDS_MAX] = {0};
     *out = NULL;
     if (!c) {
-        serr(err, errlen, "no collection named \"%s\"", coll);
+        lookalike_errf(err, errlen, "no collection named \"%s\"", coll);
         return LOOKALIKE_ENOTFOUND;
     }
     if ((*out = lookalike_svc_get(s, coll, id)))
@@ -624,9 +614,10 @@ int lookalike_svc_find(lookalike_svc_t *s, const char *coll, const char *id, jso
     json_t *m = missing_json(c, missing, &any);
     json_decref(m);
     if (any) {
-        serr(err, errlen, "product \"%s\" may be in a shard that no replica answered for; retry", id);
+        lookalike_errf(err, errlen, "product \"%s\" may be in a shard that no replica answered for; retry",
+                       id);
         return LOOKALIKE_EAGAIN;
     }
-    serr(err, errlen, "no product \"%s\" in \"%s\"", id, coll);
+    lookalike_errf(err, errlen, "no product \"%s\" in \"%s\"", id, coll);
     return LOOKALIKE_ENOTFOUND;
 }

@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,16 +16,6 @@
 #define COLLECTIONS_MAX 256
 /* A vector log longer than this is checkpointed when the collection is closed. */
 #define CHECKPOINT_LOG_BYTES (4 << 20)
-
-static void serr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 char *svc_fold(const char *in)
 {
@@ -349,7 +338,7 @@ static int index_params_read(const lookalike_collection_t *col, uint32_t dim, vi
     json_t *o = json_loads(col->index_params, 0, &je);
     if (!o || !json_is_object(o)) {
         json_decref(o);
-        serr(err, errlen, "collection %s: index_params is not a JSON object", col->name);
+        lookalike_errf(err, errlen, "collection %s: index_params is not a JSON object", col->name);
         return LOOKALIKE_EINVAL;
     }
     const char *kind = json_string_value(json_object_get(o, "index"));
@@ -362,7 +351,7 @@ static int index_params_read(const lookalike_collection_t *col, uint32_t dim, vi
         k = VINDEX_FLAT;
     else {
         json_decref(o);
-        serr(err, errlen, "collection %s: unknown index \"%s\"", col->name, kind);
+        lookalike_errf(err, errlen, "collection %s: unknown index \"%s\"", col->name, kind);
         return LOOKALIKE_EINVAL;
     }
     vindex_metric_t m = strcmp(col->metric, "l2") == 0   ? VINDEX_L2
@@ -384,7 +373,8 @@ static int index_params_read(const lookalike_collection_t *col, uint32_t dim, vi
     if ((v = json_object_get(o, "shards")) &&
         (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > LOOKALIKE_SHARDS_MAX)) {
         json_decref(o);
-        serr(err, errlen, "collection %s: \"shards\" must be 1..%d", col->name, LOOKALIKE_SHARDS_MAX);
+        lookalike_errf(err, errlen, "collection %s: \"shards\" must be 1..%d", col->name,
+                       LOOKALIKE_SHARDS_MAX);
         return LOOKALIKE_EINVAL;
     }
     if (v)
@@ -410,8 +400,8 @@ static int coll_open(lookalike_svc_t *s, const lookalike_collection_t *col, svc_
     c->info = *col;
     int rc;
     if (col->dim != s->dim) {
-        serr(err, errlen, "collection %s has dimension %u but the model gives %u", col->name, col->dim,
-             s->dim);
+        lookalike_errf(err, errlen, "collection %s has dimension %u but the model gives %u", col->name,
+                       col->dim, s->dim);
         rc = LOOKALIKE_EINVAL;
         goto fail;
     }
@@ -421,12 +411,12 @@ static int coll_open(lookalike_svc_t *s, const lookalike_collection_t *col, svc_
     c->metric = vp.metric;
     snprintf(dir, sizeof dir, "%s/vindex", s->data_dir);
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        serr(err, errlen, "%s: %s", dir, strerror(errno));
+        lookalike_errf(err, errlen, "%s: %s", dir, strerror(errno));
         rc = LOOKALIKE_EIO;
         goto fail;
     }
     if (!(c->fx = svc_findex_new())) {
-        serr(err, errlen, "out of memory");
+        lookalike_errf(err, errlen, "out of memory");
         rc = LOOKALIKE_ENOMEM;
         goto fail;
     }
@@ -455,7 +445,7 @@ static int coll_open(lookalike_svc_t *s, const lookalike_collection_t *col, svc_
             goto fail;
         }
         if (!(u->vx = vindex_open(dir, &vp, VINDEX_DURABILITY_BATCH, verr, sizeof verr))) {
-            serr(err, errlen, "collection %s: %s", col->name, verr);
+            lookalike_errf(err, errlen, "collection %s: %s", col->name, verr);
             rc = LOOKALIKE_EIO;
             goto fail;
         }
@@ -476,7 +466,7 @@ static int colls_add(lookalike_svc_t *s, svc_coll_t *c, char *err, size_t errlen
     pthread_rwlock_wrlock(&s->colls_lock);
     int rc = 0;
     if (s->ncolls >= COLLECTIONS_MAX) {
-        serr(err, errlen, "too many collections (at most %d)", COLLECTIONS_MAX);
+        lookalike_errf(err, errlen, "too many collections (at most %d)", COLLECTIONS_MAX);
         rc = LOOKALIKE_ETOOLARGE;
     } else {
         svc_coll_t **n = realloc(s->colls, (s->ncolls + 1) * sizeof *n);
@@ -502,7 +492,7 @@ int svc_embed(lookalike_svc_t *s, const void *img, size_t len, float *vec, char 
     char e[512];
     int rc = embed_image_tensor_buffer(img, len, &s->iopts, t, e, sizeof e);
     if (rc != 0) {
-        serr(err, errlen, "not a readable image: %s", e);
+        lookalike_errf(err, errlen, "not a readable image: %s", e);
         free(t);
         return rc == EMBED_IMAGE_ETOOLARGE ? LOOKALIKE_ETOOLARGE
                : rc == EMBED_IMAGE_ENOMEM  ? LOOKALIKE_ENOMEM
@@ -511,7 +501,7 @@ int svc_embed(lookalike_svc_t *s, const void *img, size_t len, float *vec, char 
     rc = embed_model_run(s->model, t, 1, s->out_name, vec, s->dim, e, sizeof e);
     free(t);
     if (rc != 0) {
-        serr(err, errlen, "embedding failed: %s", e);
+        lookalike_errf(err, errlen, "embedding failed: %s", e);
         return LOOKALIKE_EIO;
     }
     embed_l2_normalize(vec, s->dim);
@@ -527,7 +517,7 @@ static int extract_colours(lookalike_svc_t *s, const void *img, size_t len, look
     char e[512];
     int rc = embed_image_rgb_buffer(img, len, &s->iopts, COLOUR_SIDE, &rgb, &w, &h, e, sizeof e);
     if (rc != 0) {
-        serr(err, errlen, "not a readable image: %s", e);
+        lookalike_errf(err, errlen, "not a readable image: %s", e);
         return rc == EMBED_IMAGE_ETOOLARGE ? LOOKALIKE_ETOOLARGE : LOOKALIKE_SVC_EIMAGE;
     }
     lookalike_colour_t cols[LOOKALIKE_COLOUR_K_MAX];
@@ -599,7 +589,7 @@ int svc_coll_apply(svc_coll_t *c, const lookalike_product_t *p, const float *vec
     if (vec) {
         char verr[512];
         if (vindex_upsert(u->vx, p->doc_id, vec, verr, sizeof verr) != 0) {
-            serr(err, errlen, "vector index: %s", verr);
+            lookalike_errf(err, errlen, "vector index: %s", verr);
             return LOOKALIKE_EIO;
         }
     }
@@ -627,7 +617,7 @@ int svc_coll_apply(svc_coll_t *c, const lookalike_product_t *p, const float *vec
     pthread_rwlock_unlock(&c->lock);
     if (rc != 0) {
         rec_free(rec);
-        serr(err, errlen, "out of memory");
+        lookalike_errf(err, errlen, "out of memory");
         return rc;
     }
     /* doc_id is stable across upserts, so a different one only comes from the catalogue saying
@@ -769,8 +759,8 @@ static int apply_change(lookalike_svc_t *s, const lookalike_change_t *ch, const 
     int rc = 0;
     svc_coll_t *c = svc_coll_find(s, ch->collection);
     if (!c) {
-        serr(err, errlen, "collection %s of change %llu cannot be opened", ch->collection,
-             (unsigned long long)ch->seq);
+        lookalike_errf(err, errlen, "collection %s of change %llu cannot be opened", ch->collection,
+                       (unsigned long long)ch->seq);
         return LOOKALIKE_EIO;
     }
     pthread_rwlock_rdlock(&c->lock);
@@ -824,7 +814,7 @@ static int catch_up_locked(lookalike_svc_t *s, const lookalike_product_t *own, c
     float *vec = malloc(s->dim * sizeof *vec);
     int rc = 0;
     if (!ch || !vec) {
-        serr(err, errlen, "out of memory");
+        lookalike_errf(err, errlen, "out of memory");
         rc = LOOKALIKE_ENOMEM;
         goto out;
     }
@@ -951,7 +941,7 @@ static int mkdir_p(const char *path, char *err, size_t errlen)
 {
     char buf[4096];
     if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
-        serr(err, errlen, "data directory path too large");
+        lookalike_errf(err, errlen, "data directory path too large");
         return LOOKALIKE_ETOOLARGE;
     }
     for (char *q = buf + 1;; q++) {
@@ -959,7 +949,7 @@ static int mkdir_p(const char *path, char *err, size_t errlen)
             char saved = *q;
             *q = 0;
             if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
-                serr(err, errlen, "%s: %s", buf, strerror(errno));
+                lookalike_errf(err, errlen, "%s: %s", buf, strerror(errno));
                 return LOOKALIKE_EIO;
             }
             *q = saved;
@@ -985,7 +975,7 @@ lookalike_svc_t *lookalike_svc_open(const lookalike_svc_opts_t *opts, char *err,
     lookalike_collection_t *cols = NULL;
     size_t ncols = 0;
     if (!s) {
-        serr(err, errlen, "out of memory");
+        lookalike_errf(err, errlen, "out of memory");
         return NULL;
     }
     pthread_mutex_init(&s->write_mu, NULL);
@@ -998,23 +988,23 @@ lookalike_svc_t *lookalike_svc_open(const lookalike_svc_opts_t *opts, char *err,
         goto fail;
     char e[512];
     if (embed_image_global_init("lookalike", 1, e, sizeof e) != 0) {
-        serr(err, errlen, "image pipeline: %s", e);
+        lookalike_errf(err, errlen, "image pipeline: %s", e);
         goto fail;
     }
     embed_model_options mo = {.threads = opts->embed_threads, .reference = 0};
     if (!(s->model = embed_model_load(opts->model_path, &mo, e, sizeof e))) {
-        serr(err, errlen, "model %s: %s", opts->model_path, e);
+        lookalike_errf(err, errlen, "model %s: %s", opts->model_path, e);
         goto fail;
     }
     if (!(s->out_name = embed_model_default_output(s->model))) {
-        serr(err, errlen, "model %s: no embedding output (no \"embedding\" output, no final Gemm)",
-             opts->model_path);
+        lookalike_errf(err, errlen, "model %s: no embedding output (no \"embedding\" output, no final Gemm)",
+                       opts->model_path);
         goto fail;
     }
     long dim = embed_model_output_dim(s->model, s->out_name, e, sizeof e);
     if (dim < VINDEX_DIM_MIN || dim > VINDEX_DIM_MAX) {
-        serr(err, errlen, "model %s: embedding size %ld unusable: %s", opts->model_path, dim,
-             dim < 0 ? e : "");
+        lookalike_errf(err, errlen, "model %s: embedding size %ld unusable: %s", opts->model_path, dim,
+                       dim < 0 ? e : "");
         goto fail;
     }
     s->dim = (uint32_t)dim;
@@ -1034,7 +1024,7 @@ lookalike_svc_t *lookalike_svc_open(const lookalike_svc_opts_t *opts, char *err,
         goto fail;
     s->default_shards = opts->default_shards ? opts->default_shards : 1;
     if (s->default_shards > LOOKALIKE_SHARDS_MAX) {
-        serr(err, errlen, "default collection: shards must be 1..%d", LOOKALIKE_SHARDS_MAX);
+        lookalike_errf(err, errlen, "default collection: shards must be 1..%d", LOOKALIKE_SHARDS_MAX);
         goto fail;
     }
     if (lookalike_shard_key_parse(
@@ -1055,7 +1045,7 @@ lookalike_svc_t *lookalike_svc_open(const lookalike_svc_opts_t *opts, char *err,
             rc = lookalike_catalog_get_collection(s->cat, LOOKALIKE_DEFAULT_COLLECTION, &def, e, sizeof e);
     }
     if (rc != 0) {
-        serr(err, errlen, "default collection: %s", e);
+        lookalike_errf(err, errlen, "default collection: %s", e);
         goto fail;
     }
     if (lookalike_catalog_list_collections(s->cat, &cols, &ncols, err, errlen) != 0)
@@ -1103,7 +1093,7 @@ int lookalike_svc_follow(lookalike_svc_t *s, char *err, size_t errlen)
     if (!s->shared || s->tailer_started)
         return 0;
     if (pthread_create(&s->tailer, NULL, tailer_main, s) != 0) {
-        serr(err, errlen, "cannot start the change-log tailer");
+        lookalike_errf(err, errlen, "cannot start the change-log tailer");
         return -1;
     }
     s->tailer_started = 1;
@@ -1225,7 +1215,7 @@ int lookalike_svc_create_collection(lookalike_svc_t *s, json_t *spec, json_t **o
     const char *key;
     json_t *v;
     if (!json_is_object(spec)) {
-        serr(err, errlen, "the request body must be a JSON object");
+        lookalike_errf(err, errlen, "the request body must be a JSON object");
         return LOOKALIKE_EINVAL;
     }
     json_object_foreach(spec, key, v)
@@ -1234,26 +1224,26 @@ int lookalike_svc_create_collection(lookalike_svc_t *s, json_t *spec, json_t **o
         while (i < sizeof allowed / sizeof *allowed && strcmp(allowed[i], key) != 0)
             i++;
         if (i == sizeof allowed / sizeof *allowed) {
-            serr(err, errlen, "unknown field \"%s\"", key);
+            lookalike_errf(err, errlen, "unknown field \"%s\"", key);
             return LOOKALIKE_EINVAL;
         }
     }
     const char *name = json_string_value(json_object_get(spec, "name"));
     if (!name || !lookalike_collection_name_valid(name)) {
-        serr(err, errlen, "field \"name\": expected 1..64 of A-Z a-z 0-9 _ -");
+        lookalike_errf(err, errlen, "field \"name\": expected 1..64 of A-Z a-z 0-9 _ -");
         return LOOKALIKE_EINVAL;
     }
     lookalike_collection_t col;
     collection_defaults(s, &col, name);
     if ((v = json_object_get(spec, "model")) &&
         (!json_is_string(v) || strcmp(json_string_value(v), s->model_name) != 0)) {
-        serr(err, errlen, "field \"model\": this server runs \"%s\" only", s->model_name);
+        lookalike_errf(err, errlen, "field \"model\": this server runs \"%s\" only", s->model_name);
         return LOOKALIKE_EINVAL;
     }
     if ((v = json_object_get(spec, "metric"))) {
         const char *m = json_string_value(v);
         if (!m || (strcmp(m, "cosine") && strcmp(m, "l2") && strcmp(m, "ip"))) {
-            serr(err, errlen, "field \"metric\": expected \"cosine\", \"l2\" or \"ip\"");
+            lookalike_errf(err, errlen, "field \"metric\": expected \"cosine\", \"l2\" or \"ip\"");
             return LOOKALIKE_EINVAL;
         }
         snprintf(col.metric, sizeof col.metric, "%s", m);
@@ -1266,7 +1256,7 @@ int lookalike_svc_create_collection(lookalike_svc_t *s, json_t *spec, json_t **o
         kind = json_string_value(v);
         if (!kind || (strcmp(kind, "hnsw") && strcmp(kind, "flat"))) {
             json_decref(params);
-            serr(err, errlen, "field \"index\": expected \"hnsw\" or \"flat\"");
+            lookalike_errf(err, errlen, "field \"index\": expected \"hnsw\" or \"flat\"");
             return LOOKALIKE_EINVAL;
         }
     }
@@ -1280,8 +1270,8 @@ int lookalike_svc_create_collection(lookalike_svc_t *s, json_t *spec, json_t **o
             continue;
         if (!json_is_integer(v) || json_integer_value(v) < ints[i].lo || json_integer_value(v) > ints[i].hi) {
             json_decref(params);
-            serr(err, errlen, "field \"%s\": expected an integer in %lld..%lld", ints[i].name, ints[i].lo,
-                 ints[i].hi);
+            lookalike_errf(err, errlen, "field \"%s\": expected an integer in %lld..%lld", ints[i].name,
+                           ints[i].lo, ints[i].hi);
             return LOOKALIKE_EINVAL;
         }
         json_object_set(params, ints[i].name, v);
@@ -1291,7 +1281,8 @@ int lookalike_svc_create_collection(lookalike_svc_t *s, json_t *spec, json_t **o
         if (!json_is_integer(v) || json_integer_value(v) < 1 ||
             json_integer_value(v) > LOOKALIKE_SHARDS_MAX) {
             json_decref(params);
-            serr(err, errlen, "field \"shards\": expected an integer in 1..%d", LOOKALIKE_SHARDS_MAX);
+            lookalike_errf(err, errlen, "field \"shards\": expected an integer in 1..%d",
+                           LOOKALIKE_SHARDS_MAX);
             return LOOKALIKE_EINVAL;
         }
         json_object_set(params, "shards", v);
@@ -1300,7 +1291,7 @@ int lookalike_svc_create_collection(lookalike_svc_t *s, json_t *spec, json_t **o
         lookalike_shard_key_t key;
         if (lookalike_shard_key_parse(json_string_value(v), &key, err, errlen) != 0) {
             json_decref(params);
-            serr(err, errlen, "field \"shard_key\": expected \"category\" or \"id\"");
+            lookalike_errf(err, errlen, "field \"shard_key\": expected \"category\" or \"id\"");
             return LOOKALIKE_EINVAL;
         }
         json_object_set(params, "shard_key", v);
@@ -1342,14 +1333,15 @@ static void write_prepare(lookalike_svc_t *s, svc_coll_t *c, lookalike_svc_write
     *vec = NULL;
     w->rc = 0;
     if (w->mode == LOOKALIKE_PUT_INSERT && !w->image && !p->vector) {
-        serr(err, errlen, "a new product needs a photo (the \"image\" part) or a \"vector\"");
+        lookalike_errf(err, errlen, "a new product needs a photo (the \"image\" part) or a \"vector\"");
         w->rc = LOOKALIKE_EINVAL;
     } else if (p->vector && p->vector_dim != c->info.dim) {
-        serr(err, errlen, "field \"vector\": expected %u numbers (the collection's dimension), got %u",
-             c->info.dim, p->vector_dim);
+        lookalike_errf(err, errlen,
+                       "field \"vector\": expected %u numbers (the collection's dimension), got %u",
+                       c->info.dim, p->vector_dim);
         w->rc = LOOKALIKE_EINVAL;
     } else if (w->image && w->image_len > LOOKALIKE_IMAGE_MAX) {
-        serr(err, errlen, "image too large (at most %d bytes)", LOOKALIKE_IMAGE_MAX);
+        lookalike_errf(err, errlen, "image too large (at most %d bytes)", LOOKALIKE_IMAGE_MAX);
         w->rc = LOOKALIKE_ETOOLARGE;
     } else {
         w->rc = lookalike_product_validate(p, err, errlen);
@@ -1358,7 +1350,7 @@ static void write_prepare(lookalike_svc_t *s, svc_coll_t *c, lookalike_svc_write
         return;
     if (p->vector || w->image) {
         if (!(*vec = malloc(s->dim * sizeof **vec))) {
-            serr(err, errlen, "out of memory");
+            lookalike_errf(err, errlen, "out of memory");
             w->rc = LOOKALIKE_ENOMEM;
             return;
         }
@@ -1392,7 +1384,8 @@ static void write_keep_photo(lookalike_svc_t *s, const char *coll, lookalike_svc
         old.ndominant_colours = 0;
         lookalike_product_release(&old);
     } else if (!vec) {
-        serr(w->err, sizeof w->err, "a new product needs a photo (the \"image\" part) or a \"vector\"");
+        lookalike_errf(w->err, sizeof w->err,
+                       "a new product needs a photo (the \"image\" part) or a \"vector\"");
         w->rc = LOOKALIKE_EINVAL;
     }
 }
@@ -1463,7 +1456,8 @@ int lookalike_svc_put_many(lookalike_svc_t *s, const char *coll, lookalike_svc_w
     if (!c || !mine) {
         for (size_t i = 0; i < n; i++) {
             w[i].rc = c ? LOOKALIKE_ENOMEM : LOOKALIKE_ENOTFOUND;
-            serr(w[i].err, sizeof w[i].err, c ? "out of memory" : "no collection named \"%s\"", coll);
+            lookalike_errf(w[i].err, sizeof w[i].err, c ? "out of memory" : "no collection named \"%s\"",
+                           coll);
         }
         free(mine);
         return c ? LOOKALIKE_ENOMEM : LOOKALIKE_ENOTFOUND;
@@ -1531,7 +1525,7 @@ int lookalike_svc_put(lookalike_svc_t *s, const char *coll, lookalike_product_t 
     lookalike_svc_write_t w = {.p = p, .mode = mode, .image = image, .image_len = image_len};
     int rc = lookalike_svc_put_many(s, coll, &w, 1);
     if (rc != 0)
-        serr(err, errlen, "%s", w.err);
+        lookalike_errf(err, errlen, "%s", w.err);
     return rc;
 }
 
@@ -1540,7 +1534,7 @@ int lookalike_svc_delete(lookalike_svc_t *s, const char *coll, const char *id, u
 {
     svc_coll_t *c = svc_coll_find(s, coll);
     if (!c) {
-        serr(err, errlen, "no collection named \"%s\"", coll);
+        lookalike_errf(err, errlen, "no collection named \"%s\"", coll);
         return LOOKALIKE_ENOTFOUND;
     }
     pthread_mutex_lock(&s->write_mu);
@@ -1600,7 +1594,7 @@ int lookalike_svc_image(lookalike_svc_t *s, const char *coll, const char *id, vo
         snprintf(sha, sizeof sha, "%s", h);
     json_decref(prod);
     if (!sha[0]) {
-        serr(err, errlen, "no product \"%s\" with a photo in \"%s\"", id, coll);
+        lookalike_errf(err, errlen, "no product \"%s\" with a photo in \"%s\"", id, coll);
         return LOOKALIKE_ENOTFOUND;
     }
     return lookalike_catalog_get_image(s->cat, sha, data, len, err, errlen);
@@ -1610,7 +1604,7 @@ int lookalike_svc_list(lookalike_svc_t *s, const char *coll, const char *cursor,
                        char *err, size_t errlen)
 {
     if (!svc_coll_find(s, coll)) {
-        serr(err, errlen, "no collection named \"%s\"", coll);
+        lookalike_errf(err, errlen, "no collection named \"%s\"", coll);
         return LOOKALIKE_ENOTFOUND;
     }
     lookalike_product_t *ps = calloc(limit, sizeof *ps);

@@ -4,20 +4,9 @@
 #include "lookalike/service_internal.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static void serr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static double mono_s(void)
 {
@@ -45,14 +34,15 @@ static int on_header(void *ud, uint64_t seq, const char *shards, uint32_t ncolle
     (void)ncollections;
     lookalike_shard_set_format(&l->s->held, held, sizeof held);
     if (strcmp(shards, held) != 0) {
-        serr(l->err, l->errlen, "it was made for shards \"%s\" and this node holds \"%s\"", shards, held);
+        lookalike_errf(l->err, l->errlen, "it was made for shards \"%s\" and this node holds \"%s\"", shards,
+                       held);
         return 1;
     }
     if (seq > atomic_load(&l->s->catalog_seq)) {
-        serr(l->err, l->errlen,
-             "it is at seq %" PRIu64 " and the catalogue only at %" PRIu64
-             " (another or a restored database?)",
-             seq, atomic_load(&l->s->catalog_seq));
+        lookalike_errf(l->err, l->errlen,
+                       "it is at seq %" PRIu64 " and the catalogue only at %" PRIu64
+                       " (another or a restored database?)",
+                       seq, atomic_load(&l->s->catalog_seq));
         return 1;
     }
     l->seq = seq;
@@ -65,7 +55,8 @@ static int on_collection(void *ud, const char *name, uint32_t nshards, uint32_t 
     (void)nrecords;
     l->c = svc_coll_find(l->s, name);
     if (!l->c || l->c->nshards != nshards || l->c->shard_key != (lookalike_shard_key_t)key) {
-        serr(l->err, l->errlen, "collection %s is not in the catalogue as the snapshot has it", name);
+        lookalike_errf(l->err, l->errlen, "collection %s is not in the catalogue as the snapshot has it",
+                       name);
         return -1;
     }
     return 0;
@@ -77,7 +68,7 @@ static int on_record(void *ud, uint64_t doc_id, const char *json, size_t len)
     lookalike_product_t p;
     char e[512];
     if (lookalike_product_parse(json, len, LOOKALIKE_PRODUCT_STORED, &p, e, sizeof e) != 0) {
-        serr(l->err, l->errlen, "record of doc %" PRIu64 ": %s", doc_id, e);
+        lookalike_errf(l->err, l->errlen, "record of doc %" PRIu64 ": %s", doc_id, e);
         return -1;
     }
     p.doc_id = doc_id;
@@ -85,7 +76,7 @@ static int on_record(void *ud, uint64_t doc_id, const char *json, size_t len)
     const float *v = NULL;
     int rc = 0;
     if (!u) {
-        serr(l->err, l->errlen, "product %s is in a shard this node does not hold", p.id);
+        lookalike_errf(l->err, l->errlen, "product %s is in a shard this node does not hold", p.id);
         rc = -1;
     } else if (!vindex_contains(u->vx, doc_id)) {
         /* The vector index was made durable before the snapshot was written; one that lacks
@@ -100,7 +91,7 @@ static int on_record(void *ud, uint64_t doc_id, const char *json, size_t len)
     }
     l->applied = 1;
     if (rc == 0 && svc_coll_apply(l->c, &p, v, e, sizeof e) != 0) {
-        serr(l->err, l->errlen, "product %s: %s", p.id, e);
+        lookalike_errf(l->err, l->errlen, "product %s: %s", p.id, e);
         rc = -1;
     }
     lookalike_product_release(&p);
@@ -115,7 +106,7 @@ int svc_snapshot_load(lookalike_svc_t *s, char *err, size_t errlen)
     load_t l = {.s = s, .err = err, .errlen = errlen};
     static const lookalike_snap_visitor_t v = {on_header, on_collection, on_record};
     if (!(l.vec = malloc(s->dim * sizeof *l.vec))) {
-        serr(err, errlen, "out of memory");
+        lookalike_errf(err, errlen, "out of memory");
         return -1;
     }
     double t0 = mono_s();
@@ -157,7 +148,7 @@ int svc_snapshot_write(lookalike_svc_t *s, char *err, size_t errlen)
             svc_shard_t *sh = s->colls[i]->shards[u];
             char verr[512];
             if (sh && vindex_sync(sh->vx, verr, sizeof verr) != 0) {
-                serr(err, errlen, "collection %s shard %u: %s", s->colls[i]->info.name, u, verr);
+                lookalike_errf(err, errlen, "collection %s shard %u: %s", s->colls[i]->info.name, u, verr);
                 rc = LOOKALIKE_EIO;
             }
         }

@@ -2,19 +2,8 @@
  * lookalike.h, section shards). */
 #include "lookalike/lookalike.h"
 
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void serr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 int lookalike_shard_key_parse(const char *name, lookalike_shard_key_t *out, char *err, size_t errlen)
 {
@@ -23,7 +12,7 @@ int lookalike_shard_key_parse(const char *name, lookalike_shard_key_t *out, char
     else if (name && strcmp(name, "id") == 0)
         *out = LOOKALIKE_SHARD_KEY_ID;
     else {
-        serr(err, errlen, "shard key: expected \"category\" or \"id\"");
+        lookalike_errf(err, errlen, "shard key: expected \"category\" or \"id\"");
         return LOOKALIKE_EINVAL;
     }
     return 0;
@@ -92,7 +81,7 @@ int lookalike_shard_set_parse(const char *spec, lookalike_shard_set_t *out, char
 {
     memset(out, 0, sizeof *out);
     if (!spec || !*spec) {
-        serr(err, errlen, "shards: expected \"all\" or a list such as \"0,1\" or \"0-3\"");
+        lookalike_errf(err, errlen, "shards: expected \"all\" or a list such as \"0,1\" or \"0-3\"");
         return LOOKALIKE_EINVAL;
     }
     if (strcmp(spec, "all") == 0) {
@@ -110,8 +99,8 @@ int lookalike_shard_set_parse(const char *spec, lookalike_shard_set_t *out, char
             ok = parse_number(&p, &hi) == 0 && hi >= lo;
         }
         if (!ok || (*p != ',' && *p != '\0')) {
-            serr(err, errlen, "shards: \"%.40s\" is not a shard number (0..%d) or range (\"0-3\")", item,
-                 LOOKALIKE_SHARDS_MAX - 1);
+            lookalike_errf(err, errlen, "shards: \"%.40s\" is not a shard number (0..%d) or range (\"0-3\")",
+                           item, LOOKALIKE_SHARDS_MAX - 1);
             memset(out, 0, sizeof *out);
             return LOOKALIKE_EINVAL;
         }

@@ -3,19 +3,8 @@
 #include "lookalike/lookalike.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void serr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* A JSON integer in 0..max into *out. */
 static int get_u64(json_t *v, uint64_t max, uint64_t *out)
@@ -44,19 +33,19 @@ int lookalike_wire_hits_decode(json_t *arr, uint32_t nshards, size_t cap, lookal
     *out = NULL;
     *n = 0;
     if (!json_is_array(arr)) {
-        serr(err, errlen, "hits: expected an array");
+        lookalike_errf(err, errlen, "hits: expected an array");
         return LOOKALIKE_EINVAL;
     }
     size_t len = json_array_size(arr);
     if (len > cap) {
-        serr(err, errlen, "hits: too large (%zu, at most %zu)", len, cap);
+        lookalike_errf(err, errlen, "hits: too large (%zu, at most %zu)", len, cap);
         return LOOKALIKE_ETOOLARGE;
     }
     if (!len)
         return 0;
     lookalike_shard_hit_t *h = malloc(len * sizeof *h);
     if (!h) {
-        serr(err, errlen, "out of memory");
+        lookalike_errf(err, errlen, "out of memory");
         return LOOKALIKE_ENOMEM;
     }
     for (size_t i = 0; i < len; i++) {
@@ -67,7 +56,8 @@ int lookalike_wire_hits_decode(json_t *arr, uint32_t nshards, size_t cap, lookal
             get_float(json_array_get(e, 1), &h[i].score) ||
             get_u64(json_array_get(e, 2), nshards ? nshards - 1 : 0, &shard)) {
             free(h);
-            serr(err, errlen, "hits[%zu]: expected [doc_id, score, shard] with shard < %u", i, nshards);
+            lookalike_errf(err, errlen, "hits[%zu]: expected [doc_id, score, shard] with shard < %u", i,
+                           nshards);
             return LOOKALIKE_EINVAL;
         }
         h[i].shard = (uint32_t)shard;
@@ -98,30 +88,31 @@ int lookalike_wire_stats_decode(json_t *o, lookalike_bm25_stats_t *out, char *er
     if (!json_is_object(o) || get_u64(json_object_get(o, "docs"), UINT32_MAX, &out->docs) ||
         !json_is_array(len) || json_array_size(len) != LOOKALIKE_FIELD_COUNT || !json_is_array(df) ||
         json_array_size(df) > LOOKALIKE_BM25_QUERY_WORDS || !json_is_array(prefix)) {
-        serr(err, errlen,
-             "text statistics: expected {\"docs\", \"total_len\": [%d], \"df\": [at most %d], "
-             "\"prefix\": [...]}",
-             LOOKALIKE_FIELD_COUNT, LOOKALIKE_BM25_QUERY_WORDS);
+        lookalike_errf(err, errlen,
+                       "text statistics: expected {\"docs\", \"total_len\": [%d], \"df\": [at most %d], "
+                       "\"prefix\": [...]}",
+                       LOOKALIKE_FIELD_COUNT, LOOKALIKE_BM25_QUERY_WORDS);
         return LOOKALIKE_EINVAL;
     }
     for (int f = 0; f < LOOKALIKE_FIELD_COUNT; f++)
         if (get_u64(json_array_get(len, (size_t)f), INT64_MAX, &out->total_len[f])) {
-            serr(err, errlen, "text statistics: total_len[%d] is not a count", f);
+            lookalike_errf(err, errlen, "text statistics: total_len[%d] is not a count", f);
             return LOOKALIKE_EINVAL;
         }
     out->nwords = (uint32_t)json_array_size(df);
     for (uint32_t i = 0; i < out->nwords; i++)
         if (get_u64(json_array_get(df, i), out->docs, &out->df[i])) {
-            serr(err, errlen, "text statistics: df[%u] is not a count of at most docs", i);
+            lookalike_errf(err, errlen, "text statistics: df[%u] is not a count of at most docs", i);
             return LOOKALIKE_EINVAL;
         }
     size_t np = json_array_size(prefix);
     if (np > LOOKALIKE_BM25_PREFIX_MAX) {
-        serr(err, errlen, "text statistics: prefix too large (at most %d)", LOOKALIKE_BM25_PREFIX_MAX);
+        lookalike_errf(err, errlen, "text statistics: prefix too large (at most %d)",
+                       LOOKALIKE_BM25_PREFIX_MAX);
         return LOOKALIKE_ETOOLARGE;
     }
     if (np && !(out->prefix = calloc(np, sizeof *out->prefix))) {
-        serr(err, errlen, "out of memory");
+        lookalike_errf(err, errlen, "out of memory");
         return LOOKALIKE_ENOMEM;
     }
     for (size_t i = 0; i < np; i++) {
@@ -132,8 +123,8 @@ int lookalike_wire_stats_decode(json_t *o, lookalike_bm25_stats_t *out, char *er
             strlen(term) != json_string_length(json_array_get(e, 0)) ||
             get_u64(json_array_get(e, 1), out->docs, &out->prefix[i].df)) {
             lookalike_bm25_stats_release(out);
-            serr(err, errlen, "text statistics: prefix[%zu]: expected [\"term\" (1..%d bytes), df]", i,
-                 LOOKALIKE_TOKEN_MAX);
+            lookalike_errf(err, errlen, "text statistics: prefix[%zu]: expected [\"term\" (1..%d bytes), df]",
+                           i, LOOKALIKE_TOKEN_MAX);
             return LOOKALIKE_EINVAL;
         }
         memcpy(out->prefix[i].term, term, strlen(term) + 1);
@@ -158,12 +149,12 @@ json_t *lookalike_wire_stats_encode(const lookalike_bm25_stats_t *st)
 int lookalike_wire_vector_decode(json_t *arr, float *out, uint32_t dim, char *err, size_t errlen)
 {
     if (!json_is_array(arr) || json_array_size(arr) != dim) {
-        serr(err, errlen, "vector: expected an array of %u numbers", dim);
+        lookalike_errf(err, errlen, "vector: expected an array of %u numbers", dim);
         return LOOKALIKE_EINVAL;
     }
     for (uint32_t i = 0; i < dim; i++)
         if (get_float(json_array_get(arr, i), &out[i])) {
-            serr(err, errlen, "vector[%u]: expected a finite number", i);
+            lookalike_errf(err, errlen, "vector[%u]: expected a finite number", i);
             return LOOKALIKE_EINVAL;
         }
     return 0;
@@ -189,21 +180,22 @@ static int facets_check(json_t *o, char *err, size_t errlen)
 {
     uint64_t n;
     if (!json_is_object(o) || get_u64(json_object_get(o, "total"), INT64_MAX / 2, &n)) {
-        serr(err, errlen, "facets: expected an object with a \"total\" count");
+        lookalike_errf(err, errlen, "facets: expected an object with a \"total\" count");
         return LOOKALIKE_EINVAL;
     }
     for (size_t g = 0; g < NGROUPS; g++) {
         json_t *grp = json_object_get(o, facet_groups[g]), *v;
         const char *k;
         if (!json_is_object(grp) || json_object_size(grp) > FACET_NAMES_MAX) {
-            serr(err, errlen, "facets.%s: expected an object of at most %d counts", facet_groups[g],
-                 FACET_NAMES_MAX);
+            lookalike_errf(err, errlen, "facets.%s: expected an object of at most %d counts", facet_groups[g],
+                           FACET_NAMES_MAX);
             return LOOKALIKE_EINVAL;
         }
         json_object_foreach(grp, k, v)
         {
             if (get_u64(v, INT64_MAX / 2, &n)) {
-                serr(err, errlen, "facets.%s: the count of \"%.64s\" is not a count", facet_groups[g], k);
+                lookalike_errf(err, errlen, "facets.%s: the count of \"%.64s\" is not a count",
+                               facet_groups[g], k);
                 return LOOKALIKE_EINVAL;
             }
         }
@@ -212,7 +204,7 @@ static int facets_check(json_t *o, char *err, size_t errlen)
     float lo, hi;
     if (!json_is_null(price) && (!json_is_object(price) || get_float(json_object_get(price, "min"), &lo) ||
                                  get_float(json_object_get(price, "max"), &hi))) {
-        serr(err, errlen, "facets.price: expected null or {\"min\", \"max\"}");
+        lookalike_errf(err, errlen, "facets.price: expected null or {\"min\", \"max\"}");
         return LOOKALIKE_EINVAL;
     }
     return 0;
@@ -234,7 +226,7 @@ int lookalike_wire_facets_add(json_t *into, json_t *from, char *err, size_t errl
             json_t *have = json_object_get(dst, k);
             json_int_t sum = json_integer_value(v) + (have ? json_integer_value(have) : 0);
             if (json_object_set_new(dst, k, json_integer(sum)) != 0) {
-                serr(err, errlen, "out of memory");
+                lookalike_errf(err, errlen, "out of memory");
                 return LOOKALIKE_ENOMEM;
             }
         }
@@ -290,28 +282,30 @@ int lookalike_wire_node_decode(json_t *o, lookalike_node_info_t *out, char *err,
     const char *shards = json_string_value(json_object_get(o, "shards"));
     json_t *ready = json_object_get(o, "ready");
     if (!json_is_object(o) || !lookalike_node_name_valid(name)) {
-        serr(err, errlen, "node: \"name\" must be 1..%d of A-Z a-z 0-9 . _ -", LOOKALIKE_NODE_NAME_MAX);
+        lookalike_errf(err, errlen, "node: \"name\" must be 1..%d of A-Z a-z 0-9 . _ -",
+                       LOOKALIKE_NODE_NAME_MAX);
         return LOOKALIKE_EINVAL;
     }
     if (!url || strlen(url) > LOOKALIKE_NODE_URL_MAX || strncmp(url, "http://", 7) != 0) {
-        serr(err, errlen, "node %s: \"url\" must be an http:// URL of at most %d bytes", name,
-             LOOKALIKE_NODE_URL_MAX);
+        lookalike_errf(err, errlen, "node %s: \"url\" must be an http:// URL of at most %d bytes", name,
+                       LOOKALIKE_NODE_URL_MAX);
         return LOOKALIKE_EINVAL;
     }
     char e[128];
     if (!shards || lookalike_shard_set_parse(shards, &out->shards, e, sizeof e) != 0) {
-        serr(err, errlen, "node %s: \"shards\": %s", name, shards ? e : "expected a string");
+        lookalike_errf(err, errlen, "node %s: \"shards\": %s", name, shards ? e : "expected a string");
         return LOOKALIKE_EINVAL;
     }
     if (get_u64(json_object_get(o, "applied_seq"), INT64_MAX, &out->applied_seq) ||
         get_u64(json_object_get(o, "catalog_seq"), INT64_MAX, &out->catalog_seq) || !json_is_boolean(ready)) {
-        serr(err, errlen,
-             "node %s: expected \"applied_seq\" and \"catalog_seq\" counts and a \"ready\" boolean", name);
+        lookalike_errf(err, errlen,
+                       "node %s: expected \"applied_seq\" and \"catalog_seq\" counts and a \"ready\" boolean",
+                       name);
         return LOOKALIKE_EINVAL;
     }
     if (opt_number(o, "requests_per_s", 0, &out->requests_per_s) ||
         opt_number(o, "p50_ms", -1, &out->p50_ms) || opt_number(o, "p99_ms", -1, &out->p99_ms)) {
-        serr(err, errlen, "node %s: requests_per_s, p50_ms and p99_ms must be numbers", name);
+        lookalike_errf(err, errlen, "node %s: requests_per_s, p50_ms and p99_ms must be numbers", name);
         return LOOKALIKE_EINVAL;
     }
     snprintf(out->name, sizeof out->name, "%s", name);

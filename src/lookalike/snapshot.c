@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -26,16 +25,6 @@ struct lookalike_snap_writer {
     uint64_t records_left; /* records still to come in the current block */
     int failed;
 };
-
-static void serr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static void put_u32(uint8_t *b, uint32_t v)
 {
@@ -69,7 +58,7 @@ static int w_bytes(lookalike_snap_writer_t *w, const void *p, size_t n, char *er
 {
     if (w->failed || fwrite(p, 1, n, w->f) != n) {
         if (!w->failed)
-            serr(err, errlen, "%s: %s", w->tmp, strerror(errno));
+            lookalike_errf(err, errlen, "%s: %s", w->tmp, strerror(errno));
         w->failed = 1;
         return LOOKALIKE_EIO;
     }
@@ -95,7 +84,7 @@ lookalike_snap_writer_t *lookalike_snap_begin(const char *path, uint64_t applied
 {
     size_t sl = strlen(shards);
     if (sl < 1 || sl > SNAP_SHARDS_TEXT_MAX || ncollections > SNAP_COLLECTIONS_MAX) {
-        serr(err, errlen, "snapshot: shard set text or collection count out of range");
+        lookalike_errf(err, errlen, "snapshot: shard set text or collection count out of range");
         return NULL;
     }
     lookalike_snap_writer_t *w = calloc(1, sizeof *w);
@@ -103,11 +92,11 @@ lookalike_snap_writer_t *lookalike_snap_begin(const char *path, uint64_t applied
         if (w)
             w->tmp = NULL;
         lookalike_snap_abort(w);
-        serr(err, errlen, "out of memory");
+        lookalike_errf(err, errlen, "out of memory");
         return NULL;
     }
     if (!(w->f = fopen(w->tmp, "wb"))) {
-        serr(err, errlen, "%s: %s", w->tmp, strerror(errno));
+        lookalike_errf(err, errlen, "%s: %s", w->tmp, strerror(errno));
         lookalike_snap_abort(w);
         return NULL;
     }
@@ -132,7 +121,7 @@ int lookalike_snap_collection(lookalike_snap_writer_t *w, const char *name, uint
     size_t n = strlen(name);
     if (w->records_left || !w->colls_left || n < 1 || n > LOOKALIKE_COLLECTION_NAME_MAX || nshards < 1 ||
         nshards > LOOKALIKE_SHARDS_MAX || shard_key > 1) {
-        serr(err, errlen, "snapshot: collection block out of order or out of range");
+        lookalike_errf(err, errlen, "snapshot: collection block out of order or out of range");
         w->failed = 1;
         return LOOKALIKE_EINVAL;
     }
@@ -151,7 +140,7 @@ int lookalike_snap_record(lookalike_snap_writer_t *w, uint64_t doc_id, const cha
                           char *err, size_t errlen)
 {
     if (!w->records_left || len < 1 || len > LOOKALIKE_SNAP_RECORD_MAX) {
-        serr(err, errlen, "snapshot: record out of order or out of range");
+        lookalike_errf(err, errlen, "snapshot: record out of order or out of range");
         w->failed = 1;
         return LOOKALIKE_EINVAL;
     }
@@ -184,8 +173,9 @@ int lookalike_snap_commit(lookalike_snap_writer_t *w, char *err, size_t errlen)
 {
     int rc = 0;
     if (!w->failed && (w->colls_left || w->records_left)) {
-        serr(err, errlen, "snapshot: %u collection blocks and %llu records announced but not written",
-             w->colls_left, (unsigned long long)w->records_left);
+        lookalike_errf(err, errlen,
+                       "snapshot: %u collection blocks and %llu records announced but not written",
+                       w->colls_left, (unsigned long long)w->records_left);
         rc = LOOKALIKE_EINVAL;
         goto out;
     }
@@ -194,14 +184,14 @@ int lookalike_snap_commit(lookalike_snap_writer_t *w, char *err, size_t errlen)
     if (w->failed || fwrite(digest, 1, sizeof digest, w->f) != sizeof digest || fflush(w->f) != 0 ||
         fsync(fileno(w->f)) != 0) {
         if (!w->failed)
-            serr(err, errlen, "%s: %s", w->tmp, strerror(errno));
+            lookalike_errf(err, errlen, "%s: %s", w->tmp, strerror(errno));
         rc = LOOKALIKE_EIO;
         goto out;
     }
     FILE *f = w->f;
     w->f = NULL;
     if (fclose(f) != 0 || rename(w->tmp, w->path) != 0 || fsync_dir_of(w->path) != 0) {
-        serr(err, errlen, "%s: %s", w->path, strerror(errno));
+        lookalike_errf(err, errlen, "%s: %s", w->path, strerror(errno));
         rc = LOOKALIKE_EIO;
         goto out;
     }
@@ -221,12 +211,12 @@ static int walk(const uint8_t *buf, size_t len, const lookalike_snap_visitor_t *
     uint32_t ncoll = get_u32(buf + 12), sl = get_u32(buf + 24);
     char shards[SNAP_SHARDS_TEXT_MAX + 1];
     if (get_u32(buf + 8) != SNAP_VERSION) {
-        serr(err, errlen, "snapshot corrupt: unknown version %u", get_u32(buf + 8));
+        lookalike_errf(err, errlen, "snapshot corrupt: unknown version %u", get_u32(buf + 8));
         return LOOKALIKE_EINVAL;
     }
     if (ncoll > SNAP_COLLECTIONS_MAX || sl < 1 || sl > SNAP_SHARDS_TEXT_MAX || sl > end - at ||
         memchr(buf + at, '\0', sl)) {
-        serr(err, errlen, "snapshot corrupt: header out of range");
+        lookalike_errf(err, errlen, "snapshot corrupt: header out of range");
         return LOOKALIKE_EINVAL;
     }
     memcpy(shards, buf + at, sl);
@@ -239,7 +229,7 @@ static int walk(const uint8_t *buf, size_t len, const lookalike_snap_visitor_t *
         char name[LOOKALIKE_COLLECTION_NAME_MAX + 1];
         size_t n = at < end ? buf[at] : 0;
         if (n < 1 || n > LOOKALIKE_COLLECTION_NAME_MAX || 17 + n > end - at) {
-            serr(err, errlen, "snapshot corrupt: collection block %u at offset %zu", c, at);
+            lookalike_errf(err, errlen, "snapshot corrupt: collection block %u at offset %zu", c, at);
             return LOOKALIKE_EINVAL;
         }
         memcpy(name, buf + at + 1, n);
@@ -248,7 +238,7 @@ static int walk(const uint8_t *buf, size_t len, const lookalike_snap_visitor_t *
         uint64_t nrec = get_u64(buf + at + 9 + n);
         if (!lookalike_collection_name_valid(name) || nshards < 1 || nshards > LOOKALIKE_SHARDS_MAX ||
             key > 1 || nrec > (end - at) / 12) {
-            serr(err, errlen, "snapshot corrupt: collection block %u at offset %zu", c, at);
+            lookalike_errf(err, errlen, "snapshot corrupt: collection block %u at offset %zu", c, at);
             return LOOKALIKE_EINVAL;
         }
         at += 17 + n;
@@ -256,15 +246,15 @@ static int walk(const uint8_t *buf, size_t len, const lookalike_snap_visitor_t *
             return rc;
         for (uint64_t r = 0; r < nrec; r++) {
             if (end - at < 12) {
-                serr(err, errlen, "snapshot corrupt: record %llu of %s at offset %zu", (unsigned long long)r,
-                     name, at);
+                lookalike_errf(err, errlen, "snapshot corrupt: record %llu of %s at offset %zu",
+                               (unsigned long long)r, name, at);
                 return LOOKALIKE_EINVAL;
             }
             uint64_t doc = get_u64(buf + at);
             uint32_t jl = get_u32(buf + at + 8);
             if (jl < 1 || jl > LOOKALIKE_SNAP_RECORD_MAX || jl > end - at - 12) {
-                serr(err, errlen, "snapshot corrupt: record %llu of %s at offset %zu", (unsigned long long)r,
-                     name, at);
+                lookalike_errf(err, errlen, "snapshot corrupt: record %llu of %s at offset %zu",
+                               (unsigned long long)r, name, at);
                 return LOOKALIKE_EINVAL;
             }
             if (v && v->record && (rc = v->record(ud, doc, (const char *)buf + at + 12, jl)) != 0)
@@ -273,7 +263,7 @@ static int walk(const uint8_t *buf, size_t len, const lookalike_snap_visitor_t *
         }
     }
     if (at != end) {
-        serr(err, errlen, "snapshot corrupt: %zu bytes after the last block", end - at);
+        lookalike_errf(err, errlen, "snapshot corrupt: %zu bytes after the last block", end - at);
         return LOOKALIKE_EINVAL;
     }
     return 0;
@@ -283,7 +273,7 @@ int lookalike_snap_parse(const uint8_t *buf, size_t len, const lookalike_snap_vi
                          char *err, size_t errlen)
 {
     if (len < SNAP_HEADER + SNAP_TRAILER || memcmp(buf, SNAP_MAGIC, 8) != 0) {
-        serr(err, errlen, "snapshot corrupt: not a node snapshot (magic or size)");
+        lookalike_errf(err, errlen, "snapshot corrupt: not a node snapshot (magic or size)");
         return LOOKALIKE_EINVAL;
     }
     uint8_t digest[32];
@@ -292,7 +282,7 @@ int lookalike_snap_parse(const uint8_t *buf, size_t len, const lookalike_snap_vi
     lookalike_sha256_update(&sha, buf, len - SNAP_TRAILER);
     lookalike_sha256_final(&sha, digest);
     if (memcmp(digest, buf + len - SNAP_TRAILER, SNAP_TRAILER) != 0) {
-        serr(err, errlen, "snapshot corrupt: checksum mismatch (a torn or damaged file)");
+        lookalike_errf(err, errlen, "snapshot corrupt: checksum mismatch (a torn or damaged file)");
         return LOOKALIKE_EINVAL;
     }
     int rc = walk(buf, len, NULL, NULL, err, errlen);
@@ -304,26 +294,26 @@ int lookalike_snap_load(const char *path, const lookalike_snap_visitor_t *v, voi
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        serr(err, errlen, "%s: %s", path, strerror(errno));
+        lookalike_errf(err, errlen, "%s: %s", path, strerror(errno));
         return errno == ENOENT ? LOOKALIKE_ENOTFOUND : LOOKALIKE_EIO;
     }
     struct stat st;
     uint8_t *buf = NULL;
     int rc = LOOKALIKE_EIO;
     if (fstat(fd, &st) != 0 || st.st_size < 0) {
-        serr(err, errlen, "%s: %s", path, strerror(errno));
+        lookalike_errf(err, errlen, "%s: %s", path, strerror(errno));
         goto out;
     }
     size_t len = (size_t)st.st_size, got = 0;
     if (!(buf = malloc(len ? len : 1))) {
-        serr(err, errlen, "%s: out of memory", path);
+        lookalike_errf(err, errlen, "%s: out of memory", path);
         rc = LOOKALIKE_ENOMEM;
         goto out;
     }
     while (got < len) {
         ssize_t r = read(fd, buf + got, len - got);
         if (r <= 0) {
-            serr(err, errlen, "%s: %s", path, r < 0 ? strerror(errno) : "shorter than its size");
+            lookalike_errf(err, errlen, "%s: %s", path, r < 0 ? strerror(errno) : "shorter than its size");
             goto out;
         }
         got += (size_t)r;
