@@ -96,6 +96,9 @@ enum {
 /* Formats a message into err[errlen], as every function here fills its caller's error buffer;
  * nothing when err is NULL or errlen is 0 (errf.c). */
 void lookalike_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* 0 when every key of object o is one of allowed[0..n); else LOOKALIKE_EINVAL with "unknown
+ * field \"KEY\"" (json_keys.c). */
+int lookalike_json_only_keys(json_t *o, const char *const *allowed, size_t n, char *err, size_t errlen);
 
 /* ---- text analysis (text.c) ---- */
 

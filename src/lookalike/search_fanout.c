@@ -359,7 +359,7 @@ int lookalike_svc_search(lookalike_svc_t *s, const char *coll, json_t *query, co
     json_t **prods = NULL, *body = NULL;
     float weights[SIG_COUNT] = {1, 1, 1, 1};
     long long k = 10, offset = 0, min_seq = 0;
-    const char *product_id = NULL, *key;
+    const char *product_id = NULL;
     uint8_t held[LOOKALIKE_SHARDS_MAX], need[LOOKALIKE_SHARDS_MAX], missing[LOOKALIKE_SHARDS_MAX] = {0};
     json_t *v, *filters = NULL;
     int rc = 0;
@@ -372,16 +372,8 @@ int lookalike_svc_search(lookalike_svc_t *s, const char *coll, json_t *query, co
         lookalike_errf(err, errlen, "the query must be a JSON object");
         return LOOKALIKE_EINVAL;
     }
-    json_object_foreach(query, key, v)
-    {
-        size_t i = 0;
-        while (i < sizeof allowed / sizeof *allowed && strcmp(allowed[i], key) != 0)
-            i++;
-        if (i == sizeof allowed / sizeof *allowed) {
-            lookalike_errf(err, errlen, "unknown field \"%s\"", key);
-            return LOOKALIKE_EINVAL;
-        }
-    }
+    if (lookalike_json_only_keys(query, allowed, sizeof allowed / sizeof *allowed, err, errlen) != 0)
+        return LOOKALIKE_EINVAL;
     if ((v = json_object_get(query, "text")) && !json_is_null(v)) {
         if (!(p.text = json_string_value(v))) {
             lookalike_errf(err, errlen, "field \"text\": expected a string");

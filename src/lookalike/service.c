@@ -1212,22 +1212,13 @@ int lookalike_svc_create_collection(lookalike_svc_t *s, json_t *spec, json_t **o
 {
     static const char *const allowed[] = {"name",      "metric", "index",  "M",        "ef_construction",
                                           "ef_search", "model",  "shards", "shard_key"};
-    const char *key;
     json_t *v;
     if (!json_is_object(spec)) {
         lookalike_errf(err, errlen, "the request body must be a JSON object");
         return LOOKALIKE_EINVAL;
     }
-    json_object_foreach(spec, key, v)
-    {
-        size_t i = 0;
-        while (i < sizeof allowed / sizeof *allowed && strcmp(allowed[i], key) != 0)
-            i++;
-        if (i == sizeof allowed / sizeof *allowed) {
-            lookalike_errf(err, errlen, "unknown field \"%s\"", key);
-            return LOOKALIKE_EINVAL;
-        }
-    }
+    if (lookalike_json_only_keys(spec, allowed, sizeof allowed / sizeof *allowed, err, errlen) != 0)
+        return LOOKALIKE_EINVAL;
     const char *name = json_string_value(json_object_get(spec, "name"));
     if (!name || !lookalike_collection_name_valid(name)) {
         lookalike_errf(err, errlen, "field \"name\": expected 1..64 of A-Z a-z 0-9 _ -");
